@@ -1,0 +1,199 @@
+"""Turning a raw reply into a usable one: JSON extraction, schema and tool-call checks, one repair.
+
+Every backend (HTTP client, scripted and dry-run models) runs replies through
+``complete_with_repair`` so that callers see one policy: a reply that cannot be used is
+sent back once with the reason, and a second failure raises ``ModelOutputError``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+
+from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.errors import ModelOutputError
+from dialforge.model.messages import AssistantMessage, Message, UserMessage
+from dialforge.model.tools import ToolSpec
+
+Send = Callable[[Sequence[Message]], Awaitable[Completion]]
+RecordProblem = Callable[[str], None]
+
+_FENCE_OPEN = "```"
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class OutputProblem:
+    kind: str
+    detail: str
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a reply: bare, inside a code fence, or the first one embedded in prose."""
+    stripped = text.strip()
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        pass
+    candidates = []
+    if _FENCE_OPEN in stripped:
+        for block in stripped.split(_FENCE_OPEN)[1::2]:
+            body = block.split("\n", 1)[1] if block.startswith(("json", "JSON")) and "\n" in block else block
+            candidates.append(body.strip())
+    candidates.append(stripped)
+    for candidate in candidates:
+        for start, char in enumerate(candidate):
+            if char in "{[":
+                try:
+                    value, _ = _DECODER.raw_decode(candidate, start)
+                    return value
+                except json.JSONDecodeError:
+                    continue
+    raise ValueError("the reply contains no complete JSON value")
+
+
+@lru_cache(maxsize=512)
+def _validator(schema_json: bytes) -> Draft202012Validator:
+    return Draft202012Validator(orjson.loads(schema_json))
+
+
+def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
+    """Human-readable reasons ``value`` does not satisfy ``schema`` (empty when it does)."""
+    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    problems = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        problems.append(f"at {where}: {error.message}")
+    return problems
+
+
+def parse_structured(completion: Completion, schema: ResponseSchema) -> Any:
+    """The reply's JSON value checked against the schema; raises ``ValueError`` naming the problem."""
+    if not completion.content or not completion.content.strip():
+        raise ValueError("the reply is empty")
+    value = extract_json(completion.content)
+    violations = schema_violations(value, schema.json_schema)
+    if violations:
+        raise ValueError("the JSON does not satisfy the schema: " + "; ".join(violations[:5]))
+    return value
+
+
+def output_problem(
+    completion: Completion,
+    *,
+    tools: Sequence[ToolSpec] | None,
+    tool_choice: ToolChoice | None,
+    response_format: ResponseSchema | None,
+) -> OutputProblem | None:
+    """Why the reply cannot be used, or ``None``; sets ``completion.parsed`` for structured replies."""
+    if response_format is not None:
+        try:
+            completion.parsed = parse_structured(completion, response_format)
+        except ValueError as exc:
+            kind = "schema_mismatch" if "schema" in str(exc) else "invalid_json"
+            if completion.finish_reason == "length":
+                kind = "truncated"
+            return OutputProblem(kind, str(exc))
+        return None
+    if completion.tool_calls:
+        known = {tool.name for tool in tools or ()}
+        if tool_choice == "none":
+            return OutputProblem("unexpected_tool_call", "tools were not to be called in this reply")
+        for call in completion.tool_calls:
+            if call.name not in known:
+                return OutputProblem(
+                    "unknown_tool", f"there is no tool named {call.name!r}; the tools are {sorted(known)}"
+                )
+            try:
+                call.parsed_arguments()
+            except ValueError as exc:
+                return OutputProblem("bad_arguments", str(exc))
+        return None
+    if tool_choice not in (None, "auto", "none"):
+        return OutputProblem("missing_tool_call", f"a tool call was required (tool_choice={tool_choice!r})")
+    if not (completion.content and completion.content.strip()):
+        kind = "truncated" if completion.finish_reason == "length" else "empty"
+        return OutputProblem(kind, "the reply has no text and no tool call")
+    return None
+
+
+def json_instruction(schema: ResponseSchema) -> str:
+    """The prompt-only way to ask for JSON, for servers without structured-output support."""
+    return (
+        "Reply with a single JSON value and nothing else: no prose, no code fences. "
+        f"It must satisfy this JSON schema (named {schema.name!r}):\n"
+        + json.dumps(schema.json_schema, ensure_ascii=False, sort_keys=True)
+    )
+
+
+def with_instruction(messages: Sequence[Message], instruction: str) -> list[Message]:
+    """Append an instruction for the model, keeping user/assistant alternation intact.
+
+    Appending (rather than editing the system prompt) keeps the earlier prompt a cacheable prefix.
+    """
+    out = list(messages)
+    if out and isinstance(out[-1], UserMessage):
+        out[-1] = UserMessage(content=f"{out[-1].content}\n\n{instruction}")
+    else:
+        out.append(UserMessage(content=instruction))
+    return out
+
+
+def _echo_of(completion: Completion) -> AssistantMessage:
+    """The unusable reply as plain assistant text, safe for any chat template to render."""
+    parts = [completion.content or ""]
+    for call in completion.tool_calls:
+        parts.append(f"[call {call.name} with arguments {call.function.arguments}]")
+    return AssistantMessage(content="\n".join(p for p in parts if p) or "(empty reply)")
+
+
+def _repair_instruction(problem: OutputProblem, response_format: ResponseSchema | None) -> str:
+    if response_format is not None:
+        return f"Your previous reply could not be used: {problem.detail}. " + json_instruction(response_format)
+    if problem.kind in {"unknown_tool", "bad_arguments"}:
+        return (
+            f"That tool call could not be executed: {problem.detail}. Call one of the available tools "
+            "again through the tool-calling interface, with arguments as a JSON object that matches "
+            "its parameters, or answer in text if no tool fits."
+        )
+    return f"Your previous reply could not be used: {problem.detail}. Please reply again."
+
+
+async def complete_with_repair(
+    send: Send,
+    messages: Sequence[Message],
+    *,
+    tools: Sequence[ToolSpec] | None,
+    tool_choice: ToolChoice | None,
+    response_format: ResponseSchema | None,
+    record: RecordProblem,
+    model_name: str,
+) -> Completion:
+    """Send, check the reply, and on a problem send once more with the reason appended.
+
+    ``record`` is told the kind of every problem seen (and ``"repaired"`` on a successful repair),
+    so accounting can report them. The returned usage covers both calls.
+    """
+    first = await send(messages)
+    problem = output_problem(first, tools=tools, tool_choice=tool_choice, response_format=response_format)
+    if problem is None:
+        return first
+    record(problem.kind)
+    repair = [*messages, _echo_of(first), UserMessage(content=_repair_instruction(problem, response_format))]
+    second = await send(repair)
+    second.usage = first.usage + second.usage
+    again = output_problem(second, tools=tools, tool_choice=tool_choice, response_format=response_format)
+    if again is None:
+        record("repaired")
+        return second
+    record(again.kind)
+    raise ModelOutputError(
+        f"model {model_name!r} gave an unusable reply twice: {problem.detail}; after repair: {again.detail}",
+        kind=again.kind,
+    )
