@@ -17,6 +17,10 @@ class ModelRequestRejected(ModelError):
 
     kind = "rejected"
 
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class ModelUnavailable(ModelError):
     """Transient failures (429, 5xx, timeouts, resets, broken bodies) outlasted every retry."""

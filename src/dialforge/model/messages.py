@@ -83,10 +83,25 @@ def parse_messages(raw: list[dict[str, Any]]) -> list[Message]:
 
 
 def to_openai(message: Message, *, keep_reasoning: bool = False) -> dict[str, Any]:
-    """The message as an OpenAI chat-completions request dict (``None`` fields left out)."""
-    data = message.model_dump(exclude_none=True)
-    if not keep_reasoning:
-        data.pop("reasoning", None)
-    if message.role == "assistant" and "content" not in data:
-        data["content"] = None
-    return data
+    """The message as an OpenAI chat-completions request dict.
+
+    Written out by hand rather than with ``model_dump``: it runs for every message of every
+    request, and is several times cheaper this way.
+    """
+    if isinstance(message, AssistantMessage):
+        data: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if message.tool_calls:
+            data["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+                for call in message.tool_calls
+            ]
+        if keep_reasoning and message.reasoning is not None:
+            data["reasoning"] = message.reasoning
+        return data
+    if isinstance(message, ToolMessage):
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "name": message.name, "content": message.content}
+    return {"role": message.role, "content": message.content}

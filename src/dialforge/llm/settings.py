@@ -1,0 +1,121 @@
+"""How each role reaches its model: per-role settings inherited from ``default``.
+
+Generator, user simulator, agent, tool simulator and judge may each use a different model,
+endpoint pool, temperature and token budget; anything a role leaves out comes from ``default``,
+and the environment may override base URLs and model names (``DIALFORGE_BASE_URL``,
+``DIALFORGE_MODEL``, or per role ``DIALFORGE_AGENT_BASE_URL``...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dialforge.errors import ConfigError
+from dialforge.llm.completion import ROLES, Role
+
+StructuredOutput = Literal["auto", "native", "prompt"]
+
+
+class ModelSettings(BaseModel):
+    """How one role reaches its model. Every field may be left out and inherited from ``default``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    base_urls: list[str] | None = Field(default=None, description="one model served by several replicas")
+    api_key_env: str | None = Field(default=None, description="name of the environment variable with the key")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0, description="in-flight requests per base URL")
+    timeout_s: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    structured_output: StructuredOutput | None = None
+    extra_body: dict[str, Any] | None = Field(default=None, description="merged into every request body")
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _one_url_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str] | None) -> list[str] | None:
+        for url in urls or []:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"base URL {url!r} must start with http:// or https:// (e.g. http://localhost:8000/v1)"
+                )
+        return [url.rstrip("/") for url in urls] if urls else urls
+
+
+class ResolvedModelSettings(BaseModel):
+    """A role's settings after inheritance and environment overrides; nothing left unknown."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    model: str
+    base_urls: tuple[str, ...]
+    api_key_env: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    max_concurrency: int = 64
+    timeout_s: float = 300.0
+    max_retries: int = 6
+    structured_output: StructuredOutput = "auto"
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    def api_key(self) -> str | None:
+        """The key from the environment; a named but unset variable is an error, not a silent None."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"models.{self.role}.api_key_env names {self.api_key_env!r}, but that environment variable "
+                f"is not set; export {self.api_key_env}=... or remove api_key_env for servers without auth"
+            )
+        return key
+
+
+class ModelsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: ModelSettings = Field(default_factory=ModelSettings)
+    generator: ModelSettings = Field(default_factory=ModelSettings)
+    user: ModelSettings = Field(default_factory=ModelSettings)
+    agent: ModelSettings = Field(default_factory=ModelSettings)
+    tool: ModelSettings = Field(default_factory=ModelSettings)
+    judge: ModelSettings = Field(default_factory=ModelSettings)
+
+    def is_configured(self) -> bool:
+        """Whether every role has a model and an endpoint (after environment overrides)."""
+        try:
+            for role in ROLES:
+                self.resolve(role)
+        except ConfigError:
+            return False
+        return True
+
+    def resolve(self, role: Role, environ: Mapping[str, str] | None = None) -> ResolvedModelSettings:
+        env = os.environ if environ is None else environ
+        merged: dict[str, Any] = {}
+        for layer in (self.default, getattr(self, role)):
+            merged.update(layer.model_dump(exclude_none=True))
+        for prefix in ("DIALFORGE_", f"DIALFORGE_{role.upper()}_"):
+            if url := env.get(f"{prefix}BASE_URL"):
+                merged["base_urls"] = ModelSettings(base_urls=url.split(",")).base_urls
+            if model := env.get(f"{prefix}MODEL"):
+                merged["model"] = model
+        missing = [key for key in ("model", "base_urls") if not merged.get(key)]
+        if missing:
+            raise ConfigError(
+                f"models.{role}: no {' and no '.join(missing)} configured; set them under models.default "
+                f"or models.{role} (or DIALFORGE_BASE_URL / DIALFORGE_MODEL), or use --dry-run"
+            )
+        merged["base_urls"] = tuple(merged["base_urls"])
+        return ResolvedModelSettings(role=role, **merged)

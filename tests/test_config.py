@@ -1,0 +1,91 @@
+"""Configuration errors name the file, the key path and the fix; secrets stay in the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialforge.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_roles_inherit_from_default_and_override_per_role(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+models:
+  default: {model: qwen3-8b, base_urls: "http://localhost:8000/v1/", temperature: 0.7, max_concurrency: 128}
+  judge: {model: gpt-4.1, base_urls: [https://api.openai.com/v1], api_key_env: OPENAI_API_KEY, temperature: 0}
+prices:
+  gpt-4.1: {prompt_per_million: 2.0, completion_per_million: 8.0}
+""",
+        )
+    )
+    agent = config.models.resolve("agent", environ={})
+    judge = config.models.resolve("judge", environ={})
+    assert (agent.model, agent.base_urls, agent.temperature, agent.max_concurrency) == (
+        "qwen3-8b",
+        ("http://localhost:8000/v1",),
+        0.7,
+        128,
+    )
+    assert (judge.model, judge.temperature, judge.api_key_env) == ("gpt-4.1", 0, "OPENAI_API_KEY")
+    assert config.prices["gpt-4.1"].completion_per_million == 8.0
+
+
+def test_environment_overrides_base_url_and_model_globally_and_per_role(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "models:\n  default: {model: a, base_urls: http://x/v1}\n"))
+    env = {"DIALFORGE_BASE_URL": "http://r1/v1,http://r2/v1", "DIALFORGE_USER_MODEL": "small"}
+    assert config.models.resolve("agent", env).base_urls == ("http://r1/v1", "http://r2/v1")
+    assert config.models.resolve("user", env).model == "small"
+    assert config.models.resolve("agent", env).model == "a"
+
+
+def test_every_invalid_key_is_reported_with_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  agent: {temperature: hot, max_concurrencyy: 3}\nsed: 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    text = str(error.value)
+    assert str(path) in text
+    assert "models.agent.temperature: Input should be a valid number" in text and "'hot'" in text
+    assert "models.agent.max_concurrencyy: unknown key" in text
+    assert "sed: unknown key" in text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+: expected"):
+        load_config(write(tmp_path, "models:\n  default: {model: [unclosed\n"))
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_base_url_without_scheme_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must start with http"):
+        load_config(write(tmp_path, "models:\n  default: {base_urls: localhost:8000}\n"))
+
+
+def test_role_without_endpoint_says_how_to_fix(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "models:\n  default: {model: a}\n"))
+    assert not config.models.is_configured()
+    with pytest.raises(ConfigError, match=r"models.agent: no base_urls configured.*--dry-run"):
+        config.models.resolve("agent", environ={})
+
+
+def test_api_key_is_read_from_the_named_variable_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(write(tmp_path, "models:\n  default: {model: a, base_urls: http://x/v1, api_key_env: K}\n"))
+    settings = config.models.resolve("agent", environ={})
+    monkeypatch.delenv("K", raising=False)
+    with pytest.raises(ConfigError, match="'K', but that environment variable is not set"):
+        settings.api_key()
+    monkeypatch.setenv("K", "sk-test")
+    assert settings.api_key() == "sk-test"
