@@ -50,7 +50,8 @@ def test_well_formed_dialogue_with_parallel_calls_is_accepted() -> None:
 
 
 def test_duplicate_tool_call_ids_are_rejected() -> None:
-    messages = answered(call("a")) + [
+    messages = [
+        *answered(call("a")),
         UserMessage(content="And again?"),
         AssistantMessage(tool_calls=[call("a")]),
         ToolMessage(tool_call_id="a", name="get_order", content="{}"),
