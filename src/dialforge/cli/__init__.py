@@ -1,0 +1,1 @@
+"""The ``dialforge`` command line."""

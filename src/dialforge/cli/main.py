@@ -1,0 +1,170 @@
+"""The ``dialforge`` command line (contract in DESIGN.md): parse, call into the library, print."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="dialforge",
+    help="Generate multi-turn, tool-use dialogue datasets for training LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+tools_app = typer.Typer(help="Build and check the SQL tools a domain offers.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+
+
+class Executor(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class ExportFormat(StrEnum):
+    openai = "openai"
+    trl = "trl"
+    sharegpt = "sharegpt"
+    hermes = "hermes"
+
+
+class Reasoning(StrEnum):
+    none = "none"
+    field = "field"
+    think = "think"
+
+
+def not_implemented(command: str, topic: str) -> NoReturn:
+    """Exit 2 with one line on stderr: the command is part of the contract but not built yet."""
+    typer.echo(f"dialforge {command} is not implemented yet; it arrives with the {topic} work", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="the run configuration (YAML)")],
+    out: Annotated[Path | None, typer.Option("--out", help="run directory; running again resumes it")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="generate at most N dialogues")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="dialogues in flight")] = None,
+    executor: Annotated[Executor, typer.Option("--executor", help="where dialogues run")] = Executor.local,
+) -> None:
+    """Generate (or resume) a dataset as the config describes."""
+    not_implemented("run", "runner")
+
+
+@tools_app.command("scaffold")
+def tools_scaffold(
+    db: Annotated[Path, typer.Option("--db", help="the SQLite database")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="where to write tools.json")] = None,
+) -> None:
+    """Write deterministic SQL tools for every table of a database schema."""
+    not_implemented("tools scaffold", "SQL tools")
+
+
+@tools_app.command("check")
+def tools_check(
+    tools: Annotated[Path, typer.Argument(help="the tools file (JSON)")],
+    db: Annotated[Path, typer.Option("--db", help="the SQLite database")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Validate and trial-execute SQL tools; exit 1 if any is invalid."""
+    not_implemented("tools check", "SQL tools")
+
+
+@app.command()
+def extend(
+    conversations: Annotated[Path, typer.Argument(help="existing conversations (JSONL)")],
+    config: Annotated[Path, typer.Option("--config", help="the run configuration (YAML)")],
+    out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
+) -> None:
+    """Continue existing conversations with new turns."""
+    not_implemented("extend", "conversation extension")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    dataset_format: Annotated[ExportFormat, typer.Option("--format", help="training data format")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the dataset")],
+    only_valid: Annotated[bool, typer.Option("--only-valid", help="skip dialogues the judge rejected")] = False,
+) -> None:
+    """Write a run's dialogues as a training dataset."""
+    not_implemented("export", "export")
+
+
+@app.command()
+def stats(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Summarize a run: dialogues, turns, tool calls, validity, usage and cost."""
+    not_implemented("stats", "statistics")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="the run directory")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the HTML report")],
+) -> None:
+    """Write an HTML report of a run."""
+    not_implemented("report", "HTML report")
+
+
+@app.command("mock-server")
+def mock_server(
+    host: Annotated[str, typer.Option("--host", help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port")] = 8000,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", min=0, help="delay before every reply")] = 200.0,
+    fault_rate: Annotated[
+        float, typer.Option("--fault-rate", min=0, max=1, help="chance a request gets a random fault")
+    ] = 0.0,
+    faults: Annotated[
+        str | None, typer.Option("--faults", help="comma list of fault kinds to draw from (default: all)")
+    ] = None,
+    reject_json_schema: Annotated[
+        bool, typer.Option("--reject-json-schema", help="refuse response_format json_schema, like servers without it")
+    ] = False,
+    reasoning: Annotated[
+        Reasoning, typer.Option("--reasoning", help="emit reasoning as reasoning_content, inline <think>, or not")
+    ] = Reasoning.none,
+    retry_after: Annotated[float, typer.Option("--retry-after", min=0, help="seconds a 429 asks to wait")] = 1.0,
+    slow_seconds: Annotated[float, typer.Option("--slow-seconds", min=0, help="delay of the slow fault")] = 30.0,
+    model_name: Annotated[str, typer.Option("--model-name", help="the model name served")] = "mock-model",
+    seed: Annotated[int, typer.Option("--seed", help="seed of the dry-run replies and random faults")] = 0,
+    script: Annotated[
+        Path | None, typer.Option("--script", exists=True, dir_okay=False, help="JSONL of replies served in order")
+    ] = None,
+) -> None:
+    """Serve an OpenAI-compatible chat endpoint with latency and fault injection, for testing clients."""
+    from dialforge.mock_server import Fault, MockServerSettings, serve
+    from dialforge.mock_server.faults import parse_faults
+
+    try:
+        kinds = parse_faults(faults.split(",")) if faults is not None else tuple(Fault)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from None
+    settings = MockServerSettings(
+        model_name=model_name,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        faults=kinds,
+        reject_json_schema=reject_json_schema,
+        reasoning=reasoning.value,
+        retry_after=retry_after,
+        slow_seconds=slow_seconds,
+        seed=seed,
+        script=script,
+    )
+    try:
+        serve(settings, host, port, on_ready=lambda url: print(f"mock-server listening on {url}", flush=True))
+    except OSError as exc:
+        typer.echo(f"mock-server cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+if __name__ == "__main__":
+    app(prog_name="dialforge")

@@ -1,0 +1,252 @@
+"""A deterministic offline chat model: plausible replies with no server, for dry runs and benchmarks.
+
+Every reply is a pure function of the request (model seed, request seed, messages and tool
+names), so a resumed run reproduces the content it had before. Replies are shaped like a real
+model's: schema-valid JSON for ``response_format``, tool calls with schema-valid arguments, or a
+few readable sentences, and an ``auto`` tool loop always ends in text within four rounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from time import perf_counter
+
+import orjson
+
+from dialforge.llm.accounting import UsageLedger
+from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.errors import ModelError, ModelRequestRejected
+from dialforge.llm.json_schema_sampler import sample_json
+from dialforge.llm.structured import complete_with_repair
+from dialforge.model.messages import MESSAGE_LIST, Message, ToolCall, ToolMessage, UserMessage
+from dialforge.model.tools import ToolSpec
+from dialforge.model.usage import Usage
+
+CHARS_PER_TOKEN = 4
+MAX_TOOL_ROUNDS = 3
+"""An ``auto`` reply calls a tool only while fewer tool results than a random cap in 0..3 follow
+the last user message, so the fourth round at the latest answers in text."""
+PARALLEL_CALL_CHANCE = 0.25
+
+_OPENERS = (
+    "I have checked",
+    "I looked into",
+    "I can help with",
+    "I have updated",
+    "I confirmed",
+    "I reviewed",
+)
+_OBJECTS = (
+    "the order details",
+    "your account",
+    "the booking",
+    "the latest status",
+    "the available options",
+    "the refund request",
+    "the delivery schedule",
+    "your reservation",
+)
+_TAILS = ("", " for you", " just now", " as requested")
+_TOOL_SENTENCES = (
+    "The {} tool returned what I needed.",
+    "According to {}, everything is in order.",
+    "I used {} to look this up.",
+)
+_ACTIONS = (
+    "check the available tools first",
+    "confirm the details before acting",
+    "look up the records",
+    "keep the answer short",
+)
+
+
+class DryRunModel:
+    """Offline ``ChatModel`` whose replies depend only on the request and the seeds.
+
+    ``temperature`` is ignored on purpose: sampling noise would break reproducibility.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        name: str = "dry-run",
+        role: str = "default",
+        ledger: UsageLedger | None = None,
+        reasoning: bool = False,
+    ) -> None:
+        self.seed = seed
+        self.name = name
+        self.role = role
+        self.ledger = ledger
+        self.reasoning = reasoning
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: ToolChoice | None = None,
+        response_format: ResponseSchema | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        async def send(batch: Sequence[Message]) -> Completion:
+            completion = self.raw_completion(
+                batch,
+                tools=tools,
+                tool_choice=tool_choice,
+                response_format=response_format,
+                max_tokens=max_tokens,
+                seed=seed,
+            )
+            if self.ledger is not None:
+                self.ledger.record_call(self.role, self.name, completion.usage)
+            return completion
+
+        try:
+            return await complete_with_repair(
+                send,
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                response_format=response_format,
+                record=self._record_problem,
+                model_name=self.name,
+            )
+        except ModelError as exc:
+            if self.ledger is not None:
+                self.ledger.record_failure(self.role, self.name, exc.kind)
+            raise
+
+    def _record_problem(self, kind: str) -> None:
+        if self.ledger is not None:
+            self.ledger.record_output_problem(self.role, self.name, kind)
+
+    def raw_completion(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: ToolChoice | None = None,
+        response_format: ResponseSchema | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        """The reply before any checking: cheap, synchronous, no ledger (the mock server calls it).
+
+        Raises ``ModelRequestRejected`` where an OpenAI server answers 400: a tool call is
+        demanded but no tools, or no tool of the demanded name, are offered.
+        """
+        started = perf_counter()
+        rng = random.Random(self._request_seed(messages, tools, seed))
+        content: str | None = None
+        parsed = None
+        calls: list[ToolCall] = []
+        finish_reason = "stop"
+        if response_format is not None:
+            parsed = sample_json(response_format.json_schema, rng)
+            content = orjson.dumps(parsed).decode()
+        else:
+            calls = _tool_calls(rng, messages, tools or (), tool_choice)
+            if calls:
+                finish_reason = "tool_calls"
+            else:
+                content = _text(rng, messages)
+                if max_tokens is not None and len(content) > max_tokens * CHARS_PER_TOKEN:
+                    content = content[: max_tokens * CHARS_PER_TOKEN]
+                    finish_reason = "length"
+        reasoning = _thought(rng) if self.reasoning else None
+        call_chars = sum(len(call.function.name) + len(call.function.arguments) for call in calls)
+        usage = Usage(
+            calls=1,
+            prompt_tokens=_prompt_chars(messages) // CHARS_PER_TOKEN,
+            completion_tokens=(len(content or "") + call_chars) // CHARS_PER_TOKEN,
+            reasoning_tokens=len(reasoning or "") // CHARS_PER_TOKEN,
+            seconds=perf_counter() - started,
+        )
+        return Completion(
+            content=content,
+            tool_calls=calls,
+            reasoning=reasoning,
+            finish_reason=finish_reason,
+            model=self.name,
+            usage=usage,
+            parsed=parsed,
+        )
+
+    def _request_seed(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        seed: int | None,
+    ) -> int:
+        digest = hashlib.blake2b(f"{self.seed}|{seed}|".encode(), digest_size=8)
+        digest.update(MESSAGE_LIST.dump_json(list(messages)))
+        for tool in tools or ():
+            digest.update(b"\0" + tool.name.encode())
+        return int.from_bytes(digest.digest(), "big")
+
+
+def _tool_calls(
+    rng: random.Random, messages: Sequence[Message], tools: Sequence[ToolSpec], tool_choice: ToolChoice | None
+) -> list[ToolCall]:
+    """The calls the reply makes (empty for a text reply), following ``tool_choice``."""
+    if tool_choice == "none":
+        return []
+    if tool_choice in (None, "auto"):
+        if not tools or _tool_results_since_user(messages) >= rng.randint(0, MAX_TOOL_ROUNDS):
+            return []
+        chosen = [rng.choice(tools)]
+    elif not tools:
+        raise ModelRequestRejected(f"tool_choice {tool_choice!r} needs tools but has none", status=400)
+    elif tool_choice == "required":
+        chosen = [rng.choice(tools)]
+        if rng.random() < PARALLEL_CALL_CHANCE:
+            chosen.append(rng.choice(tools))
+    else:
+        chosen = [tool for tool in tools if tool.name == tool_choice][:1]
+        if not chosen:
+            names = sorted(tool.name for tool in tools)
+            raise ModelRequestRejected(
+                f"tool_choice names {tool_choice!r}, which is not among the tools {names}", status=400
+            )
+    return [
+        ToolCall.make(f"call_{rng.getrandbits(48):012x}", tool.name, sample_json(tool.parameters, rng))
+        for tool in chosen
+    ]
+
+
+def _tool_results_since_user(messages: Sequence[Message]) -> int:
+    count = 0
+    for message in reversed(messages):
+        if isinstance(message, UserMessage):
+            break
+        if isinstance(message, ToolMessage):
+            count += 1
+    return count
+
+
+def _text(rng: random.Random, messages: Sequence[Message]) -> str:
+    """One to three short sentences, after one naming the tool whose result was just read."""
+    count = rng.randint(1, 3)
+    sentences = [f"{rng.choice(_OPENERS)} {rng.choice(_OBJECTS)}{rng.choice(_TAILS)}." for _ in range(count)]
+    if messages and isinstance(messages[-1], ToolMessage):
+        sentences.insert(0, rng.choice(_TOOL_SENTENCES).format(messages[-1].name))
+    return " ".join(sentences)
+
+
+def _thought(rng: random.Random) -> str:
+    return f"The user is asking about {rng.choice(_OBJECTS)}. I should {rng.choice(_ACTIONS)}."
+
+
+def _prompt_chars(messages: Sequence[Message]) -> int:
+    total = 0
+    for message in messages:
+        total += len(message.content or "")
+        for call in getattr(message, "tool_calls", None) or ():
+            total += len(call.function.name) + len(call.function.arguments)
+    return total
