@@ -184,14 +184,14 @@ async def test_a_new_user_message_restarts_the_tool_budget() -> None:
     assert any(reply.tool_calls for reply in replies)
 
 
-async def test_tool_choice_naming_an_unknown_tool_is_rejected() -> None:
-    with pytest.raises(ModelRequestRejected, match="cancel_order"):
+async def test_tool_choice_naming_an_unknown_tool_is_a_caller_error() -> None:
+    with pytest.raises(ValueError, match="cancel_order"):
         await DryRunModel().complete(conversation(), tools=TOOLS, tool_choice="cancel_order")
 
 
-async def test_required_tool_choice_without_tools_is_rejected() -> None:
+def test_required_tool_choice_without_tools_is_refused_like_a_server_would() -> None:
     with pytest.raises(ModelRequestRejected):
-        await DryRunModel().complete(conversation(), tool_choice="required")
+        DryRunModel().raw_completion(conversation(), tool_choice="required")
 
 
 def test_max_tokens_truncates_text_with_length_finish_reason() -> None:

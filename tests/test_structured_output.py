@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from dialforge.llm import Completion, ModelOutputError, ResponseSchema
+from dialforge.llm import Completion, ModelOutputError, ResponseSchema, UsageLedger
 from dialforge.llm.reasoning import split_reasoning
 from dialforge.llm.structured import complete_with_repair, extract_json, with_instruction
 from dialforge.model import AssistantMessage, Message, ToolCall, ToolMessage, ToolSpec, UserMessage
@@ -71,14 +71,21 @@ class Replies:
 
 
 async def repair(send: Replies, kinds: list[str], **kwargs: object) -> Completion:
+    """Run the repair policy; ``kinds`` receives the output problems the ledger counted, in order."""
+    ledger = UsageLedger()
     options = {"tools": None, "tool_choice": None, "response_format": None, **kwargs}
-    return await complete_with_repair(
-        send,
-        [UserMessage(content="go")],
-        record=kinds.append,
-        model_name="m",
-        **options,  # type: ignore[arg-type]
-    )
+    try:
+        return await complete_with_repair(
+            send,
+            [UserMessage(content="go")],
+            ledger=ledger,
+            role="agent",
+            model_name="m",
+            **options,  # type: ignore[arg-type]
+        )
+    finally:
+        counted = ledger.stats("agent", "m").output_problems
+        kinds.extend(kind for kind, times in counted.items() for _ in range(times))
 
 
 async def test_good_json_is_parsed_without_repair() -> None:
@@ -140,6 +147,7 @@ async def test_arguments_that_are_not_json_are_repaired() -> None:
         (Completion(content=""), {}, "empty"),
         (Completion(content="", finish_reason="length"), {}, "truncated"),
         (Completion(content="text"), {"tools": [TOOL], "tool_choice": "required"}, "missing_tool_call"),
+        (Completion(content="text"), {"tools": [TOOL], "tool_choice": "get_order"}, "missing_tool_call"),
         (
             Completion(tool_calls=[ToolCall.make("c", "get_order", {})]),
             {"tools": [TOOL], "tool_choice": "none"},
@@ -165,3 +173,39 @@ def test_instruction_joins_a_trailing_user_message_and_never_breaks_alternation(
         "JSON please",
     )
     assert [m.role for m in tool_last] == ["assistant", "tool", "user"]
+
+
+async def test_named_tool_choice_refuses_a_call_to_another_tool() -> None:
+    other = ToolSpec(name="get_customer", description="One customer.", parameters={"type": "object", "properties": {}})
+    kinds: list[str] = []
+    wrong = Completion(tool_calls=[ToolCall.make("c1", "get_customer", {})])
+    right = Completion(tool_calls=[ToolCall.make("c2", "get_order", {})])
+    completion = await repair(Replies(wrong, right), kinds, tools=[TOOL, other], tool_choice="get_order")
+    assert completion.tool_calls[0].name == "get_order"
+    assert kinds == ["wrong_tool", "repaired"]
+
+
+@pytest.mark.parametrize(("tools", "tool_choice"), [(None, "required"), ([TOOL], "requried"), ([TOOL], "cancel_order")])
+async def test_impossible_tool_choice_is_a_caller_error_before_any_call(tools: list | None, tool_choice: str) -> None:
+    send = Replies()
+    with pytest.raises(ValueError, match="tool_choice"):
+        await repair(send, [], tools=tools, tool_choice=tool_choice)
+    assert send.sent == []
+
+
+async def test_ledger_counts_calls_problems_and_final_failures() -> None:
+    ledger = UsageLedger()
+    empty = Completion(content="")
+    with pytest.raises(ModelOutputError):
+        await complete_with_repair(
+            Replies(empty, empty),
+            [UserMessage(content="go")],
+            tools=None,
+            tool_choice=None,
+            response_format=None,
+            ledger=ledger,
+            role="user",
+            model_name="m",
+        )
+    stats = ledger.stats("user", "m")
+    assert (stats.usage.calls, stats.output_problems["empty"], stats.failures["empty"]) == (2, 2, 1)

@@ -20,8 +20,7 @@ class Price(BaseModel):
 
     def cost(self, usage: Usage) -> float:
         return (
-            usage.prompt_tokens * self.prompt_per_million
-            + usage.completion_tokens * self.completion_per_million
+            usage.prompt_tokens * self.prompt_per_million + usage.completion_tokens * self.completion_per_million
         ) / 1e6
 
 

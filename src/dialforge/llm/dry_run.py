@@ -17,7 +17,7 @@ import orjson
 
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
-from dialforge.llm.errors import ModelError, ModelRequestRejected
+from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.json_schema_sampler import sample_json
 from dialforge.llm.structured import complete_with_repair
 from dialforge.model.messages import MESSAGE_LIST, Message, ToolCall, ToolMessage, UserMessage
@@ -103,28 +103,18 @@ class DryRunModel:
                 max_tokens=max_tokens,
                 seed=seed,
             )
-            if self.ledger is not None:
-                self.ledger.record_call(self.role, self.name, completion.usage)
             return completion
 
-        try:
-            return await complete_with_repair(
-                send,
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_format=response_format,
-                record=self._record_problem,
-                model_name=self.name,
-            )
-        except ModelError as exc:
-            if self.ledger is not None:
-                self.ledger.record_failure(self.role, self.name, exc.kind)
-            raise
-
-    def _record_problem(self, kind: str) -> None:
-        if self.ledger is not None:
-            self.ledger.record_output_problem(self.role, self.name, kind)
+        return await complete_with_repair(
+            send,
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_format=response_format,
+            ledger=self.ledger,
+            role=self.role,
+            model_name=self.name,
+        )
 
     def raw_completion(
         self,

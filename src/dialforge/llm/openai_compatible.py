@@ -21,7 +21,7 @@ from dialforge.llm._transport import BadResponse, HttpTransport
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
 from dialforge.llm.endpoint_pool import EndpointPool
-from dialforge.llm.errors import ModelError, ModelRequestRejected
+from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.reasoning import split_reasoning
 from dialforge.llm.settings import StructuredOutput
 from dialforge.llm.structured import complete_with_repair, json_instruction, with_instruction
@@ -126,22 +126,16 @@ class OpenAICompatible:
         async def send(conversation: Sequence[Message]) -> Completion:
             return await self._send(conversation, options, response_format)
 
-        try:
-            return await complete_with_repair(
-                send,
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_format=response_format,
-                record=self._record_problem,
-                model_name=self.name,
-            )
-        except ModelError as exc:
-            self._ledger.record_failure(self.role, self.name, exc.kind)
-            raise
-
-    def _record_problem(self, kind: str) -> None:
-        self._ledger.record_output_problem(self.role, self.name, kind)
+        return await complete_with_repair(
+            send,
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_format=response_format,
+            ledger=self._ledger,
+            role=self.role,
+            model_name=self.name,
+        )
 
     def _record_retry(self, kind: str) -> None:
         self._ledger.record_retry(self.role, self.name, kind)
@@ -204,5 +198,4 @@ class OpenAICompatible:
             raise
         if native:
             self._native_json = True
-        self._ledger.record_call(self.role, self.name, completion.usage)
         return completion

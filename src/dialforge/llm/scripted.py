@@ -127,28 +127,18 @@ class ScriptedModel:
                 )
             )
             completion = self.pop()
-            if self.ledger is not None:
-                self.ledger.record_call(self.role, self.name, completion.usage)
             return completion
 
-        try:
-            return await complete_with_repair(
-                send,
-                messages,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_format=response_format,
-                record=self._record_problem,
-                model_name=self.name,
-            )
-        except ModelError as exc:
-            if self.ledger is not None:
-                self.ledger.record_failure(self.role, self.name, exc.kind)
-            raise
-
-    def _record_problem(self, kind: str) -> None:
-        if self.ledger is not None:
-            self.ledger.record_output_problem(self.role, self.name, kind)
+        return await complete_with_repair(
+            send,
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_format=response_format,
+            ledger=self.ledger,
+            role=self.role,
+            model_name=self.name,
+        )
 
     def _add(self, reply: Reply, where: str) -> None:
         """Queue a reply, checked now so a bad script fails at load time, naming ``where``."""

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
+from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
-from dialforge.llm.errors import ModelOutputError
+from dialforge.llm.errors import ModelError, ModelOutputError
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.tools import ToolSpec
 
 Send = Callable[[Sequence[Message]], Awaitable[Completion]]
-RecordProblem = Callable[[str], None]
 
 _FENCE_OPEN = "```"
 _DECODER = json.JSONDecoder()
@@ -73,15 +73,33 @@ def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
     return problems
 
 
-def parse_structured(completion: Completion, schema: ResponseSchema) -> Any:
-    """The reply's JSON value checked against the schema; raises ``ValueError`` naming the problem."""
+def _structured_problem(completion: Completion, schema: ResponseSchema) -> OutputProblem | None:
+    """Parse the reply's JSON into ``completion.parsed``, or say why it cannot be."""
+    truncated = completion.finish_reason == "length"
     if not completion.content or not completion.content.strip():
-        raise ValueError("the reply is empty")
-    value = extract_json(completion.content)
+        return OutputProblem("truncated" if truncated else "empty", "the reply is empty")
+    try:
+        value = extract_json(completion.content)
+    except ValueError as exc:
+        return OutputProblem("truncated" if truncated else "invalid_json", str(exc))
     violations = schema_violations(value, schema.json_schema)
     if violations:
-        raise ValueError("the JSON does not satisfy the schema: " + "; ".join(violations[:5]))
-    return value
+        return OutputProblem("schema_mismatch", "the JSON does not satisfy the schema: " + "; ".join(violations[:5]))
+    completion.parsed = value
+    return None
+
+
+def check_tool_choice(tool_choice: ToolChoice | None, tools: Sequence[ToolSpec] | None) -> None:
+    """Refuse a ``tool_choice`` that no reply could satisfy: a caller's mistake, not the model's."""
+    if tool_choice in (None, "auto", "none"):
+        return
+    names = {tool.name for tool in tools or ()}
+    if not names:
+        raise ValueError(f"tool_choice={tool_choice!r} needs tools, but none were offered")
+    if tool_choice != "required" and tool_choice not in names:
+        raise ValueError(
+            f"tool_choice={tool_choice!r} is neither 'auto', 'none', 'required' nor one of the tools {sorted(names)}"
+        )
 
 
 def output_problem(
@@ -93,14 +111,7 @@ def output_problem(
 ) -> OutputProblem | None:
     """Why the reply cannot be used, or ``None``; sets ``completion.parsed`` for structured replies."""
     if response_format is not None:
-        try:
-            completion.parsed = parse_structured(completion, response_format)
-        except ValueError as exc:
-            kind = "schema_mismatch" if "schema" in str(exc) else "invalid_json"
-            if completion.finish_reason == "length":
-                kind = "truncated"
-            return OutputProblem(kind, str(exc))
-        return None
+        return _structured_problem(completion, response_format)
     if completion.tool_calls:
         known = {tool.name for tool in tools or ()}
         if tool_choice == "none":
@@ -110,6 +121,8 @@ def output_problem(
                 return OutputProblem(
                     "unknown_tool", f"there is no tool named {call.name!r}; the tools are {sorted(known)}"
                 )
+            if tool_choice not in (None, "auto", "required") and call.name != tool_choice:
+                return OutputProblem("wrong_tool", f"the tool {tool_choice!r} had to be called, not {call.name!r}")
             try:
                 call.parsed_arguments()
             except ValueError as exc:
@@ -172,28 +185,50 @@ async def complete_with_repair(
     tools: Sequence[ToolSpec] | None,
     tool_choice: ToolChoice | None,
     response_format: ResponseSchema | None,
-    record: RecordProblem,
+    ledger: UsageLedger | None,
+    role: str,
     model_name: str,
 ) -> Completion:
     """Send, check the reply, and on a problem send once more with the reason appended.
 
-    ``record`` is told the kind of every problem seen (and ``"repaired"`` on a successful repair),
-    so accounting can report them. The returned usage covers both calls.
+    This is every backend's accounting too: each reply's usage, each problem's kind (and
+    ``"repaired"`` after a successful repair) and each final failure go to ``ledger``. The
+    returned usage covers both calls.
     """
-    first = await send(messages)
-    problem = output_problem(first, tools=tools, tool_choice=tool_choice, response_format=response_format)
-    if problem is None:
-        return first
-    record(problem.kind)
-    repair = [*messages, _echo_of(first), UserMessage(content=_repair_instruction(problem, response_format))]
-    second = await send(repair)
-    second.usage = first.usage + second.usage
-    again = output_problem(second, tools=tools, tool_choice=tool_choice, response_format=response_format)
-    if again is None:
-        record("repaired")
-        return second
-    record(again.kind)
-    raise ModelOutputError(
-        f"model {model_name!r} gave an unusable reply twice: {problem.detail}; after repair: {again.detail}",
-        kind=again.kind,
-    )
+    check_tool_choice(tool_choice, tools)
+
+    async def counted(conversation: Sequence[Message]) -> Completion:
+        completion = await send(conversation)
+        if ledger is not None:
+            ledger.record_call(role, model_name, completion.usage)
+        return completion
+
+    def problem_seen(kind: str) -> None:
+        if ledger is not None:
+            ledger.record_output_problem(role, model_name, kind)
+
+    def check(completion: Completion) -> OutputProblem | None:
+        return output_problem(completion, tools=tools, tool_choice=tool_choice, response_format=response_format)
+
+    try:
+        first = await counted(messages)
+        problem = check(first)
+        if problem is None:
+            return first
+        problem_seen(problem.kind)
+        repair = [*messages, _echo_of(first), UserMessage(content=_repair_instruction(problem, response_format))]
+        second = await counted(repair)
+        second.usage = first.usage + second.usage
+        again = check(second)
+        if again is None:
+            problem_seen("repaired")
+            return second
+        problem_seen(again.kind)
+        raise ModelOutputError(
+            f"model {model_name!r} gave an unusable reply twice: {problem.detail}; after repair: {again.detail}",
+            kind=again.kind,
+        )
+    except ModelError as exc:
+        if ledger is not None:
+            ledger.record_failure(role, model_name, exc.kind)
+        raise
