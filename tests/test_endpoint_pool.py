@@ -98,3 +98,19 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     assert all(2 <= d <= 4 for d in delays[3:])
     assert policy.delay(0, 7.0, rng) == 7.0
     assert policy.delay(0, 1e6, rng) == policy.max_retry_after_s
+
+
+async def test_a_slot_freed_on_a_live_replica_is_used_while_another_replica_rests() -> None:
+    pool = EndpointPool(["http://live/v1", "http://sick/v1"], 1, failures_before_cooldown=1, cooldown_s=30)
+    _, sick = pool.endpoints
+    pool.record_failure(sick)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def use(seconds: float) -> str:
+        async with pool.lease() as endpoint:
+            await asyncio.sleep(seconds)
+            return endpoint.base_url
+
+    assert await asyncio.gather(use(0.05), use(0)) == ["http://live/v1", "http://live/v1"]
+    assert loop.time() - started < 1, "the second request waited for the live slot, not the 30 s rest"

@@ -490,6 +490,7 @@ async def test_a_growing_conversation_reuses_its_prefix(
     assert reuse["requests_compared"] == 3
     assert reuse["mean_ratio"] > 0.9
     assert reuse["chars_weighted_ratio"] > 0.9
+    assert reuse["append_only_requests"] == 3
     growing = next(row for row in reuse["rows"] if row["requests"] == 4)
     assert growing["last_ratio"] > 0.9
 
@@ -507,6 +508,7 @@ async def test_a_rewritten_history_shows_as_low_reuse(
     assert reuse["conversations"] == 1
     assert reuse["rows"][0]["conversation"] == "dialogue-7"
     assert reuse["mean_ratio"] < 0.1
+    assert reuse["append_only_requests"] == 0
 
 
 def test_common_prefix_length_spans_pieces() -> None:

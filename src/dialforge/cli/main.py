@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -138,6 +139,10 @@ def mock_server(
     script: Annotated[
         Path | None, typer.Option("--script", exists=True, dir_okay=False, help="JSONL of replies served in order")
     ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="require 'Authorization: Bearer $NAME' (the key is read from NAME)"),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible chat endpoint with latency and fault injection, for testing clients."""
     from dialforge.mock_server import Fault, MockServerSettings, serve
@@ -147,6 +152,9 @@ def mock_server(
         kinds = parse_faults(faults.split(",")) if faults is not None else tuple(Fault)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from None
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        raise typer.BadParameter(f"the environment variable {api_key_env} is not set", param_hint="--api-key-env")
     settings = MockServerSettings(
         model_name=model_name,
         latency_ms=latency_ms,
@@ -158,6 +166,7 @@ def mock_server(
         slow_seconds=slow_seconds,
         seed=seed,
         script=script,
+        api_key=api_key,
     )
     try:
         serve(settings, host, port, on_ready=lambda url: print(f"mock-server listening on {url}", flush=True))

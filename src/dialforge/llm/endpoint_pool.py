@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ class EndpointPool:
         base_urls: Sequence[str],
         max_concurrency: int,
         *,
-        failures_before_cooldown: int = 3,
-        cooldown_s: float = 1.0,
+        failures_before_cooldown: int = 5,
+        cooldown_s: float = 0.5,
         max_cooldown_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -47,6 +48,7 @@ class EndpointPool:
         self._cooldown_s = cooldown_s
         self._max_cooldown_s = max_cooldown_s
         self._clock = clock
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def base_urls(self) -> list[str]:
@@ -62,9 +64,11 @@ class EndpointPool:
                 yield endpoint
             finally:
                 endpoint.in_flight -= 1
+                self._wake_one()
 
     async def _pick(self) -> Endpoint:
-        # Holding a pool slot guarantees some endpoint is below its limit; it may be cooling down.
+        # Holding a pool slot guarantees some endpoint is below its limit, but it may be resting;
+        # then wait for whichever comes first: a slot freed elsewhere or the end of the rest.
         while True:
             now = self._clock()
             best: Endpoint | None = None
@@ -75,7 +79,22 @@ class EndpointPool:
             if best is not None:
                 return best
             wake = min(e.cooldown_until for e in self.endpoints if e.in_flight < e.limit)
-            await asyncio.sleep(max(wake - now, 0.001))
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout=max(wake - now, 0.001))
+            except TimeoutError:
+                pass
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def record_success(self, endpoint: Endpoint) -> None:
         endpoint.consecutive_failures = 0

@@ -11,7 +11,7 @@ import itertools
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,10 +19,11 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialforge.llm.completion import Completion
+from dialforge.llm.completion import Completion, ResponseSchema
 from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm.scripted import ScriptedModel
+from dialforge.llm.structured import extract_json
 from dialforge.mock_server.faults import REPLY_FAULTS, Fault, FaultPlan, corrupt_reply, parse_faults
 from dialforge.mock_server.prefix_stats import PrefixReuse, conversation_key
 from dialforge.mock_server.protocol import (
@@ -33,6 +34,7 @@ from dialforge.mock_server.protocol import (
     error_body,
     parse_chat_request,
 )
+from dialforge.model.messages import Message, UserMessage
 
 CONVERSATION_HEADER = "X-Dialforge-Conversation"
 _JSON = "application/json"
@@ -54,6 +56,7 @@ class MockServerSettings(BaseModel):
     seed: int = 0
     script: Path | None = Field(default=None, description="JSONL of scripted replies, served in order")
     max_conversations: int = Field(default=100_000, gt=0, description="conversations kept for prefix stats")
+    api_key: str | None = Field(default=None, description="when set, chat requests need 'Authorization: Bearer KEY'")
 
 
 class Backend(Protocol):
@@ -71,14 +74,32 @@ class DryRunBackend:
         self._model = DryRunModel(settings.seed, name=settings.model_name, reasoning=settings.reasoning != "none")
 
     def reply(self, request: ChatRequest) -> Completion:
-        return self._model.raw_completion(
+        prompted = None if request.response_format else prompted_schema(request.messages)
+        completion = self._model.raw_completion(
             request.messages,
             tools=list(request.tools) if request.tools else None,
             tool_choice=request.tool_choice,
-            response_format=request.response_format,
+            response_format=request.response_format or prompted,
             max_tokens=request.max_tokens,
             seed=request.seed,
         )
+        if prompted is not None:
+            # Like a chatty model asked for JSON in the prompt: right value, wrapped in prose.
+            completion.content = f"Here is the JSON you asked for:\n```json\n{completion.content}\n```"
+            completion.parsed = None
+        return completion
+
+
+def prompted_schema(messages: Sequence[Message]) -> ResponseSchema | None:
+    """The JSON schema a prompt asks for in its last user message, if any (as our clients phrase it)."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, UserMessage) or (marker := last.content.rfind("JSON schema")) < 0:
+        return None
+    try:
+        schema = extract_json(last.content[marker:])
+    except ValueError:
+        return None
+    return ResponseSchema(name="prompted", json_schema=schema) if isinstance(schema, dict) else None
 
 
 class ScriptedBackend:
@@ -120,6 +141,7 @@ class MockServer:
         self.prefix_reuse = PrefixReuse(max_conversations=settings.max_conversations)
         self.stats = ServerStats()
         self._latency = settings.latency_ms / 1000
+        self._authorization = f"Bearer {settings.api_key}" if settings.api_key else None
         self._ids = itertools.count(1)
         self._retry_headers = {
             "Retry-After": _seconds(settings.retry_after),
@@ -144,6 +166,10 @@ class MockServer:
             stats.in_flight -= 1
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self._authorization is not None and request.headers.get("Authorization") != self._authorization:
+            return self._error(
+                401, "incorrect or missing API key (mock server)", type="invalid_request_error", code="invalid_api_key"
+            )
         try:
             chat = parse_chat_request(await request.read())
         except RequestError as exc:

@@ -52,6 +52,7 @@ class _Conversation:
     requests: int = 1
     ratio_sum: float = 0.0
     last_ratio: float | None = None
+    append_only: int = 0
 
 
 class PrefixReuse:
@@ -73,6 +74,7 @@ class PrefixReuse:
         self._ratio_sum = 0.0
         self._common_chars = 0
         self._prompt_chars = 0
+        self._append_only = 0
 
     def record(self, conversation: str, prompt: tuple[bytes, ...], chars: int) -> None:
         """Compare ``prompt`` (of total length ``chars``) with the conversation's previous one, then keep it."""
@@ -84,6 +86,10 @@ class PrefixReuse:
         else:
             common = common_prefix_length(entry.last_prompt, prompt)
             ratio = common / chars if chars else 1.0
+            # The whole previous prompt reappears unchanged: a prefix cache reuses all of it.
+            appended = common == entry.last_chars
+            self._append_only += appended
+            entry.append_only += appended
             self._compared += 1
             self._ratio_sum += ratio
             self._common_chars += common
@@ -111,6 +117,7 @@ class PrefixReuse:
             "requests_compared": self._compared,
             "mean_ratio": self._ratio_sum / self._compared if self._compared else None,
             "chars_weighted_ratio": self._common_chars / self._prompt_chars if self._prompt_chars else None,
+            "append_only_requests": self._append_only,
             "conversations_tracked": len(self._conversations),
             "rows_omitted": len(self._conversations) - len(recent),
             "rows": [
@@ -119,6 +126,7 @@ class PrefixReuse:
                     "requests": entry.requests,
                     "mean_ratio": entry.ratio_sum / (entry.requests - 1) if entry.requests > 1 else None,
                     "last_ratio": entry.last_ratio,
+                    "append_only_requests": entry.append_only,
                     "prompt_chars": entry.last_chars,
                 }
                 for key, entry in recent
