@@ -20,7 +20,7 @@ from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.json_schema_sampler import sample_json
 from dialforge.llm.structured import complete_with_repair
-from dialforge.model.messages import MESSAGE_LIST, Message, ToolCall, ToolMessage, UserMessage
+from dialforge.model.messages import MESSAGE_LIST, AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
 
@@ -237,6 +237,7 @@ def _prompt_chars(messages: Sequence[Message]) -> int:
     total = 0
     for message in messages:
         total += len(message.content or "")
-        for call in getattr(message, "tool_calls", None) or ():
-            total += len(call.function.name) + len(call.function.arguments)
+        if isinstance(message, AssistantMessage):
+            for call in message.tool_calls or ():
+                total += len(call.function.name) + len(call.function.arguments)
     return total
