@@ -9,12 +9,13 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema
+from dialforge.llm.completion import Completion
 from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelOutputError, ModelRequestRejected
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
+from samples import USER_TURN
 
 LOOKUP_ORDER = ToolSpec(
     name="lookup_order",
@@ -42,15 +43,6 @@ BOOK_TABLE = ToolSpec(
     },
 )
 TOOLS = [LOOKUP_ORDER, BOOK_TABLE]
-USER_TURN = ResponseSchema(
-    name="user_turn",
-    json_schema={
-        "type": "object",
-        "properties": {"user_message": {"type": "string"}, "is_task_complete": {"type": "boolean"}},
-        "required": ["user_message", "is_task_complete"],
-        "additionalProperties": False,
-    },
-)
 
 
 def conversation(user_text: str = "Where is my order?") -> list[Message]:

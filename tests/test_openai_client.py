@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conftest import MockServerHandle, StartMockServer
-from dialforge.llm import ModelError, ModelOutputError, ModelRequestRejected, ModelUnavailable, ResponseSchema
+from dialforge.llm import ModelError, ModelOutputError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm._transport import HttpTransport, RetryPolicy
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.endpoint_pool import EndpointPool
@@ -18,6 +18,7 @@ from dialforge.llm.openai_compatible import OpenAICompatible
 from dialforge.llm.role_models import RoleModels
 from dialforge.llm.settings import ModelsConfig
 from dialforge.model import AssistantMessage, SystemMessage, ToolMessage, ToolSpec, UserMessage
+from samples import USER_TURN
 
 FAST_RETRIES = RetryPolicy(max_retries=3, backoff_base_s=0.005, backoff_max_s=0.02)
 ORDER_TOOLS = [
@@ -40,15 +41,6 @@ ORDER_TOOLS = [
         },
     ),
 ]
-USER_TURN = ResponseSchema(
-    name="user_turn",
-    json_schema={
-        "type": "object",
-        "properties": {"user_message": {"type": "string"}, "is_task_complete": {"type": "boolean"}},
-        "required": ["user_message", "is_task_complete"],
-        "additionalProperties": False,
-    },
-)
 CONVERSATION = [
     SystemMessage(content="You are the support agent of a bookstore."),
     UserMessage(content="Where is order 1042?"),

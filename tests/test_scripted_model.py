@@ -8,26 +8,18 @@ from pathlib import Path
 import pytest
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema
+from dialforge.llm.completion import Completion
 from dialforge.llm.errors import ModelError, ModelOutputError, ModelUnavailable
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.scripted import ScriptedModel, ScriptExhausted, scripted_roles
 from dialforge.model.messages import Message, SystemMessage, ToolCall, UserMessage
 from dialforge.model.tools import ToolSpec
+from samples import USER_TURN
 
 LOOKUP_ORDER = ToolSpec(
     name="lookup_order",
     description="Find an order by id.",
     parameters={"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-)
-USER_TURN = ResponseSchema(
-    name="user_turn",
-    json_schema={
-        "type": "object",
-        "properties": {"user_message": {"type": "string"}, "is_task_complete": {"type": "boolean"}},
-        "required": ["user_message", "is_task_complete"],
-        "additionalProperties": False,
-    },
 )
 GOOD_TURN = '{"user_message": "Where is order 7?", "is_task_complete": false}'
 
@@ -78,9 +70,10 @@ async def test_requests_are_recorded_with_their_options() -> None:
     model = ScriptedModel(["ok"])
     await model.complete(conversation(), tools=[LOOKUP_ORDER], tool_choice="auto", temperature=0.2, seed=9)
     (request,) = model.requests
+    options = request.options
     assert request.messages == conversation()
-    assert request.tools == [LOOKUP_ORDER]
-    assert (request.tool_choice, request.temperature, request.seed, request.max_tokens) == (
+    assert request.options.tools == (LOOKUP_ORDER,)
+    assert (options.tool_choice, options.temperature, options.seed, options.max_tokens) == (
         "auto",
         0.2,
         9,

@@ -6,20 +6,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from dialforge.llm import Completion, ModelOutputError, ResponseSchema, UsageLedger
+from dialforge.llm import Completion, ModelOutputError, UsageLedger
+from dialforge.llm.completion import CompletionOptions
 from dialforge.llm.reasoning import split_reasoning
 from dialforge.llm.structured import complete_with_repair, extract_json, with_instruction
 from dialforge.model import AssistantMessage, Message, ToolCall, ToolMessage, ToolSpec, UserMessage
+from samples import USER_TURN
 
-REPLY = ResponseSchema(
-    name="user_turn",
-    json_schema={
-        "type": "object",
-        "properties": {"user_message": {"type": "string"}, "is_task_complete": {"type": "boolean"}},
-        "required": ["user_message", "is_task_complete"],
-        "additionalProperties": False,
-    },
-)
 TOOL = ToolSpec(name="get_order", description="One order.", parameters={"type": "object", "properties": {}})
 
 
@@ -73,15 +66,10 @@ class Replies:
 async def repair(send: Replies, kinds: list[str], **kwargs: object) -> Completion:
     """Run the repair policy; ``kinds`` receives the output problems the ledger counted, in order."""
     ledger = UsageLedger()
-    options = {"tools": None, "tool_choice": None, "response_format": None, **kwargs}
+    options = CompletionOptions(**kwargs)  # type: ignore[arg-type]
     try:
         return await complete_with_repair(
-            send,
-            [UserMessage(content="go")],
-            ledger=ledger,
-            role="agent",
-            model_name="m",
-            **options,  # type: ignore[arg-type]
+            send, [UserMessage(content="go")], options, ledger=ledger, role="agent", model_name="m"
         )
     finally:
         counted = ledger.stats("agent", "m").output_problems
@@ -91,7 +79,9 @@ async def repair(send: Replies, kinds: list[str], **kwargs: object) -> Completio
 async def test_good_json_is_parsed_without_repair() -> None:
     kinds: list[str] = []
     completion = await repair(
-        Replies(Completion(content='{"user_message": "hi", "is_task_complete": false}')), kinds, response_format=REPLY
+        Replies(Completion(content='{"user_message": "hi", "is_task_complete": false}')),
+        kinds,
+        response_format=USER_TURN,
     )
     assert completion.parsed == {"user_message": "hi", "is_task_complete": False}
     assert kinds == []
@@ -103,7 +93,7 @@ async def test_schema_mismatch_is_repaired_with_the_reason_and_usage_is_summed()
         Completion(content='{"user_message": "hi"}'),
         Completion(content='{"user_message": "hi", "is_task_complete": true}'),
     )
-    completion = await repair(send, kinds, response_format=REPLY)
+    completion = await repair(send, kinds, response_format=USER_TURN)
     assert completion.parsed["is_task_complete"] is True
     assert kinds == ["schema_mismatch", "repaired"]
     assert completion.usage.calls == 2
@@ -116,7 +106,7 @@ async def test_truncated_json_twice_raises_with_both_reasons() -> None:
     kinds: list[str] = []
     cut = Completion(content='{"user_message": "h', finish_reason="length")
     with pytest.raises(ModelOutputError, match="unusable reply twice") as error:
-        await repair(Replies(cut, cut), kinds, response_format=REPLY)
+        await repair(Replies(cut, cut), kinds, response_format=USER_TURN)
     assert error.value.kind == "truncated"
     assert kinds == ["truncated", "truncated"]
 
@@ -200,9 +190,7 @@ async def test_ledger_counts_calls_problems_and_final_failures() -> None:
         await complete_with_repair(
             Replies(empty, empty),
             [UserMessage(content="go")],
-            tools=None,
-            tool_choice=None,
-            response_format=None,
+            CompletionOptions(),
             ledger=ledger,
             role="user",
             model_name="m",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.model.messages import AssistantMessage, ToolCall
+from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
 
 Role = Literal["generator", "user", "agent", "tool", "judge"]
@@ -30,6 +32,18 @@ class ResponseSchema(BaseModel):
             "type": "json_schema",
             "json_schema": {"name": self.name, "schema": self.json_schema, "strict": self.strict},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionOptions:
+    """Everything a caller asks for besides the messages; a reply and its repair share them."""
+
+    tools: tuple[ToolSpec, ...] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseSchema | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
 
 
 class Completion(BaseModel):

@@ -16,10 +16,10 @@ from time import perf_counter
 import orjson
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.base import RepairingChatModel
+from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.json_schema_sampler import sample_json
-from dialforge.llm.structured import complete_with_repair
 from dialforge.model.messages import MESSAGE_LIST, AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
@@ -62,7 +62,7 @@ _ACTIONS = (
 )
 
 
-class DryRunModel:
+class DryRunModel(RepairingChatModel):
     """Offline ``ChatModel`` whose replies depend only on the request and the seeds.
 
     ``temperature`` is ignored on purpose: sampling noise would break reproducibility.
@@ -83,37 +83,14 @@ class DryRunModel:
         self.ledger = ledger
         self.reasoning = reasoning
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        async def send(batch: Sequence[Message]) -> Completion:
-            completion = self.raw_completion(
-                batch,
-                tools=tools,
-                tool_choice=tool_choice,
-                response_format=response_format,
-                max_tokens=max_tokens,
-                seed=seed,
-            )
-            return completion
-
-        return await complete_with_repair(
-            send,
+    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+        return self.raw_completion(
             messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            ledger=self.ledger,
-            role=self.role,
-            model_name=self.name,
+            tools=options.tools,
+            tool_choice=options.tool_choice,
+            response_format=options.response_format,
+            max_tokens=options.max_tokens,
+            seed=options.seed,
         )
 
     def raw_completion(

@@ -19,14 +19,14 @@ import orjson
 
 from dialforge.llm._transport import BadResponse, HttpTransport
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.base import RepairingChatModel
+from dialforge.llm.completion import Completion, CompletionOptions
 from dialforge.llm.endpoint_pool import EndpointPool
 from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.reasoning import split_reasoning
 from dialforge.llm.settings import StructuredOutput
-from dialforge.llm.structured import complete_with_repair, json_instruction, with_instruction
+from dialforge.llm.structured import json_instruction, with_instruction
 from dialforge.model.messages import FunctionCall, Message, ToolCall, to_openai
-from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
 
 _BUILTIN_CHOICES = {"auto", "none", "required"}
@@ -71,7 +71,7 @@ def completion_from_response(data: Any, model: str, seconds: float) -> Completio
     )
 
 
-class OpenAICompatible:
+class OpenAICompatible(RepairingChatModel):
     """A role's view of one model served by a pool of OpenAI-compatible endpoints."""
 
     def __init__(
@@ -94,7 +94,7 @@ class OpenAICompatible:
         self.role = role
         self.pool = pool
         self._transport = transport
-        self._ledger = ledger or UsageLedger()
+        self.ledger: UsageLedger = ledger or UsageLedger()
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -106,72 +106,31 @@ class OpenAICompatible:
         self._native_json: bool | None = {"native": True, "prompt": False}.get(structured_output)
         self._extra_body = extra_body or {}
 
-    @property
-    def ledger(self) -> UsageLedger:
-        return self._ledger
-
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        options = self._options(tools, tool_choice, temperature, max_tokens, seed)
-
-        async def send(conversation: Sequence[Message]) -> Completion:
-            return await self._send(conversation, options, response_format)
-
-        return await complete_with_repair(
-            send,
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            ledger=self._ledger,
-            role=self.role,
-            model_name=self.name,
-        )
-
     def _record_retry(self, kind: str) -> None:
-        self._ledger.record_retry(self.role, self.name, kind)
+        self.ledger.record_retry(self.role, self.name, kind)
 
-    def _options(
-        self,
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: ToolChoice | None,
-        temperature: float | None,
-        max_tokens: int | None,
-        seed: int | None,
-    ) -> dict[str, Any]:
+    def _body_options(self, options: CompletionOptions) -> dict[str, Any]:
         """Everything in the request body but the messages and the response format."""
-        options: dict[str, Any] = {"model": self.name, **self._extra_body}
-        if tools:
-            options["tools"] = [tool.to_openai() for tool in tools]
-        if tool_choice is not None:
-            options["tool_choice"] = (
-                tool_choice
-                if tool_choice in _BUILTIN_CHOICES
-                else {"type": "function", "function": {"name": tool_choice}}
+        body: dict[str, Any] = {"model": self.name, **self._extra_body}
+        if options.tools:
+            body["tools"] = [tool.to_openai() for tool in options.tools]
+        if (choice := options.tool_choice) is not None:
+            body["tool_choice"] = (
+                choice if choice in _BUILTIN_CHOICES else {"type": "function", "function": {"name": choice}}
             )
         for key, value in (
-            ("temperature", self._temperature if temperature is None else temperature),
-            ("max_tokens", self._max_tokens if max_tokens is None else max_tokens),
-            ("seed", seed),
+            ("temperature", self._temperature if options.temperature is None else options.temperature),
+            ("max_tokens", self._max_tokens if options.max_tokens is None else options.max_tokens),
+            ("seed", options.seed),
         ):
             if value is not None:
-                options[key] = value
-        return options
+                body[key] = value
+        return body
 
-    async def _send(
-        self, messages: Sequence[Message], options: dict[str, Any], response_format: ResponseSchema | None
-    ) -> Completion:
+    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+        response_format = options.response_format
         native = response_format is not None and self._native_json is not False
-        body = dict(options)
+        body = self._body_options(options)
         if response_format is not None and not native:
             messages = with_instruction(messages, json_instruction(response_format))
         elif response_format is not None:
@@ -193,8 +152,8 @@ class OpenAICompatible:
             if native and self._native_json is None and exc.status in (400, 422):
                 # Not yet known whether this server does structured outputs: assume it does not.
                 self._native_json = False
-                self._ledger.record_failure(self.role, self.name, "structured_output_unsupported")
-                return await self._send(messages, options, response_format)
+                self.ledger.record_failure(self.role, self.name, "structured_output_unsupported")
+                return await self._send(messages, options)
             raise
         if native:
             self._native_json = True

@@ -17,11 +17,10 @@ from typing import Any
 import orjson
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.base import RepairingChatModel
+from dialforge.llm.completion import Completion, CompletionOptions
 from dialforge.llm.errors import ModelError
-from dialforge.llm.structured import complete_with_repair
 from dialforge.model.messages import Message, ToolCall
-from dialforge.model.tools import ToolSpec
 
 Reply = Completion | str | dict[str, Any] | Exception
 """A scripted reply: a completion, its text, a dict of its fields, or an exception to raise."""
@@ -41,15 +40,10 @@ class ScriptedRequest:
     """One request as the model received it (repair requests included)."""
 
     messages: list[Message]
-    tools: list[ToolSpec] | None
-    tool_choice: ToolChoice | None
-    response_format: ResponseSchema | None
-    temperature: float | None
-    max_tokens: int | None
-    seed: int | None
+    options: CompletionOptions
 
 
-class ScriptedModel:
+class ScriptedModel(RepairingChatModel):
     """Offline ``ChatModel`` that returns its scripted replies in order."""
 
     def __init__(
@@ -103,42 +97,9 @@ class ScriptedModel:
             raise reply
         return reply
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        async def send(batch: Sequence[Message]) -> Completion:
-            self.requests.append(
-                ScriptedRequest(
-                    messages=list(batch),
-                    tools=list(tools) if tools is not None else None,
-                    tool_choice=tool_choice,
-                    response_format=response_format,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    seed=seed,
-                )
-            )
-            completion = self.pop()
-            return completion
-
-        return await complete_with_repair(
-            send,
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            ledger=self.ledger,
-            role=self.role,
-            model_name=self.name,
-        )
+    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+        self.requests.append(ScriptedRequest(messages=list(messages), options=options))
+        return self.pop()
 
     def _add(self, reply: Reply, where: str) -> None:
         """Queue a reply, checked now so a bad script fails at load time, naming ``where``."""

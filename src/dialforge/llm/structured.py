@@ -17,7 +17,7 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.tools import ToolSpec
@@ -181,10 +181,8 @@ def _repair_instruction(problem: OutputProblem, response_format: ResponseSchema 
 async def complete_with_repair(
     send: Send,
     messages: Sequence[Message],
+    options: CompletionOptions,
     *,
-    tools: Sequence[ToolSpec] | None,
-    tool_choice: ToolChoice | None,
-    response_format: ResponseSchema | None,
     ledger: UsageLedger | None,
     role: str,
     model_name: str,
@@ -195,6 +193,7 @@ async def complete_with_repair(
     ``"repaired"`` after a successful repair) and each final failure go to ``ledger``. The
     returned usage covers both calls.
     """
+    tools, tool_choice, response_format = options.tools, options.tool_choice, options.response_format
     check_tool_choice(tool_choice, tools)
 
     async def counted(conversation: Sequence[Message]) -> Completion:
