@@ -17,7 +17,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
-from dialforge.model.messages import Message, ToolMessage
+from dialforge.model.messages import AssistantMessage, Message, ToolMessage, to_openai
 from dialforge.model.tools import ToolSpec
 
 ReasoningMode = Literal["none", "field", "think"]
@@ -227,25 +227,14 @@ def chat_completion_body(
     reasoning: ReasoningMode,
 ) -> dict[str, Any]:
     """The ``chat.completion`` object for a reply, with reasoning placed as the server mode says."""
-    content = completion.content
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    message = to_openai(AssistantMessage(content=completion.content, tool_calls=completion.tool_calls or None))
     thought = completion.reasoning if reasoning != "none" else None
     if thought and reasoning == "field":
         message["reasoning_content"] = thought
     elif thought:
-        content = f"<think>\n{thought}\n</think>\n\n{content or ''}"
-        message["content"] = content
-    completion_chars = len(content or "") + len(message.get("reasoning_content") or "")
-    if completion.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.function.name, "arguments": call.function.arguments},
-            }
-            for call in completion.tool_calls
-        ]
-        completion_chars += sum(len(c.function.name) + len(c.function.arguments) for c in completion.tool_calls)
+        message["content"] = f"<think>\n{thought}\n</think>\n\n{completion.content or ''}"
+    completion_chars = len(message["content"] or "") + len(message.get("reasoning_content") or "")
+    completion_chars += sum(len(c.function.name) + len(c.function.arguments) for c in completion.tool_calls)
     finish_reason = completion.finish_reason or ("tool_calls" if completion.tool_calls else "stop")
     prompt_tokens = estimate_tokens(prompt_chars)
     completion_tokens = estimate_tokens(completion_chars)
