@@ -89,3 +89,31 @@ def test_api_key_is_read_from_the_named_variable_only(tmp_path: Path, monkeypatc
         settings.api_key()
     monkeypatch.setenv("K", "sk-test")
     assert settings.api_key() == "sk-test"
+
+
+def test_a_role_set_in_the_file_beats_a_global_environment_override(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "models:\n  default: {model: a, base_urls: http://x/v1}\n"
+            "  judge: {model: gpt-4.1, base_urls: https://api.openai.com/v1}\n",
+        )
+    )
+    env = {"DIALFORGE_BASE_URL": "http://gpu/v1", "DIALFORGE_MODEL": "local"}
+    assert (config.models.resolve("agent", env).model, config.models.resolve("agent", env).base_urls) == (
+        "local",
+        ("http://gpu/v1",),
+    )
+    judge = config.models.resolve("judge", env)
+    assert (judge.model, judge.base_urls) == ("gpt-4.1", ("https://api.openai.com/v1",))
+    assert config.models.resolve("judge", {"DIALFORGE_JUDGE_MODEL": "gpt-5"}).model == "gpt-5"
+
+
+def test_a_bad_url_in_the_environment_names_the_variable(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "models:\n  default: {model: a}\n"))
+    assert config.models.resolve("agent", {"DIALFORGE_BASE_URL": "http://a/v1, http://b/v1"}).base_urls == (
+        "http://a/v1",
+        "http://b/v1",
+    )
+    with pytest.raises(ConfigError, match=r"DIALFORGE_BASE_URL=.localhost:8000/v1.: .*must start with http"):
+        config.models.resolve("agent", {"DIALFORGE_BASE_URL": "localhost:8000/v1"})

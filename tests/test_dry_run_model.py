@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion
+from dialforge.llm.completion import Completion, ResponseSchema
 from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelOutputError, ModelRequestRejected
 from dialforge.llm.protocol import ChatModel
@@ -256,3 +256,9 @@ def test_raw_completion_returns_a_completion_named_after_the_model() -> None:
     reply = DryRunModel(name="offline-7b").raw_completion(conversation())
     assert isinstance(reply, Completion)
     assert reply.model == "offline-7b"
+
+
+async def test_a_schema_no_value_can_satisfy_is_refused_like_a_server_would() -> None:
+    impossible = ResponseSchema(name="x", json_schema={"type": "integer", "minimum": 5, "maximum": 1})
+    with pytest.raises(ModelRequestRejected, match="cannot satisfy this schema"):
+        await DryRunModel().complete(conversation(), response_format=impossible)

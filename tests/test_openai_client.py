@@ -273,7 +273,7 @@ async def test_pool_spreads_load_and_rests_a_dead_replica(
     served = [(await s.stats())["requests"] for s in (first, second)]
     assert min(served) >= 20, f"load is spread over the live replicas: {served}"
     dead_endpoint = client.pool.endpoints[2]
-    assert dead_endpoint.consecutive_failures >= 5 and dead_endpoint.cooldown_until > 0
+    assert dead_endpoint.episodes >= 1 and dead_endpoint.cooldown_until > 0
     # One wave of in-flight requests (8) fails before the pool learns (5 in a row); then it rests.
     assert counters(client)[0].get("connection", 0) <= 8 + 3, "a dead replica is rested, not hammered"
 
@@ -352,3 +352,44 @@ async def test_assistant_history_with_tool_calls_is_accepted_by_the_server(
         ToolMessage(tool_call_id=call.id, name=call.name, content='{"status": "shipped"}'),
     ]
     assert (await client.complete(history, tools=ORDER_TOOLS, tool_choice="none")).content
+
+
+async def test_a_peer_that_does_not_speak_http_is_retried_then_reported(make_client: MakeClient) -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = make_client(f"http://127.0.0.1:{port}/v1")
+        with pytest.raises(ModelUnavailable, match="did not speak HTTP") as error:
+            await client.complete(CONVERSATION)
+        assert error.value.kind == "protocol"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("message", "about_format"),
+    [
+        ("HTTP 400: response_format of type json_schema is not supported", True),
+        ("HTTP 400: guided decoding backend xgrammar failed", True),
+        ("HTTP 400: This model's maximum context length is 8192 tokens", False),
+    ],
+)
+def test_only_errors_about_the_response_format_switch_to_prompt_json(message: str, about_format: bool) -> None:
+    from dialforge.llm.openai_compatible import _refuses_structured_output
+
+    assert _refuses_structured_output(ModelRequestRejected(message, status=400)) is about_format
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+async def test_token_budget_reaches_the_server_under_either_field_name(
+    mock_server: MockServerHandle, make_client: MakeClient, field: str
+) -> None:
+    client = make_client(mock_server.base_url, max_tokens_field=field)
+    assert (await client.complete(CONVERSATION, max_tokens=1)).finish_reason == "length"

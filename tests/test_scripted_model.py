@@ -183,3 +183,17 @@ def test_from_jsonl_names_file_and_line_of_a_bad_reply(tmp_path: Path, bad_line:
     script.write_text(f'{{"content": "fine"}}\n{bad_line}\n')
     with pytest.raises(ValueError, match=r"script\.jsonl, line 2"):
         ScriptedModel.from_jsonl(script)
+
+
+async def test_call_ids_reused_from_earlier_turns_are_renumbered() -> None:
+    from dialforge.model import AssistantMessage, ToolCall, ToolMessage
+
+    model = ScriptedModel([{"tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "7"}, "id": "call_0"}]}])
+    earlier = ToolCall.make("call_0", "lookup_order", {"order_id": "1"})
+    history = [
+        *conversation(),
+        AssistantMessage(tool_calls=[earlier]),
+        ToolMessage(tool_call_id="call_0", name="lookup_order", content="{}"),
+    ]
+    reply = await model.complete(history, tools=[LOOKUP_ORDER])
+    assert reply.tool_calls[0].id != "call_0"

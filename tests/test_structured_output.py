@@ -9,7 +9,7 @@ import pytest
 from dialforge.llm import Completion, ModelOutputError, UsageLedger
 from dialforge.llm.completion import CompletionOptions
 from dialforge.llm.reasoning import split_reasoning
-from dialforge.llm.structured import complete_with_repair, extract_json, with_instruction
+from dialforge.llm.structured import complete_with_repair, extract_json, output_problem, with_instruction
 from dialforge.model import AssistantMessage, Message, ToolCall, ToolMessage, ToolSpec, UserMessage
 from samples import USER_TURN
 
@@ -197,3 +197,15 @@ async def test_ledger_counts_calls_problems_and_final_failures() -> None:
         )
     stats = ledger.stats("user", "m")
     assert (stats.usage.calls, stats.output_problems["empty"], stats.failures["empty"]) == (2, 2, 1)
+
+
+def test_json_satisfying_the_schema_wins_over_an_earlier_value_in_prose() -> None:
+    text = 'Based on source [1], here it is: {"user_message": "hi", "is_task_complete": false}'
+    completion = Completion(content=text)
+    problem = output_problem(completion, tools=None, tool_choice=None, response_format=USER_TURN)
+    assert problem is None and completion.parsed["user_message"] == "hi"
+
+
+def test_instruction_already_present_is_not_repeated() -> None:
+    once = with_instruction([UserMessage(content="Q")], "JSON please")
+    assert with_instruction(once, "JSON please")[0].content == "Q\n\nJSON please"

@@ -8,6 +8,7 @@ expect. Never retried: other 4xx (400, 401, 403, 404, 422...), which become
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -21,14 +22,11 @@ from multidict import CIMultiDictProxy
 
 from dialforge.llm.endpoint_pool import Endpoint, EndpointPool
 from dialforge.llm.errors import ModelRequestRejected, ModelUnavailable
+from dialforge.llm.server_reply import BadResponse
 
 T = TypeVar("T")
 
 _RETRYABLE_4XX = {408: "timeout", 409: "conflict", 429: "rate_limited"}
-
-
-class BadResponse(ValueError):
-    """A 200 whose body is not a usable chat completion; retried like a server error."""
 
 
 @dataclass(frozen=True)
@@ -39,31 +37,35 @@ class RetryPolicy:
     max_retry_after_s: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Server's ``Retry-After`` when given (capped), else exponential backoff with jitter."""
+        """Server's ``Retry-After`` when given (capped, plus up to 10% so a crowd does not return at once),
+        else exponential backoff with jitter."""
         if retry_after is not None:
-            return min(retry_after, self.max_retry_after_s)
+            return min(retry_after, self.max_retry_after_s) * rng.uniform(1.0, 1.1)
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
         return backoff * rng.uniform(0.5, 1.0)
 
 
 def retry_after_seconds(headers: CIMultiDictProxy[str]) -> float | None:
     """Seconds the server asks us to wait: ``retry-after-ms``, or ``Retry-After`` as seconds or a date."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(float(ms) / 1000, 0.0)
-        except ValueError:
-            pass
+    if (ms := headers.get("retry-after-ms")) is not None and (seconds := _finite(ms)) is not None:
+        return max(seconds / 1000, 0.0)
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _finite(value)) is not None:
+        return max(seconds, 0.0)
     try:
         return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
         return None
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _server_message(raw: bytes) -> str:
@@ -84,6 +86,7 @@ class _Attempt:
     kind: str
     description: str
     retry_after: float | None = None
+    endpoint_at_fault: bool = True
 
 
 class HttpTransport:
@@ -126,13 +129,17 @@ class HttpTransport:
         session = self._get_session()
         failure = _Attempt("none", "")
         for attempt in range(retries + 1):
-            async with pool.lease() as endpoint:
-                result = await self._attempt(session, endpoint, body, headers, timeout, parse, model)
+            async with pool.lease() as lease:
+                result = await self._attempt(session, lease.endpoint, body, headers, timeout, parse, model)
                 if not isinstance(result, _Attempt):
-                    pool.record_success(endpoint)
+                    pool.record_success(lease)
                     return result
                 failure = result
-                pool.record_failure(endpoint, retry_after=failure.retry_after)
+                if failure.endpoint_at_fault:
+                    retry_after = (
+                        None if failure.retry_after is None else min(failure.retry_after, self.policy.max_retry_after_s)
+                    )
+                    pool.record_failure(lease, retry_after=retry_after)
             if attempt < retries:
                 on_retry(failure.kind)
                 await asyncio.sleep(self.policy.delay(attempt, failure.retry_after, self._rng))
@@ -163,11 +170,16 @@ class HttpTransport:
             return _Attempt("connection", f"{endpoint.base_url} broke off its reply: {exc}")
         except aiohttp.ClientConnectionError as exc:
             return _Attempt("connection", f"cannot talk to {endpoint.base_url}: {exc or type(exc).__name__}")
+        except aiohttp.ClientError as exc:
+            return _Attempt(
+                "protocol", f"{endpoint.base_url} did not speak HTTP as expected: {exc or type(exc).__name__}"
+            )
         if status == 200:
             try:
                 return parse(orjson.loads(raw))
             except (orjson.JSONDecodeError, BadResponse) as exc:
-                return _Attempt("malformed_body", f"{endpoint.base_url} sent an unusable body: {exc}")
+                # The server is up and answering; a broken body says nothing about its health.
+                return _Attempt("malformed_body", f"{endpoint.base_url} sent an unusable body: {exc}", None, False)
         message = _server_message(raw)
         if status >= 500 or status in _RETRYABLE_4XX:
             kind = _RETRYABLE_4XX.get(status, "server_error")

@@ -78,11 +78,6 @@ class UsageLedger:
             out[role] = out.get(role, Usage()) + entry.usage
         return out
 
-    def total_cost(self) -> float | None:
-        costs = [self.stats(r, m).cost for r, m in self._stats]
-        known = [c for c in costs if c is not None]
-        return sum(known) if known else None
-
     def snapshot(self) -> list[dict[str, Any]]:
         """One JSON-ready row per (role, model), for reports and the checkpoint store."""
         return [

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
+from dialforge.llm.server_reply import new_call_id
 from dialforge.llm.structured import complete_with_repair
-from dialforge.model.messages import Message
+from dialforge.model.messages import AssistantMessage, Message
 from dialforge.model.tools import ToolSpec
 
 
@@ -46,10 +47,23 @@ class RepairingChatModel(ABC):
         async def send(conversation: Sequence[Message]) -> Completion:
             return await self._send(conversation, options)
 
-        return await complete_with_repair(
+        completion = await complete_with_repair(
             send, messages, options, ledger=self.ledger, role=self.role, model_name=self.name
         )
+        _renumber_reused_call_ids(completion, messages)
+        return completion
 
     @abstractmethod
     async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
         """Send one request and return the reply as it came, usable or not."""
+
+
+def _renumber_reused_call_ids(completion: Completion, messages: Sequence[Message]) -> None:
+    """Give fresh ids to calls whose id the conversation already used (servers that count from 0 each turn)."""
+    if not completion.tool_calls:
+        return
+    used = {call.id for m in messages if isinstance(m, AssistantMessage) for call in m.tool_calls or ()}
+    for call in completion.tool_calls:
+        if call.id in used:
+            call.id = new_call_id()
+        used.add(call.id)

@@ -25,7 +25,10 @@ class ResponseSchema(BaseModel):
 
     name: str
     json_schema: dict[str, Any]
-    strict: bool = True
+    strict: bool = Field(
+        default=False,
+        description="OpenAI's strict mode; it refuses schemas with optional properties, so it is opt-in",
+    )
 
     def to_openai(self) -> dict[str, Any]:
         return {

@@ -19,7 +19,7 @@ from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.base import RepairingChatModel
 from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelRequestRejected
-from dialforge.llm.json_schema_sampler import sample_json
+from dialforge.llm.json_schema_sampler import SchemaSamplingError, sample_json
 from dialforge.model.messages import MESSAGE_LIST, AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
@@ -106,8 +106,23 @@ class DryRunModel(RepairingChatModel):
         """The reply before any checking: cheap, synchronous, no ledger (the mock server calls it).
 
         Raises ``ModelRequestRejected`` where an OpenAI server answers 400: a tool call is
-        demanded but no tools, or no tool of the demanded name, are offered.
+        demanded but no tools, or no tool of the demanded name, are offered; or a schema has no
+        value the sampler can build.
         """
+        try:
+            return self._reply(messages, tools, tool_choice, response_format, max_tokens, seed)
+        except SchemaSamplingError as exc:
+            raise ModelRequestRejected(f"the dry-run model cannot satisfy this schema: {exc}", status=400) from None
+
+    def _reply(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] | None,
+        tool_choice: ToolChoice | None,
+        response_format: ResponseSchema | None,
+        max_tokens: int | None,
+        seed: int | None,
+    ) -> Completion:
         started = perf_counter()
         rng = random.Random(self._request_seed(messages, tools, seed))
         content: str | None = None

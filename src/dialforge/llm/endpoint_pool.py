@@ -3,7 +3,10 @@
 Requests go to the healthy endpoint with the fewest requests in flight, never beyond its
 concurrency limit. An endpoint that fails several times in a row, or answers 429 with a
 ``Retry-After``, is cooled down: no request is sent to it until the cool-down ends, so a
-struggling server gets room to recover instead of a retry storm.
+struggling server gets room to recover instead of a retry storm. Cool-downs double per
+*episode*, not per failure: requests already in flight when a cool-down starts carry no news
+about the endpoint, so their failures are not counted (a burst of 64 failing requests is one
+episode, not a 60-second ban).
 """
 
 from __future__ import annotations
@@ -22,11 +25,21 @@ class Endpoint:
     limit: int
     in_flight: int = 0
     consecutive_failures: int = 0
+    episodes: int = 0
+    epoch: int = 0
     cooldown_until: float = 0.0
     completions_url: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.completions_url = f"{self.base_url}/chat/completions"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One request slot on an endpoint, and the endpoint's epoch when the request was sent."""
+
+    endpoint: Endpoint
+    epoch: int
 
 
 class EndpointPool:
@@ -55,13 +68,13 @@ class EndpointPool:
         return [endpoint.base_url for endpoint in self.endpoints]
 
     @asynccontextmanager
-    async def lease(self) -> AsyncIterator[Endpoint]:
+    async def lease(self) -> AsyncIterator[Lease]:
         """Hold one request slot on the best endpoint for the duration of the block."""
         async with self._slots:
             endpoint = await self._pick()
             endpoint.in_flight += 1
             try:
-                yield endpoint
+                yield Lease(endpoint, endpoint.epoch)
             finally:
                 endpoint.in_flight -= 1
                 self._wake_one()
@@ -82,9 +95,14 @@ class EndpointPool:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, timeout=max(wake - now, 0.001))
+                async with asyncio.timeout(max(wake - now, 0.001)):
+                    await waiter
             except TimeoutError:
                 pass
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass on the wake-up this cancelled request will not use
+                raise
             finally:
                 if not waiter.done():
                     waiter.cancel()
@@ -96,15 +114,22 @@ class EndpointPool:
                 waiter.set_result(None)
                 return
 
-    def record_success(self, endpoint: Endpoint) -> None:
-        endpoint.consecutive_failures = 0
+    def record_success(self, lease: Lease) -> None:
+        lease.endpoint.consecutive_failures = 0
+        lease.endpoint.episodes = 0
 
-    def record_failure(self, endpoint: Endpoint, *, retry_after: float | None = None) -> None:
-        endpoint.consecutive_failures += 1
+    def record_failure(self, lease: Lease, *, retry_after: float | None = None) -> None:
+        """Count a failure; a server's ``retry_after`` rests the endpoint at once (at most ``max_cooldown_s``)."""
+        endpoint = lease.endpoint
         now = self._clock()
-        rest = retry_after or 0.0
-        excess = endpoint.consecutive_failures - self._failures_before_cooldown
-        if excess >= 0:
-            rest = max(rest, min(self._max_cooldown_s, self._cooldown_s * 2 ** min(excess, 10)))
-        if rest:
+        if retry_after:
+            endpoint.cooldown_until = max(endpoint.cooldown_until, now + min(retry_after, self._max_cooldown_s))
+        if lease.epoch != endpoint.epoch:
+            return  # sent before the current cool-down began: no news about the endpoint
+        endpoint.consecutive_failures += 1
+        if endpoint.consecutive_failures >= self._failures_before_cooldown:
+            rest = min(self._max_cooldown_s, self._cooldown_s * 2 ** min(endpoint.episodes, 10))
             endpoint.cooldown_until = max(endpoint.cooldown_until, now + rest)
+            endpoint.episodes += 1
+            endpoint.epoch += 1
+            endpoint.consecutive_failures = 0

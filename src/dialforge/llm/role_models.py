@@ -70,6 +70,7 @@ class RoleModels:
                 timeout_s=s.timeout_s,
                 max_retries=s.max_retries,
                 structured_output=s.structured_output,
+                max_tokens_field=s.max_tokens_field,
                 extra_body=s.extra_body,
             )
         return cls(models, ledger, transport)

@@ -12,12 +12,13 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialforge.errors import ConfigError
 from dialforge.llm.completion import ROLES, Role
 
 StructuredOutput = Literal["auto", "native", "prompt"]
+MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 
 
 class ModelSettings(BaseModel):
@@ -34,6 +35,9 @@ class ModelSettings(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     structured_output: StructuredOutput | None = None
+    max_tokens_field: MaxTokensField | None = Field(
+        default=None, description="OpenAI's reasoning models want max_completion_tokens"
+    )
     extra_body: dict[str, Any] | None = Field(default=None, description="merged into every request body")
 
     @field_validator("base_urls", mode="before")
@@ -67,6 +71,7 @@ class ResolvedModelSettings(BaseModel):
     timeout_s: float = 300.0
     max_retries: int = 6
     structured_output: StructuredOutput = "auto"
+    max_tokens_field: MaxTokensField = "max_tokens"
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
     def api_key(self) -> str | None:
@@ -102,15 +107,13 @@ class ModelsConfig(BaseModel):
         return True
 
     def resolve(self, role: Role, environ: Mapping[str, str] | None = None) -> ResolvedModelSettings:
+        """``default``, then the global environment overrides, then the role's own settings, then the
+        role's environment overrides: what a role states in the file beats a global override."""
         env = os.environ if environ is None else environ
         merged: dict[str, Any] = {}
-        for layer in (self.default, getattr(self, role)):
+        for layer, prefix in ((self.default, "DIALFORGE_"), (getattr(self, role), f"DIALFORGE_{role.upper()}_")):
             merged.update(layer.model_dump(exclude_none=True))
-        for prefix in ("DIALFORGE_", f"DIALFORGE_{role.upper()}_"):
-            if url := env.get(f"{prefix}BASE_URL"):
-                merged["base_urls"] = ModelSettings(base_urls=url.split(",")).base_urls
-            if model := env.get(f"{prefix}MODEL"):
-                merged["model"] = model
+            merged.update(_environment_overrides(env, prefix))
         missing = [key for key in ("model", "base_urls") if not merged.get(key)]
         if missing:
             raise ConfigError(
@@ -119,3 +122,16 @@ class ModelsConfig(BaseModel):
             )
         merged["base_urls"] = tuple(merged["base_urls"])
         return ResolvedModelSettings(role=role, **merged)
+
+
+def _environment_overrides(env: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if url := env.get(f"{prefix}BASE_URL"):
+        try:
+            urls = ModelSettings(base_urls=[part.strip() for part in url.split(",") if part.strip()]).base_urls
+        except ValidationError as exc:
+            raise ConfigError(f"{prefix}BASE_URL={url!r}: {exc.errors()[0]['msg']}") from None
+        overrides["base_urls"] = urls
+    if model := env.get(f"{prefix}MODEL"):
+        overrides["model"] = model
+    return overrides

@@ -8,7 +8,7 @@ sent back once with the reason, and a second failure raises ``ModelOutputError``
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -34,11 +34,12 @@ class OutputProblem:
     detail: str
 
 
-def extract_json(text: str) -> Any:
-    """The JSON value in a reply: bare, inside a code fence, or the first one embedded in prose."""
+def json_values(text: str) -> Iterator[Any]:
+    """Every JSON value a reply may mean, most likely first: the whole text, code fences, then embedded."""
     stripped = text.strip()
     try:
-        return orjson.loads(stripped)
+        yield orjson.loads(stripped)
+        return
     except orjson.JSONDecodeError:
         pass
     candidates = []
@@ -48,13 +49,26 @@ def extract_json(text: str) -> Any:
             candidates.append(body.strip())
     candidates.append(stripped)
     for candidate in candidates:
-        for start, char in enumerate(candidate):
-            if char in "{[":
-                try:
-                    value, _ = _DECODER.raw_decode(candidate, start)
-                    return value
-                except json.JSONDecodeError:
-                    continue
+        start = 0
+        while (start := _next_opening(candidate, start)) >= 0:
+            try:
+                value, end = _DECODER.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                start += 1
+                continue
+            yield value
+            start = end
+
+
+def _next_opening(text: str, start: int) -> int:
+    positions = [p for p in (text.find("{", start), text.find("[", start)) if p >= 0]
+    return min(positions) if positions else -1
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a reply: bare, inside a code fence, or the first one embedded in prose."""
+    for value in json_values(text):
+        return value
     raise ValueError("the reply contains no complete JSON value")
 
 
@@ -74,19 +88,23 @@ def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
 
 
 def _structured_problem(completion: Completion, schema: ResponseSchema) -> OutputProblem | None:
-    """Parse the reply's JSON into ``completion.parsed``, or say why it cannot be."""
+    """Parse the reply's JSON into ``completion.parsed``, or say why it cannot be.
+
+    Prose may hold several JSON values ("see [1]: {...}"): the first that satisfies the schema wins.
+    """
     truncated = completion.finish_reason == "length"
     if not completion.content or not completion.content.strip():
         return OutputProblem("truncated" if truncated else "empty", "the reply is empty")
-    try:
-        value = extract_json(completion.content)
-    except ValueError as exc:
-        return OutputProblem("truncated" if truncated else "invalid_json", str(exc))
-    violations = schema_violations(value, schema.json_schema)
-    if violations:
-        return OutputProblem("schema_mismatch", "the JSON does not satisfy the schema: " + "; ".join(violations[:5]))
-    completion.parsed = value
-    return None
+    first_violations: list[str] | None = None
+    for value in json_values(completion.content):
+        violations = schema_violations(value, schema.json_schema)
+        if not violations:
+            completion.parsed = value
+            return None
+        first_violations = first_violations or violations
+    if first_violations is None:
+        return OutputProblem("truncated" if truncated else "invalid_json", "the reply contains no complete JSON value")
+    return OutputProblem("schema_mismatch", "the JSON does not satisfy the schema: " + "; ".join(first_violations[:5]))
 
 
 def check_tool_choice(tool_choice: ToolChoice | None, tools: Sequence[ToolSpec] | None) -> None:
@@ -151,6 +169,8 @@ def with_instruction(messages: Sequence[Message], instruction: str) -> list[Mess
     Appending (rather than editing the system prompt) keeps the earlier prompt a cacheable prefix.
     """
     out = list(messages)
+    if out and isinstance(out[-1], UserMessage) and instruction in out[-1].content:
+        return out
     if out and isinstance(out[-1], UserMessage):
         out[-1] = UserMessage(content=f"{out[-1].content}\n\n{instruction}")
     else:

@@ -191,8 +191,6 @@ class MockServer:
                 code="response_format_not_supported",
                 param="response_format",
             )
-        conversation = request.headers.get(CONVERSATION_HEADER) or conversation_key(chat.raw_messages)
-        self.prefix_reuse.record(conversation, chat.prompt_pieces, chat.prompt_chars)
 
         fault = self.fault_plan.next()
         if fault is not None:
@@ -230,6 +228,9 @@ class MockServer:
             return self._backend_error(exc)
         if fault is not None and fault in REPLY_FAULTS:
             completion = corrupt_reply(completion, fault, tool_names=[t.name for t in chat.tools or ()])
+        # Only served prompts count: a retry after a fault would look like a perfectly cached repeat.
+        conversation = request.headers.get(CONVERSATION_HEADER) or conversation_key(chat.raw_messages)
+        self.prefix_reuse.record(conversation, chat.prompt_pieces, chat.prompt_chars)
         payload = chat_completion_body(
             completion,
             request_id=f"chatcmpl-mock-{next(self._ids)}",
