@@ -1,0 +1,397 @@
+"""Real tool execution: SQL tools run on each dialogue's own copy-on-write fork of a SQLite database.
+
+``SQLDatabase`` is the shared, read-only source (a ``.sqlite`` file, or one built from a SQL
+script). ``SQLEnvironment`` is one state of it: tool calls change it, ``fork`` gives a dialogue
+its own isolated copy, ``digest`` names the state, ``diff`` says which rows changed, and
+``check`` evaluates a task's read-only SQL assertion on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import apsw
+import orjson
+import sqlglot
+from sqlglot import exp
+
+from dialforge.environments.arguments import argument_problem
+from dialforge.environments.base import StateDiff, TableDiff, ToolResult
+from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect
+from dialforge.environments.sql.sandbox import Authorizer, Deadline, SandboxLimits, ScriptAuthorizer, harden
+from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier
+from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
+from dialforge.environments.sql.tool import SQLTool
+from dialforge.model.tools import ToolSpec
+
+_WAL_FORMAT = 2
+_DIFF_ROWS_CAP = 100
+_TOOL_STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)
+
+
+class _NullForMissing(dict[str, Any]):
+    """Bindings where a parameter the call left out binds as NULL (optional filters)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _json_value(value: Any) -> Any:
+    return f"<blob {len(value)} bytes>" if isinstance(value, bytes) else value
+
+
+def _row_hash_default(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(type(value).__name__)
+
+
+def parse_statement(sql: str) -> exp.Expression:
+    """The one statement of a tool; ``ValueError`` unless it is exactly one SELECT, INSERT, UPDATE or DELETE."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise ValueError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise ValueError(f"a tool runs exactly one statement, this SQL has {len(statements)}")
+    if not isinstance(statements[0], _TOOL_STATEMENTS):
+        raise ValueError(f"a tool may only SELECT, INSERT, UPDATE or DELETE, not {statements[0].key.upper()}")
+    return statements[0]
+
+
+class SQLDatabase:
+    """A source database every dialogue forks from: a read-only file, its schema, cached table digests."""
+
+    def __init__(self, path: Path, *, source: str | None = None, keep_alive: TemporaryDirectory[str] | None = None):
+        connection = open_readonly(path)
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal" or _is_wal(path):
+                raise DatabaseSourceError(path, "is in WAL mode", "internal: snapshot it first")
+            self.schema: DatabaseSchema = introspect(connection)
+        finally:
+            connection.close()
+        self.path = path
+        self.source = source or str(path)
+        self.base = BaseFile.open(str(path))
+        self._keep_alive = keep_alive
+        self._table_digests: dict[str, str] = {}
+        self._reader: SQLEnvironment | None = None
+
+    @classmethod
+    def open(cls, path: str | Path) -> SQLDatabase:
+        """An existing ``.sqlite`` file, never modified. A WAL-mode file is first snapshotted to a private copy."""
+        path = Path(path)
+        open_readonly(path).close()  # a missing, foreign, corrupt or empty file fails here, by name
+        if not _is_wal(path):
+            return cls(path)
+        workdir = TemporaryDirectory(prefix="dialforge-db-")
+        copy = Path(workdir.name) / "snapshot.sqlite"
+        source = open_readonly(path)
+        target = apsw.Connection(str(copy))
+        with target.backup("main", source, "main") as backup:
+            backup.step()
+        target.execute("PRAGMA journal_mode=DELETE")
+        source.close()
+        target.close()
+        return cls(copy, source=str(path), keep_alive=workdir)
+
+    @classmethod
+    def from_script(
+        cls, script: str, *, source: str = "<SQL script>", limits: SandboxLimits | None = None
+    ) -> SQLDatabase:
+        """A database built from DDL and INSERTs (a ``.sql`` file, or a schema a model wrote).
+
+        The script is untrusted: it runs under an authorizer that allows schema and rows but no
+        ATTACH, PRAGMA or extension loading, within a time budget. Errors name the failing statement.
+        """
+        limits = limits or SandboxLimits(time_budget_s=30.0)
+        workdir = TemporaryDirectory(prefix="dialforge-db-")
+        path = Path(workdir.name) / "database.sqlite"
+        connection = apsw.Connection(str(path))
+        deadline = Deadline()
+        harden(connection, limits, ScriptAuthorizer(), deadline)
+        deadline.start(limits.time_budget_s)
+        try:
+            with connection:
+                connection.execute(script)
+        except apsw.InterruptError:
+            raise DatabaseSourceError(
+                source, f"the SQL script ran longer than {limits.time_budget_s:g} s", "make it smaller"
+            ) from None
+        except apsw.Error as exc:
+            raise DatabaseSourceError(
+                source, f"the SQL script does not run: {exc}", "fix that statement (only schema and rows are allowed)"
+            ) from None
+        finally:
+            connection.close()
+        return cls(path, source=source, keep_alive=workdir)
+
+    @classmethod
+    def from_sql_file(cls, path: str | Path) -> SQLDatabase:
+        path = Path(path)
+        try:
+            script = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DatabaseSourceError(path, f"cannot be read ({exc.strerror})", "check the path") from None
+        return cls.from_script(script, source=str(path))
+
+    def environment(self, tools: Sequence[SQLTool], limits: SandboxLimits | None = None) -> SQLEnvironment:
+        """The root state; give each dialogue ``environment.fork()``."""
+        return SQLEnvironment(self, tools, limits or SandboxLimits())
+
+    def table_digest(self, table: Table) -> str:
+        """The digest of a table as the base file holds it; computed once."""
+        if table.name not in self._table_digests:
+            if self._reader is None:
+                self._reader = self.environment(())
+            self._table_digests[table.name] = self._reader.table_digest(table)
+        return self._table_digests[table.name]
+
+
+def _is_wal(path: Path) -> bool:
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    return len(header) >= 20 and header[18] == _WAL_FORMAT
+
+
+class SQLEnvironment:
+    """One state of a ``SQLDatabase`` with its SQL tools; isolated from every other fork."""
+
+    def __init__(
+        self,
+        database: SQLDatabase,
+        tools: Iterable[SQLTool],
+        limits: SandboxLimits,
+        *,
+        overlay: PageOverlay | None = None,
+        written: Iterable[str] = (),
+    ) -> None:
+        self.database = database
+        self.limits = limits
+        self._tools = {tool.name: tool for tool in tools}
+        self._inserts: set[str] = set()
+        for tool in self._tools.values():
+            try:
+                statement = parse_statement(tool.sql)
+            except ValueError as exc:
+                raise ValueError(f"SQL tool {tool.name!r}: {exc}") from None
+            if isinstance(statement, exp.Insert):
+                self._inserts.add(tool.name)
+        self._specs = {name: tool.to_spec() for name, tool in self._tools.items()}
+        base = database.base
+        self._overlay = overlay or PageOverlay(base, {}, base.size, limits.max_overlay_bytes)
+        self._written: set[str] = set(written)
+        self._authorizer = Authorizer(self._written)
+        self._deadline = Deadline()
+        self._connection = connect(self._overlay)
+        harden(self._connection, limits, self._authorizer, self._deadline)
+
+    def tools(self) -> list[ToolSpec]:
+        return list(self._specs.values())
+
+    @property
+    def sql_tools(self) -> list[SQLTool]:
+        return list(self._tools.values())
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        return self.execute(name, arguments)
+
+    def execute(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Run one tool call; never raises: every problem is a ``ToolResult`` error the agent can read."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult.failure(
+                "unknown_tool",
+                f"there is no tool {name!r}; the tools are {sorted(self._tools)}",
+                tools=sorted(self._tools),
+            )
+        if problem := argument_problem(self._specs[name], arguments):
+            return problem
+        return self._guarded(tool.name, lambda: self._run(tool, arguments))
+
+    def _run(self, tool: SQLTool, arguments: dict[str, Any]) -> ToolResult:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(tool.sql, _NullForMissing(arguments))
+            rows, truncated = self._collect(cursor)
+        finally:
+            cursor.close()
+        if tool.kind == "write":
+            content: dict[str, Any] = {"rows_affected": self._connection.changes()}
+            if tool.name in self._inserts:
+                content["last_row_id"] = self._connection.last_insert_rowid()
+            if rows:
+                content["rows"] = rows
+            return ToolResult(content=content, truncated=truncated)
+        if (tool.returns or {}).get("type") == "object":
+            if not rows:
+                return ToolResult.failure("not_found", f"{tool.name}: no row matches {arguments}", arguments=arguments)
+            return ToolResult(content=rows[0])
+        return ToolResult(content=rows, truncated=truncated)
+
+    def _collect(self, cursor: apsw.Cursor) -> tuple[list[dict[str, Any]], bool]:
+        """Rows as objects, stopped at the row cap or the result-size cap."""
+        rows: list[dict[str, Any]] = []
+        names: list[str] | None = None
+        chars = 0
+        for row in cursor:
+            if names is None:
+                names = _unique_names(column for column, _ in cursor.get_description())
+            if len(rows) >= self.limits.max_rows:
+                return rows, True
+            record = {name: _json_value(value) for name, value in zip(names, row, strict=True)}
+            chars += len(orjson.dumps(record))
+            if chars > self.limits.max_result_chars:
+                return rows, True
+            rows.append(record)
+        return rows, False
+
+    def _guarded(self, what: str, run: Callable[[], ToolResult]) -> ToolResult:
+        """Run a statement under the time budget and turn SQLite's errors into readable tool errors."""
+        self._deadline.start(self.limits.time_budget_s)
+        try:
+            return run()
+        except apsw.ConstraintError as exc:
+            return ToolResult.failure("constraint_violation", f"{what}: {exc}")
+        except apsw.InterruptError:
+            return ToolResult.failure(
+                "timeout", f"{what}: stopped after the {self.limits.time_budget_s:g} s time budget of one tool call"
+            )
+        except apsw.AuthError as exc:
+            return ToolResult.failure("refused", f"{what}: not allowed in the sandbox ({exc})")
+        except (apsw.FullError, apsw.TooBigError) as exc:
+            return ToolResult.failure("too_large", f"{what}: {exc}")
+        except apsw.Error as exc:
+            message = str(exc)
+            kind = "refused" if "not authorized" in message else "execution_error"
+            return ToolResult.failure(kind, f"{what}: {message}")
+        finally:
+            self._deadline.clear()
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> ToolResult:
+        """Run read-only SQL on this state (task checks, trial runs, data views): writes are refused."""
+        try:
+            parse_statement(sql)
+        except ValueError as exc:
+            return ToolResult.failure("refused", str(exc))
+
+        def run() -> ToolResult:
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute(sql, _NullForMissing(parameters or {}))
+                rows, truncated = self._collect(cursor)
+            finally:
+                cursor.close()
+            return ToolResult(content=rows, truncated=truncated)
+
+        self._authorizer.read_only = True
+        try:
+            return self._guarded("query", run)
+        finally:
+            self._authorizer.read_only = False
+
+    def check(self, sql: str) -> tuple[bool, str]:
+        """A task's verification: passes when the query's first value is truthy. Returns (passed, why)."""
+        result = self.query(sql)
+        if result.error is not None:
+            return False, f"the check could not run: {result.error.message}"
+        rows = result.content
+        if not rows:
+            return False, "the check returned no row"
+        value = next(iter(rows[0].values()))
+        return bool(value), f"the check returned {value!r}"
+
+    def fork(self) -> SQLEnvironment:
+        """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes."""
+        return SQLEnvironment(
+            self.database, self._tools.values(), self.limits, overlay=self._overlay.copy(), written=self._written
+        )
+
+    @property
+    def changed_bytes(self) -> int:
+        """Memory this state holds beyond the shared base (its written pages)."""
+        return self._overlay.bytes_held
+
+    def _written_tables(self) -> dict[str, Table]:
+        tables = {table.name.casefold(): table for table in self.database.schema.tables}
+        return {name.casefold(): tables[name.casefold()] for name in self._written if name.casefold() in tables}
+
+    def table_digest(self, table: Table) -> str:
+        """Hash of a table's rows in key order; the rowid is left out, so equal contents hash equal."""
+        order = ", ".join(quote_identifier(c) for c in table.primary_key) or ", ".join(
+            quote_identifier(c.name) for c in table.columns
+        )
+        digest = hashlib.blake2b(digest_size=16)
+        self._authorizer.trusted = True
+        try:
+            for row in self._connection.execute(f"SELECT * FROM {quote_identifier(table.name)} ORDER BY {order}"):
+                digest.update(orjson.dumps(row, default=_row_hash_default))
+                digest.update(b"\n")
+        finally:
+            self._authorizer.trusted = False
+        return digest.hexdigest()
+
+    def digest(self) -> str:
+        """A stable hash of the state: per-table row hashes, recomputed only for tables this lineage wrote."""
+        written = self._written_tables()
+        digest = hashlib.blake2b(digest_size=16)
+        for table in sorted(self.database.schema.tables, key=lambda t: t.name):
+            own = table.name.casefold() in written
+            table_hash = self.table_digest(table) if own else self.database.table_digest(table)
+            digest.update(f"{table.name}\0{table_hash}\n".encode())
+        return digest.hexdigest()
+
+    def _keyed_rows(self, table: Table) -> dict[tuple[Any, ...], dict[str, Any]]:
+        keys = [column.name for column in table.key_columns] or [column.name for column in table.columns]
+        selected = ", ".join(quote_identifier(k) for k in keys)
+        sql = f"SELECT {selected}, * FROM {quote_identifier(table.name)}"
+        self._authorizer.trusted = True
+        try:
+            cursor = self._connection.execute(sql)
+            names = [column.name for column in table.columns]
+            return {
+                tuple(row[: len(keys)]): dict(zip(names, map(_json_value, row[len(keys) :]), strict=True))
+                for row in cursor
+            }
+        finally:
+            self._authorizer.trusted = False
+
+    def diff(self, other: SQLEnvironment) -> StateDiff:  # type: ignore[override]
+        """Rows inserted, updated and deleted from ``other`` to this state, per table (at most 100 of each)."""
+        if other.database is not self.database:
+            raise ValueError("only states of the same database can be compared")
+        tables = {**other._written_tables(), **self._written_tables()}
+        diff = StateDiff()
+        for table in sorted(tables.values(), key=lambda t: t.name):
+            before, after = other._keyed_rows(table), self._keyed_rows(table)
+            key_names = [c.name for c in table.key_columns] or [c.name for c in table.columns]
+            changes = TableDiff(
+                inserted=[after[k] for k in after.keys() - before.keys()][:_DIFF_ROWS_CAP],
+                deleted=[before[k] for k in before.keys() - after.keys()][:_DIFF_ROWS_CAP],
+                updated=[
+                    {"key": dict(zip(key_names, k, strict=True)), "before": before[k], "after": after[k]}
+                    for k in before.keys() & after.keys()
+                    if before[k] != after[k]
+                ][:_DIFF_ROWS_CAP],
+            )
+            if not changes.empty:
+                diff.tables[table.name] = changes
+        return diff
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _unique_names(names: Iterable[str]) -> list[str]:
+    """Column names as object keys; a JOIN's repeated names get ``_2``, ``_3`` suffixes instead of vanishing."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        out.append(name if count == 1 else f"{name}_{count}")
+    return out
