@@ -23,13 +23,14 @@ from dialforge.environments.arguments import argument_problem
 from dialforge.environments.base import StateDiff, TableDiff, ToolResult
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect
 from dialforge.environments.sql.sandbox import Authorizer, Deadline, SandboxLimits, ScriptAuthorizer, harden
-from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier
+from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier, table_names
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.model.tools import ToolSpec
 
 _WAL_FORMAT = 2
 _DIFF_ROWS_CAP = 100
+_MAX_TOOL_SQL_CHARS = 20_000
 _TOOL_STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)
 
 
@@ -52,14 +53,19 @@ def _row_hash_default(value: Any) -> str:
 
 def parse_statement(sql: str) -> exp.Expression:
     """The one statement of a tool; ``ValueError`` unless it is exactly one SELECT, INSERT, UPDATE or DELETE."""
+    if len(sql) > _MAX_TOOL_SQL_CHARS:
+        raise ValueError(f"the SQL is {len(sql)} characters long; a tool's SQL may have at most {_MAX_TOOL_SQL_CHARS}")
     try:
         statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:
         raise ValueError(f"the SQL does not parse: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ValueError("the SQL is nested too deeply to parse") from None
     if len(statements) != 1:
         raise ValueError(f"a tool runs exactly one statement, this SQL has {len(statements)}")
     if not isinstance(statements[0], _TOOL_STATEMENTS):
-        raise ValueError(f"a tool may only SELECT, INSERT, UPDATE or DELETE, not {statements[0].key.upper()}")
+        keyword = sql.split(maxsplit=1)[0].upper() if sql.strip() else "nothing"
+        raise ValueError(f"a tool may only SELECT, INSERT, UPDATE or DELETE; this SQL is a {keyword} statement")
     return statements[0]
 
 
@@ -94,7 +100,7 @@ class SQLDatabase:
         target = apsw.Connection(str(copy))
         with target.backup("main", source, "main") as backup:
             backup.step()
-        target.execute("PRAGMA journal_mode=DELETE")
+        target.execute("PRAGMA journal_mode=DELETE").fetchall()
         source.close()
         target.close()
         return cls(copy, source=str(path), keep_alive=workdir)
@@ -117,7 +123,10 @@ class SQLDatabase:
         deadline.start(limits.time_budget_s)
         try:
             with connection:
-                connection.execute(script)
+                for _ in connection.execute(script):  # a batch runs only as far as its rows are read
+                    pass
+            connection.set_authorizer(None)
+            created = table_names(connection)
         except apsw.InterruptError:
             raise DatabaseSourceError(
                 source, f"the SQL script ran longer than {limits.time_budget_s:g} s", "make it smaller"
@@ -128,6 +137,8 @@ class SQLDatabase:
             ) from None
         finally:
             connection.close()
+        if not created:
+            raise DatabaseSourceError(source, "the SQL script creates no tables", "add CREATE TABLE statements")
         return cls(path, source=source, keep_alive=workdir)
 
     @classmethod
@@ -267,7 +278,8 @@ class SQLEnvironment:
             return ToolResult.failure("too_large", f"{what}: {exc}")
         except apsw.Error as exc:
             message = str(exc)
-            kind = "refused" if "not authorized" in message else "execution_error"
+            refused = "not authorized" in message or "may not be modified" in message
+            kind = "refused" if refused else "execution_error"
             return ToolResult.failure(kind, f"{what}: {message}")
         finally:
             self._deadline.clear()

@@ -187,7 +187,6 @@ def connect(overlay: PageOverlay, *, cache_kib: int = 256) -> apsw.Connection:
     name = f"/dialforge-overlay-{next(_names)}"
     _vfs.overlays[name] = overlay
     connection = apsw.Connection(name, vfs=_VFS_NAME, flags=apsw.SQLITE_OPEN_READWRITE)
-    connection.execute(
-        f"PRAGMA journal_mode=MEMORY; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=ON; PRAGMA cache_size=-{cache_kib}"
-    )
+    for pragma in ("journal_mode=MEMORY", "temp_store=MEMORY", "foreign_keys=ON", f"cache_size=-{cache_kib}"):
+        connection.execute(f"PRAGMA {pragma}").fetchall()  # one by one: apsw stops a batch at the first row
     return connection

@@ -69,9 +69,8 @@ class ScriptAuthorizer:
     def __call__(self, op: int, p1: str | None, p2: str | None, database: str | None, trigger: str | None) -> int:
         if op in _SCRIPT_DENIED:
             return apsw.SQLITE_DENY
+        # Writes to sqlite_master are how DDL records itself; explicit ones need writable_schema (a PRAGMA).
         if op == apsw.SQLITE_FUNCTION and (p2 or "").lower() in _DENIED_FUNCTIONS:
-            return apsw.SQLITE_DENY
-        if op in _ROW_WRITES and (p1 or "").lower() in _SCHEMA_TABLES:
             return apsw.SQLITE_DENY
         return apsw.SQLITE_OK
 
