@@ -169,13 +169,29 @@ def _is_wal(path: Path) -> bool:
     return len(header) >= 20 and header[18] == _WAL_FORMAT
 
 
+class _ToolSet:
+    """A list of SQL tools, checked once and shared by every fork (forking must stay cheap)."""
+
+    def __init__(self, tools: Iterable[SQLTool]) -> None:
+        self.tools = {tool.name: tool for tool in tools}
+        self.specs = {name: tool.to_spec() for name, tool in self.tools.items()}
+        self.inserts: set[str] = set()
+        for tool in self.tools.values():
+            try:
+                statement = parse_statement(tool.sql)
+            except ValueError as exc:
+                raise ValueError(f"SQL tool {tool.name!r}: {exc}") from None
+            if isinstance(statement, exp.Insert):
+                self.inserts.add(tool.name)
+
+
 class SQLEnvironment:
     """One state of a ``SQLDatabase`` with its SQL tools; isolated from every other fork."""
 
     def __init__(
         self,
         database: SQLDatabase,
-        tools: Iterable[SQLTool],
+        tools: Iterable[SQLTool] | _ToolSet,
         limits: SandboxLimits,
         *,
         overlay: PageOverlay | None = None,
@@ -183,16 +199,9 @@ class SQLEnvironment:
     ) -> None:
         self.database = database
         self.limits = limits
-        self._tools = {tool.name: tool for tool in tools}
-        self._inserts: set[str] = set()
-        for tool in self._tools.values():
-            try:
-                statement = parse_statement(tool.sql)
-            except ValueError as exc:
-                raise ValueError(f"SQL tool {tool.name!r}: {exc}") from None
-            if isinstance(statement, exp.Insert):
-                self._inserts.add(tool.name)
-        self._specs = {name: tool.to_spec() for name, tool in self._tools.items()}
+        self._toolset = tools if isinstance(tools, _ToolSet) else _ToolSet(tools)
+        self._tools = self._toolset.tools
+        self._specs = self._toolset.specs
         base = database.base
         self._overlay = overlay or PageOverlay(base, {}, base.size, limits.max_overlay_bytes)
         self._written: set[str] = set(written)
@@ -233,7 +242,7 @@ class SQLEnvironment:
             cursor.close()
         if tool.kind == "write":
             content: dict[str, Any] = {"rows_affected": self._connection.changes()}
-            if tool.name in self._inserts:
+            if tool.name in self._toolset.inserts:
                 content["last_row_id"] = self._connection.last_insert_rowid()
             if rows:
                 content["rows"] = rows
@@ -320,7 +329,7 @@ class SQLEnvironment:
     def fork(self) -> SQLEnvironment:
         """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes."""
         return SQLEnvironment(
-            self.database, self._tools.values(), self.limits, overlay=self._overlay.copy(), written=self._written
+            self.database, self._toolset, self.limits, overlay=self._overlay.copy(), written=self._written
         )
 
     @property
