@@ -257,3 +257,27 @@ def test_a_thousand_forks_hold_only_what_they_wrote(root: SQLEnvironment) -> Non
     assert sum(fork.changed_bytes for fork in forks) <= 10 * 4 * 4096
     for fork in forks:
         fork.close()
+
+
+async def test_verification_reports_checks_digests_and_the_row_diff(root: SQLEnvironment) -> None:
+    from dialforge.environments.sql.verification import verify
+    from dialforge.model import SQLCheck, Task
+
+    task = Task(
+        id="t1",
+        description="Refund invoice 412.",
+        checks=[
+            SQLCheck(description="invoice 412 is refunded", sql="SELECT Total = 0 FROM Invoice WHERE InvoiceId = 412"),
+            SQLCheck(description="invoice 411 untouched", sql="SELECT Total > 0 FROM Invoice WHERE InvoiceId = 411"),
+        ],
+    )
+    dialogue_state = root.fork()
+    untouched = verify(root, dialogue_state, task.checks)
+    assert not untouched.passed and untouched.diff.empty and untouched.initial_digest == untouched.final_digest
+    await dialogue_state.call("refund_invoice", {"invoice_id": 412})
+    verification = verify(root, dialogue_state, task.checks)
+    assert verification.passed
+    assert [c.passed for c in verification.checks] == [True, True]
+    assert verification.diff.counts() == {"Invoice": {"inserted": 0, "updated": 1, "deleted": 0}}
+    assert verification.initial_digest != verification.final_digest
+    assert verification.model_dump(mode="json")["checks"][0]["detail"] == "the check returned 1"

@@ -13,7 +13,7 @@ from dialforge.model.messages import (
     parse_messages,
     to_openai,
 )
-from dialforge.model.tasks import Difficulty, Rubric, Task
+from dialforge.model.tasks import Difficulty, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage, UsageByRole
 
@@ -29,6 +29,7 @@ __all__ = [
     "Message",
     "Mode",
     "Rubric",
+    "SQLCheck",
     "SystemMessage",
     "Task",
     "ToolCall",

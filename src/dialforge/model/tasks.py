@@ -19,6 +19,18 @@ class Rubric(BaseModel):
     checkpoints: list[str] = Field(default_factory=list)
 
 
+class SQLCheck(BaseModel):
+    """A read-only assertion on a dialogue's final database state; passes when its first value is truthy.
+
+    Example: ``SELECT status = 'refunded' FROM invoice WHERE id = 412``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    sql: str
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -28,3 +40,4 @@ class Task(BaseModel):
     rubric: Rubric = Field(default_factory=Rubric)
     subtasks: list[str] = Field(default_factory=list)
     follows: str | None = Field(default=None, description="id of the task whose results this one extends")
+    checks: list[SQLCheck] = Field(default_factory=list, description="execution-grounded verification (SQL domains)")
