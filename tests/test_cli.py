@@ -35,8 +35,6 @@ def test_run_accepts_the_documented_options() -> None:
 @pytest.mark.parametrize(
     ("args", "command", "topic"),
     [
-        (["tools", "scaffold", "--db", "shop.sqlite"], "tools scaffold", "SQL tools"),
-        (["tools", "check", "--db", "shop.sqlite", "tools.json"], "tools check", "SQL tools"),
         (["extend", "chats.jsonl", "--config", "run.yaml"], "extend", "conversation extension"),
         (["export", "RUN", "--format", "openai", "-o", "out.jsonl"], "export", "export"),
         (["stats", "RUN", "--json"], "stats", "statistics"),

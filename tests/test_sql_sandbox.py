@@ -66,6 +66,7 @@ HOSTILE: list[tuple[str, str, str, str]] = [
         "too_large|timeout:",
     ),
     ("delete everything", "write", "DELETE FROM InvoiceLine", "contained:"),
+    ("typo read as a string", "read", 'SELECT "InvoiceIdd" FROM Invoice', "execution_error:no such column"),
 ]
 
 

@@ -62,7 +62,29 @@ def tools_scaffold(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="where to write tools.json")] = None,
 ) -> None:
     """Write deterministic SQL tools for every table of a database schema."""
-    not_implemented("tools scaffold", "SQL tools")
+    from dialforge.environments.sql.scaffold import scaffold_tools, tools_json, write_tools_json
+    from dialforge.environments.sql.schema import introspect
+    from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
+
+    try:
+        conn = open_readonly(db)
+    except DatabaseSourceError as exc:
+        typer.echo(f"dialforge tools scaffold: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        schema = introspect(conn)
+    finally:
+        conn.close()
+    tools = scaffold_tools(schema)
+    if output is None:
+        typer.echo(tools_json(tools))
+    else:
+        try:
+            write_tools_json(tools, output)
+        except OSError as exc:
+            typer.echo(f"dialforge tools scaffold: cannot write {output}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"wrote {len(tools)} tools for {len(schema.tables)} tables to {output or 'stdout'}", err=True)
 
 
 @tools_app.command("check")

@@ -106,6 +106,9 @@ def harden(
         (apsw.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000),
     ):
         connection.limit(limit, value)
+    # SQLite would read an unknown "double-quoted" name as a string literal: a typo would run silently.
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    connection.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     connection.enable_load_extension(False)
     connection.set_authorizer(authorizer)
     connection.set_progress_handler(deadline, 1000)

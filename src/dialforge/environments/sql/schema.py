@@ -1,0 +1,312 @@
+"""What a SQLite database holds, read through apsw: the ground that tools are scaffolded from and prompts show.
+
+Only ordinary tables of the ``main`` schema count. Views are ignored (they carry no keys to act on), and so
+are SQLite's internal ``sqlite_%`` tables, virtual tables and the shadow tables that store them (their rows
+belong to the virtual-table module, not to the agent).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import apsw
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+Affinity = Literal["INTEGER", "TEXT", "BLOB", "REAL", "NUMERIC"]
+
+_ROWID_NAMES = ("rowid", "_rowid_", "oid")
+_BARE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def quote_identifier(name: str) -> str:
+    """Always quote: one form that is right for spaces, embedded quotes, keywords and mixed case alike."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _prompt_identifier(name: str) -> str:
+    """Bare where SQL allows it, so prompts stay readable; quoted where a model must quote it too."""
+    if _BARE_IDENTIFIER.match(name) and name.upper() not in apsw.keywords:
+        return name
+    return quote_identifier(name)
+
+
+class Column(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str
+    """The declared type as written (``NVARCHAR(40)``), empty when none was declared."""
+    not_null: bool = False
+    default: str | None = None
+    """The default as an SQL expression (``'0'``, ``CURRENT_TIMESTAMP``), None when there is none."""
+    primary_key: int = 0
+    """Position in the primary key, from 1; 0 when the column is not part of it."""
+    generated: bool = False
+    """A generated column: readable, never written."""
+
+    @property
+    def affinity(self) -> Affinity:
+        """SQLite's type affinity rules (https://sqlite.org/datatype3.html, section 3.1), in their order."""
+        declared = self.type.upper()
+        if "INT" in declared:
+            return "INTEGER"
+        if any(word in declared for word in ("CHAR", "CLOB", "TEXT")):
+            return "TEXT"
+        if not declared or "BLOB" in declared:
+            return "BLOB"
+        if any(word in declared for word in ("REAL", "FLOA", "DOUB")):
+            return "REAL"
+        return "NUMERIC"
+
+
+class ForeignKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    columns: tuple[str, ...]
+    table: str
+    ref_columns: tuple[str, ...]
+    """The parent's columns, filled with its primary key when the constraint omits them."""
+
+
+class Table(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    row_count: int = 0
+    without_rowid: bool = False
+    sql: str = ""
+    rowid_alias: str | None = None
+    """The INTEGER PRIMARY KEY column that aliases the rowid: SQLite assigns it when an insert leaves it NULL."""
+
+    def column(self, name: str) -> Column:
+        """Case-insensitive, as SQLite resolves column names."""
+        for column in self.columns:
+            if column.name.casefold() == name.casefold():
+                return column
+        raise KeyError(f"table {self.name!r} has no column {name!r}; it has {[c.name for c in self.columns]}")
+
+    @property
+    def rowid_name(self) -> str | None:
+        """The name that reaches the rowid (``rowid`` unless a column shadows it), None for WITHOUT ROWID tables."""
+        if self.without_rowid:
+            return None
+        taken = {column.name.casefold() for column in self.columns}
+        return next((name for name in _ROWID_NAMES if name not in taken), None)
+
+    @property
+    def key_columns(self) -> tuple[Column, ...]:
+        """What identifies one row: the primary key, else the rowid (as an INTEGER pseudo-column)."""
+        if self.primary_key:
+            return tuple(self.column(name) for name in self.primary_key)
+        if self.rowid_name is None:
+            return ()
+        return (Column(name=self.rowid_name, type="INTEGER", not_null=True, primary_key=1),)
+
+    @property
+    def result_columns(self) -> tuple[Column, ...]:
+        """What a query shows of a row: every column, after the rowid when the rowid is the key."""
+        return (*(() if self.primary_key else self.key_columns), *self.columns)
+
+    def to_prompt(self) -> str:
+        """DDL a model can copy identifiers from, with the row count as a comment."""
+        lines = [_column_ddl(column) for column in self.columns]
+        if self.primary_key:
+            lines.append(f"PRIMARY KEY ({_identifier_list(self.primary_key)})")
+        lines.extend(
+            f"FOREIGN KEY ({_identifier_list(fk.columns)}) REFERENCES {_prompt_identifier(fk.table)}"
+            f" ({_identifier_list(fk.ref_columns)})"
+            for fk in self.foreign_keys
+        )
+        rows = "1 row" if self.row_count == 1 else f"{self.row_count} rows"
+        body = ",\n".join(f"  {line}" for line in lines)
+        suffix = " WITHOUT ROWID" if self.without_rowid else ""
+        return f"CREATE TABLE {_prompt_identifier(self.name)} (  -- {rows}\n{body}\n){suffix};"
+
+
+def _identifier_list(names: tuple[str, ...]) -> str:
+    return ", ".join(_prompt_identifier(name) for name in names)
+
+
+def _column_ddl(column: Column) -> str:
+    parts = [_prompt_identifier(column.name)]
+    if column.type:
+        parts.append(column.type)
+    if column.not_null:
+        parts.append("NOT NULL")
+    if column.default is not None:
+        parts.append(f"DEFAULT {column.default}")
+    if column.generated:
+        parts.append("GENERATED")
+    return " ".join(parts)
+
+
+class DatabaseSchema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tables: tuple[Table, ...]
+
+    def table(self, name: str) -> Table:
+        """Case-insensitive, as SQLite resolves table names."""
+        for table in self.tables:
+            if table.name.casefold() == name.casefold():
+                return table
+        raise KeyError(f"no table {name!r}; the tables are {[t.name for t in self.tables]}")
+
+    def to_prompt(self) -> str:
+        return "\n\n".join(table.to_prompt() for table in self.tables)
+
+
+def table_names(conn: apsw.Connection) -> list[str]:
+    """The user tables of ``main``: ordinary tables only, not SQLite's own, views, virtual or shadow tables."""
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'"
+            " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+    ]
+
+
+def introspect(conn: apsw.Connection) -> DatabaseSchema:
+    """Every user table, sorted by name so that what is built from the schema is deterministic."""
+    tables = [_read_table(conn, name) for name in table_names(conn)]
+    by_name = {table.name.casefold(): table for table in tables}
+    resolved = [
+        table.model_copy(update={"foreign_keys": tuple(_resolve(fk, table, by_name) for fk in table.foreign_keys)})
+        for table in tables
+    ]
+    return DatabaseSchema(tables=tuple(sorted(resolved, key=lambda table: (table.name.casefold(), table.name))))
+
+
+def _read_table(conn: apsw.Connection, name: str) -> Table:
+    columns = tuple(
+        Column(
+            name=column,
+            type=declared or "",
+            not_null=bool(not_null),
+            default=default,
+            primary_key=pk,
+            generated=hidden in (2, 3),
+        )
+        for column, declared, not_null, default, pk, hidden in conn.execute(
+            "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?, 'main') ORDER BY cid",
+            (name,),
+        )
+    )
+    primary_key = tuple(column.name for column in sorted(columns, key=lambda c: c.primary_key) if column.primary_key)
+    (without_rowid,) = conn.execute("SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'", (name,)).fetchone()
+    # A primary key backed by an index is not the rowid; one without (a single INTEGER column) aliases it.
+    pk_index = conn.execute("SELECT 1 FROM pragma_index_list(?, 'main') WHERE origin = 'pk'", (name,)).fetchall()
+    (sql,) = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()
+    (row_count,) = conn.execute(f"SELECT count(*) FROM main.{quote_identifier(name)}").fetchone()
+    return Table(
+        name=name,
+        columns=columns,
+        primary_key=primary_key,
+        foreign_keys=_read_foreign_keys(conn, name),
+        row_count=row_count,
+        without_rowid=bool(without_rowid),
+        sql=sql or "",
+        rowid_alias=primary_key[0] if len(primary_key) == 1 and not (pk_index or without_rowid) else None,
+    )
+
+
+def _read_foreign_keys(conn: apsw.Connection, table: str) -> tuple[ForeignKey, ...]:
+    """One ForeignKey per constraint; ``ref_columns`` may still be empty until ``_resolve`` sees the parent."""
+    grouped: dict[int, list[tuple[str, str, str | None]]] = {}
+    for fk_id, parent, column, ref_column in conn.execute(
+        'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?, \'main\') ORDER BY id, seq', (table,)
+    ):
+        grouped.setdefault(fk_id, []).append((parent, column, ref_column))
+    return tuple(
+        ForeignKey(
+            columns=tuple(column for _, column, _ in pairs),
+            table=pairs[0][0],
+            ref_columns=tuple(ref for _, _, ref in pairs if ref is not None),
+        )
+        for pairs in grouped.values()
+    )
+
+
+def _resolve(fk: ForeignKey, child: Table, tables: dict[str, Table]) -> ForeignKey:
+    """Spell names as the tables do (constraints may differ in case) and fill omitted parent columns.
+
+    A constraint naming a missing parent is kept as written: SQLite accepts it until it is enforced.
+    """
+    parent = tables.get(fk.table.casefold())
+    if parent is None:
+        return fk
+    ref_columns = fk.ref_columns or parent.primary_key
+    return ForeignKey(
+        columns=tuple(_spelled(child, name) for name in fk.columns),
+        table=parent.name,
+        ref_columns=tuple(_spelled(parent, name) for name in ref_columns),
+    )
+
+
+def _spelled(table: Table, name: str) -> str:
+    try:
+        return table.column(name).name
+    except KeyError:
+        return name
+
+
+def data_view(
+    conn: apsw.Connection,
+    schema: DatabaseSchema,
+    *,
+    rows_per_table: int = 3,
+    max_value_chars: int = 60,
+    max_chars: int = 6000,
+) -> str:
+    """The *limited data view* for prompts: a few rows per table, so a model sees real values and formats.
+
+    Rows come in key order (the lowest keys), values are cut to ``max_value_chars`` and the whole text stays
+    within ``max_chars``: whole tables are left out from the end, and a closing note names them.
+    """
+    sections = [_table_view(conn, table, rows_per_table, max_value_chars) for table in schema.tables]
+    for shown in range(len(sections), -1, -1):
+        left_out = [table.name for table in schema.tables[shown:]]
+        note = f"[{len(left_out)} more tables left out to stay within {max_chars} characters: {', '.join(left_out)}]"
+        text = "\n\n".join([*sections[:shown], note] if left_out else sections)
+        if len(text) <= max_chars:
+            return text
+    return _cut(text, max_chars)
+
+
+def _table_view(conn: apsw.Connection, table: Table, rows: int, max_value_chars: int) -> str:
+    header = f"{table.name}: {table.row_count} rows"
+    if not table.row_count:
+        return header
+    columns = table.result_columns
+    order = table.key_columns or columns
+    query = (
+        f"SELECT {', '.join(quote_identifier(c.name) for c in columns)} FROM main.{quote_identifier(table.name)}"
+        f" ORDER BY {', '.join(quote_identifier(c.name) for c in order)} LIMIT ?"
+    )
+    lines = [
+        f"{header}, first {min(rows, table.row_count)} by {', '.join(c.name for c in order)}",
+        " | ".join(column.name for column in columns),
+    ]
+    lines.extend(" | ".join(_show(value, max_value_chars) for value in row) for row in conn.execute(query, (rows,)))
+    return "\n".join(lines)
+
+
+def _show(value: Any, max_chars: int) -> str:
+    """NULL, numbers as SQL writes them, text as a JSON string (one line, quotes visible), blobs by size."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"<blob {len(value)} bytes>"
+    if isinstance(value, str):
+        return orjson.dumps(_cut(value, max_chars)).decode()
+    return repr(value)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max(max_chars - 1, 0)] + "…"
