@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.mock_server import MockServerSettings
 from dialforge.mock_server import start_mock_server as serve_in_loop
 
@@ -85,3 +86,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA} (expected ../shared/data next to the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def chinook_path(shared_data: Path) -> Path:
+    """The real Chinook sample database (read in place, never copied into the repository)."""
+    return shared_data / "db" / "chinook.sqlite"
+
+
+@pytest.fixture(scope="session")
+def chinook(chinook_path: Path) -> SQLDatabase:
+    return SQLDatabase.open(chinook_path)

@@ -65,16 +65,6 @@ TOOLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chinook_path(shared_data: Path) -> Path:
-    return shared_data / "db" / "chinook.sqlite"
-
-
-@pytest.fixture(scope="module")
-def chinook(chinook_path: Path) -> SQLDatabase:
-    return SQLDatabase.open(chinook_path)
-
-
 @pytest.fixture
 def root(chinook: SQLDatabase) -> SQLEnvironment:
     return chinook.environment(TOOLS)

@@ -70,16 +70,6 @@ HOSTILE: list[tuple[str, str, str, str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chinook_path(shared_data: Path) -> Path:
-    return shared_data / "db" / "chinook.sqlite"
-
-
-@pytest.fixture(scope="module")
-def chinook(chinook_path: Path) -> SQLDatabase:
-    return SQLDatabase.open(chinook_path)
-
-
 def test_the_corpus_is_large_enough() -> None:
     assert len(HOSTILE) >= 30
 
