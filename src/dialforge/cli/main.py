@@ -94,7 +94,41 @@ def tools_check(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Validate and trial-execute SQL tools; exit 1 if any is invalid."""
-    not_implemented("tools check", "SQL tools")
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from dialforge.environments.sql.environment import SQLDatabase
+    from dialforge.environments.sql.scaffold import read_tools_json
+    from dialforge.environments.sql.source import DatabaseSourceError
+    from dialforge.environments.sql.validation import validate_tools
+
+    try:
+        database = SQLDatabase.open(db)
+        sql_tools = read_tools_json(tools)
+    except ValueError as exc:  # DatabaseSourceError is one too
+        kind = "database" if isinstance(exc, DatabaseSourceError) else "tools file"
+        typer.echo(f"dialforge tools check: {kind} {exc}", err=True)
+        raise typer.Exit(2) from None
+    verdicts = validate_tools(sql_tools, database)
+    if as_json:
+        for verdict in verdicts:
+            typer.echo(orjson.dumps(verdict.model_dump(include={"name", "valid", "reasons"})).decode())
+    else:
+        table = Table("tool", "verdict", "reason")
+        for verdict in verdicts:
+            ran = f"ran: {verdict.trial['result']}" if verdict.trial else ""
+            table.add_row(
+                Text(verdict.name),
+                Text("valid", style="green") if verdict.valid else Text("invalid", style="red"),
+                Text("\n".join(verdict.reasons) or ran),
+            )
+        console = Console()
+        console.print(table)
+        console.print(Text(f"{sum(v.valid for v in verdicts)} of {len(verdicts)} tools valid"))
+    if not all(verdict.valid for verdict in verdicts):
+        raise typer.Exit(1)
 
 
 @app.command()

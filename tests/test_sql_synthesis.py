@@ -1,0 +1,206 @@
+"""Model-written SQL is checked before use and repaired once; a bad reply never crashes synthesis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.source import DatabaseSourceError
+from dialforge.environments.sql.synthesis import synthesize_database, synthesize_sql_tools
+from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
+from dialforge.model.messages import UserMessage
+from dialforge.prompts import load_prompt
+
+SCRIPT = """
+CREATE TABLE member (member_id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT);
+CREATE TABLE loan (
+    loan_id INTEGER PRIMARY KEY,
+    member_id INTEGER NOT NULL REFERENCES member (member_id),
+    title TEXT NOT NULL,
+    returned TEXT
+);
+INSERT INTO member VALUES (1, 'Ines Silva', 'Lisbon'), (2, 'Hiro Tanaka', 'Osaka');
+INSERT INTO loan VALUES (1, 1, 'Dune', NULL), (2, 1, 'Emma', '2024-02-01'), (3, 2, 'Ulysses', NULL);
+"""
+MEMBER_ID = {"type": "object", "properties": {"member_id": {"type": "integer"}}, "required": ["member_id"]}
+OPEN_LOANS = {
+    "name": "list_open_loans_for_member",
+    "description": "Loans a member has not returned. Returns an array of {loan_id, title}.",
+    "parameters": MEMBER_ID,
+    "sql": "SELECT loan_id, title FROM loan WHERE member_id = :member_id AND returned IS NULL ORDER BY loan_id LIMIT 9",
+    "kind": "read",
+}
+RETURN_LOAN = {
+    "name": "update_loan_returned",
+    "description": "Mark a loan returned today. Returns {rows_affected, last_row_id}.",
+    "parameters": {"type": "object", "properties": {"loan_id": {"type": "integer"}}, "required": ["loan_id"]},
+    "sql": "UPDATE loan SET returned = date('now') WHERE loan_id = :loan_id",
+    "kind": "write",
+}
+
+
+@pytest.fixture(scope="module")
+def library() -> SQLDatabase:
+    return SQLDatabase.from_script(SCRIPT, source="library.sql")
+
+
+def reply(*tools: dict[str, Any]) -> str:
+    return orjson.dumps({"tools": list(tools)}).decode()
+
+
+def prompt_of(model: ScriptedModel, request: int = 0) -> str:
+    message = model.requests[request].messages[-1]
+    assert isinstance(message, UserMessage)
+    return message.content
+
+
+async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
+    model = ScriptedModel([reply(OPEN_LOANS, RETURN_LOAN)])
+
+    result = await synthesize_sql_tools(model, library, domain="public library", count=2, seed=7)
+
+    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member", "update_loan_returned"]
+    assert result.tools[1].kind == "write"
+    assert (result.rejected, result.repaired, result.errors) == ([], 0, [])
+    request = model.requests[0]
+    assert request.options.response_format is not None and request.options.response_format.name == "sql_tools"
+    assert request.options.seed == 7
+    prompt = prompt_of(model)
+    assert "public library" in prompt and "Write 2 tools" in prompt
+    assert "CREATE TABLE loan" in prompt  # the schema
+    assert '"Ines Silva"' in prompt  # the limited data view
+    assert "$" not in prompt.replace("$name", "")  # every placeholder was filled
+
+
+async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(library: SQLDatabase) -> None:
+    bad_table = {**OPEN_LOANS, "name": "list_loans", "sql": "SELECT title FROM loans LIMIT 5", "parameters": {}}
+    bad_kind = {**RETURN_LOAN, "kind": "read"}
+    still_bad = {**bad_table, "sql": "SELECT titel FROM loan LIMIT 5", "parameters": {"type": "object"}}
+    model = ScriptedModel([reply(OPEN_LOANS, bad_table, bad_kind), reply(still_bad, RETURN_LOAN)])
+
+    result = await synthesize_sql_tools(model, library, domain="public library", count=3)
+
+    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member", "update_loan_returned"]
+    assert result.repaired == 1
+    (dropped,) = result.rejected
+    assert dropped.name == "list_loans"
+    assert dropped.reasons == ['unknown column "titel": "loan" has no such column; did you mean "title"?']
+    repair = prompt_of(model, 1)
+    assert 'unknown table "loans"; did you mean "loan"?' in repair
+    assert "the statement (UPDATE) changes rows: declare kind 'write', not 'read'" in repair
+    assert "### 2. update_loan_returned" in repair
+    assert "list_open_loans_for_member" in repair  # names already taken
+    assert "exactly 2 tools" in repair
+
+
+async def test_a_tool_the_repair_round_leaves_out_is_dropped_and_says_so(library: SQLDatabase) -> None:
+    model = ScriptedModel([reply({**OPEN_LOANS, "name": "Open Loans"}), reply()])
+
+    result = await synthesize_sql_tools(model, library, domain="public library")
+
+    assert result.tools == []
+    assert result.rejected[0].reasons[-1] == "the repair round sent no corrected version of this tool"
+
+
+async def test_a_malformed_reply_is_asked_again_once(library: SQLDatabase) -> None:
+    model = ScriptedModel(["Here are the tools: {tools: [", reply(OPEN_LOANS)])
+
+    result = await synthesize_sql_tools(model, library, domain="public library")
+
+    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
+
+
+async def test_a_reply_malformed_twice_gives_an_empty_result_with_the_error(library: SQLDatabase) -> None:
+    model = ScriptedModel(["not json", '{"tools": "none"}'])
+
+    result = await synthesize_sql_tools(model, library, domain="public library")
+
+    assert result.tools == [] and result.rejected == []
+    assert len(result.errors) == 1 and "unusable reply twice" in result.errors[0]
+
+
+async def test_a_model_error_gives_an_empty_result_with_the_error(library: SQLDatabase) -> None:
+    model = ScriptedModel([ModelUnavailable("the server is down")])
+
+    result = await synthesize_sql_tools(model, library, domain="public library")
+
+    assert result.tools == []
+    assert result.errors == ["the tool proposal failed: the server is down"]
+
+
+async def test_a_failed_repair_request_keeps_what_was_valid(library: SQLDatabase) -> None:
+    model = ScriptedModel([reply(OPEN_LOANS, {**RETURN_LOAN, "kind": "read"}), ModelUnavailable("timeout")])
+
+    result = await synthesize_sql_tools(model, library, domain="public library")
+
+    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
+    assert [verdict.name for verdict in result.rejected] == ["update_loan_returned"]
+    assert result.errors == ["the repair request failed: timeout"]
+
+
+async def test_at_most_count_tools_are_kept(library: SQLDatabase) -> None:
+    model = ScriptedModel([reply(OPEN_LOANS, RETURN_LOAN)])
+
+    result = await synthesize_sql_tools(model, library, domain="public library", count=1)
+
+    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
+
+
+async def test_the_dry_run_model_does_not_crash_synthesis(library: SQLDatabase) -> None:
+    result = await synthesize_sql_tools(DryRunModel(seed=3), library, domain="public library", count=4)
+
+    assert result.errors == []
+    assert all(verdict.reasons for verdict in result.rejected)
+    assert len(result.tools) + len(result.rejected) > 0
+
+
+# A database for a domain
+
+
+async def test_a_model_written_schema_becomes_a_database() -> None:
+    model = ScriptedModel([orjson.dumps({"sql": SCRIPT}).decode()])
+
+    database = await synthesize_database(model, domain="public library", seed=1)
+
+    assert [table.name for table in database.schema.tables] == ["loan", "member"]
+    assert database.schema.table("loan").row_count == 3
+    assert "public library" in prompt_of(model)
+    assert model.requests[0].options.response_format is not None
+
+
+async def test_a_failing_schema_gets_one_repair_round_with_the_error() -> None:
+    broken = "PRAGMA foreign_keys = OFF;\n" + SCRIPT
+    model = ScriptedModel([orjson.dumps({"sql": broken}).decode(), orjson.dumps({"sql": SCRIPT}).decode()])
+
+    database = await synthesize_database(model, domain="public library")
+
+    assert database.schema.table("member").row_count == 2
+    assert "the SQL script does not run" in prompt_of(model, 1)
+    assert "not authorized" in prompt_of(model, 1)
+
+
+async def test_a_schema_failing_twice_raises_a_clear_error() -> None:
+    model = ScriptedModel([orjson.dumps({"sql": "CREATE TABLE x (a INT"}).decode(), '{"sql": "SELECT 1"}'])
+
+    with pytest.raises(DatabaseSourceError) as caught:
+        await synthesize_database(model, domain="public library")
+
+    message = str(caught.value)
+    assert "public library" in message
+    assert "incomplete input" in message  # the first failure
+    assert "after the repair: " in message and "no tables" in message  # the second failure
+
+
+async def test_the_dry_run_model_gets_a_clear_error_for_its_schema() -> None:
+    with pytest.raises(DatabaseSourceError, match="dry-run domain"):
+        await synthesize_database(DryRunModel(), domain="dry-run domain")
+
+
+def test_the_prompts_are_packaged() -> None:
+    for name in ("sql_tools", "sql_tools_repair", "sql_schema", "sql_schema_repair"):
+        assert load_prompt(name).strip()
+    with pytest.raises(ValueError, match="sql_tools"):
+        load_prompt("no_such_prompt")
