@@ -62,8 +62,8 @@ async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
 
     result = await synthesize_sql_tools(model, library, domain="public library", count=2, seed=7)
 
-    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member", "update_loan_returned"]
-    assert result.tools[1].kind == "write"
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned"]
+    assert result.items[1].kind == "write"
     assert (result.rejected, result.repaired, result.errors) == ([], 0, [])
     request = model.requests[0]
     assert request.options.response_format is not None and request.options.response_format.name == "sql_tools"
@@ -83,10 +83,10 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
 
     result = await synthesize_sql_tools(model, library, domain="public library", count=3)
 
-    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member", "update_loan_returned"]
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned"]
     assert result.repaired == 1
     (dropped,) = result.rejected
-    assert dropped.name == "list_loans"
+    assert dropped.label == "list_loans"
     assert dropped.reasons == ['unknown column "titel": "loan" has no such column; did you mean "title"?']
     repair = prompt_of(model, 1)
     assert 'unknown table "loans"; did you mean "loan"?' in repair
@@ -101,8 +101,8 @@ async def test_a_tool_the_repair_round_leaves_out_is_dropped_and_says_so(library
 
     result = await synthesize_sql_tools(model, library, domain="public library")
 
-    assert result.tools == []
-    assert result.rejected[0].reasons[-1] == "the repair round sent no corrected version of this tool"
+    assert result.items == []
+    assert result.rejected[0].reasons[-1] == "the repair round sent no corrected version of this item"
 
 
 async def test_a_malformed_reply_is_asked_again_once(library: SQLDatabase) -> None:
@@ -110,7 +110,7 @@ async def test_a_malformed_reply_is_asked_again_once(library: SQLDatabase) -> No
 
     result = await synthesize_sql_tools(model, library, domain="public library")
 
-    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
 
 
 async def test_a_reply_malformed_twice_gives_an_empty_result_with_the_error(library: SQLDatabase) -> None:
@@ -118,7 +118,7 @@ async def test_a_reply_malformed_twice_gives_an_empty_result_with_the_error(libr
 
     result = await synthesize_sql_tools(model, library, domain="public library")
 
-    assert result.tools == [] and result.rejected == []
+    assert result.items == [] and result.rejected == []
     assert len(result.errors) == 1 and "unusable reply twice" in result.errors[0]
 
 
@@ -127,8 +127,8 @@ async def test_a_model_error_gives_an_empty_result_with_the_error(library: SQLDa
 
     result = await synthesize_sql_tools(model, library, domain="public library")
 
-    assert result.tools == []
-    assert result.errors == ["the tool proposal failed: the server is down"]
+    assert result.items == []
+    assert result.errors == ["the request failed: the server is down"]
 
 
 async def test_a_failed_repair_request_keeps_what_was_valid(library: SQLDatabase) -> None:
@@ -136,8 +136,8 @@ async def test_a_failed_repair_request_keeps_what_was_valid(library: SQLDatabase
 
     result = await synthesize_sql_tools(model, library, domain="public library")
 
-    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
-    assert [verdict.name for verdict in result.rejected] == ["update_loan_returned"]
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
+    assert [rejection.label for rejection in result.rejected] == ["update_loan_returned"]
     assert result.errors == ["the repair request failed: timeout"]
 
 
@@ -146,7 +146,7 @@ async def test_at_most_count_tools_are_kept(library: SQLDatabase) -> None:
 
     result = await synthesize_sql_tools(model, library, domain="public library", count=1)
 
-    assert [tool.name for tool in result.tools] == ["list_open_loans_for_member"]
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
 
 
 async def test_the_dry_run_model_does_not_crash_synthesis(library: SQLDatabase) -> None:
@@ -154,7 +154,7 @@ async def test_the_dry_run_model_does_not_crash_synthesis(library: SQLDatabase) 
 
     assert result.errors == []
     assert all(verdict.reasons for verdict in result.rejected)
-    assert len(result.tools) + len(result.rejected) > 0
+    assert len(result.items) + len(result.rejected) > 0
 
 
 # A database for a domain
