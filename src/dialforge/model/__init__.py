@@ -2,6 +2,7 @@
 
 from dialforge.model.conversation import conversation_problems
 from dialforge.model.dialogue import Actor, Dialogue, DialogueState, DialogueStats, Judgment, Mode
+from dialforge.model.domain import Domain
 from dialforge.model.messages import (
     AssistantMessage,
     FunctionCall,
@@ -24,6 +25,7 @@ __all__ = [
     "DialogueState",
     "DialogueStats",
     "Difficulty",
+    "Domain",
     "FunctionCall",
     "Judgment",
     "Message",

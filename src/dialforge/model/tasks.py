@@ -40,4 +40,5 @@ class Task(BaseModel):
     rubric: Rubric = Field(default_factory=Rubric)
     subtasks: list[str] = Field(default_factory=list)
     follows: str | None = Field(default=None, description="id of the task whose results this one extends")
+    tools: list[str] = Field(default_factory=list, description="names of the tools the task is expected to need")
     checks: list[SQLCheck] = Field(default_factory=list, description="execution-grounded verification (SQL domains)")

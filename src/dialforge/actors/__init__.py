@@ -1,0 +1,1 @@
+"""The model-facing actors: generators, user simulator, agent, judge (prompts live in dialforge/prompts)."""

@@ -1,0 +1,1 @@
+"""Generation stages before any dialogue: questions, tools, return schemas, policies, tasks."""
