@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,38 @@ def test_a_bad_url_in_the_environment_names_the_variable(tmp_path: Path) -> None
     )
     with pytest.raises(ConfigError, match=r"DIALFORGE_BASE_URL=.localhost:8000/v1.: .*must start with http"):
         config.models.resolve("agent", {"DIALFORGE_BASE_URL": "localhost:8000/v1"})
+
+
+def test_domains_and_generation_settings_with_paths_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "shop.sql").write_text("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    config = load_config(
+        write(
+            tmp_path,
+            """
+mode: user+exec
+domains:
+  - {name: bookstore, description: An online bookstore., database: data/shop.sql}
+  - {name: travel}
+generation: {questions_per_domain: 25, difficulty_mix: {easy: 0.5, hard: 0.5}, tasks_per_dialogue: [1, 2]}
+""",
+        )
+    )
+    assert config.mode == "user+exec"
+    assert config.domains[0].database == tmp_path / "data" / "shop.sql"
+    assert config.generation.tasks_per_dialogue == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("domains: [{name: a, database: missing.sqlite}]", "domains.0.database: Value error, no such file"),
+        ("domains: [{name: a}, {name: a}]", "domain names must be unique; repeated: ['a']"),
+        ("generation: {difficulty_mix: {easy: 0.5}}", "add up to 1"),
+        ("generation: {tasks_per_dialogue: [3, 1]}", "1 <= fewest <= most"),
+        ("mode: dialogue", "mode: Input should be 'task', 'user' or 'user+exec'"),
+    ],
+)
+def test_generation_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, text))

@@ -7,23 +7,99 @@ Secrets never live in the file: a model entry names the environment variable hol
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from dialforge.errors import ConfigError
 from dialforge.llm.accounting import Price
 from dialforge.llm.settings import ModelsConfig
+from dialforge.model.dialogue import Mode
+from dialforge.model.tasks import Difficulty
 
-__all__ = ["ConfigError", "DialforgeConfig", "load_config"]
+__all__ = ["ConfigError", "DialforgeConfig", "DomainConfig", "GenerationConfig", "load_config"]
+
+
+class DomainConfig(BaseModel):
+    """One domain to generate for. Any file given here replaces the stage that would generate it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed_tools: Path | None = Field(default=None, description="JSON or JSONL of OpenAI tool specs to draw on")
+    database: Path | None = Field(default=None, description="a .sqlite file or a .sql script: the SQL pipeline")
+    sql_tools: Literal["synthesize", "scaffold"] = Field(
+        default="synthesize", description="model-written SQL tools (scaffolded ones if none pass), or scaffold only"
+    )
+    policy: str | None = Field(default=None, description="the agent's operating policy, instead of generating one")
+    questions: Path | None = Field(default=None, description="user questions (JSONL or text, one per line)")
+    tools: Path | None = Field(default=None, description="tool specs (JSON list or JSONL; SQL tools carry 'sql')")
+    tasks: Path | None = Field(default=None, description="tasks (JSONL of Task objects)")
+
+    @field_validator("seed_tools", "database", "questions", "tools", "tasks")
+    @classmethod
+    def _file_exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        resolved = path if path.is_absolute() or base is None else base / path
+        if not resolved.is_file():
+            raise ValueError(f"no such file: {resolved} (relative paths start at the config file's folder)")
+        return resolved
+
+
+class GenerationConfig(BaseModel):
+    """How much to generate per domain, and in which mix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    questions_per_domain: int = Field(default=24, ge=1, le=500, description="the paper uses 20-30")
+    max_tools_per_domain: int = Field(default=30, ge=1, le=200)
+    expansion_tools: int = Field(default=10, ge=0, le=10, description="complementary tools, at most")
+    sql_tools_per_domain: int = Field(default=12, ge=1, le=100)
+    tasks_per_domain: int = Field(default=20, ge=1, le=10_000)
+    followups_per_domain: int = Field(default=10, ge=0, le=10_000, description="extra tasks for multi-task dialogues")
+    followup_extension_share: float = Field(
+        default=0.5, ge=0, le=1, description="share of follow-ups that extend earlier results (rest: independent)"
+    )
+    difficulty_mix: dict[Difficulty, float] = Field(default_factory=lambda: {"easy": 0.3, "medium": 0.4, "hard": 0.3})
+    tasks_per_dialogue: tuple[int, int] = Field(default=(1, 3), description="fewest and most tasks in one dialogue")
+
+    @field_validator("difficulty_mix")
+    @classmethod
+    def _mix_is_a_distribution(cls, mix: dict[Difficulty, float]) -> dict[Difficulty, float]:
+        if any(share < 0 for share in mix.values()) or abs(sum(mix.values()) - 1) > 0.01:
+            raise ValueError(f"the shares must be >= 0 and add up to 1 (they add up to {sum(mix.values()):g})")
+        return mix
+
+    @model_validator(mode="after")
+    def _task_range_is_ordered(self) -> GenerationConfig:
+        low, high = self.tasks_per_dialogue
+        if not 1 <= low <= high:
+            raise ValueError(f"tasks_per_dialogue must be [fewest, most] with 1 <= fewest <= most, not {[low, high]}")
+        return self
 
 
 class DialforgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    mode: Mode = Field(default="user", description="task | user | user+exec (PAPER.md's three pipelines)")
+    domains: list[DomainConfig] = Field(default_factory=list)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     prices: dict[str, Price] = Field(default_factory=dict, description="model name -> USD per million tokens")
     seed: int = 0
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_names_are_unique(cls, domains: list[DomainConfig]) -> list[DomainConfig]:
+        names = [domain.name for domain in domains]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"domain names must be unique; repeated: {repeated}")
+        return domains
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:
@@ -58,6 +134,6 @@ def load_config(path: str | Path) -> DialforgeConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (models:, seed:, ...)")
     try:
-        return DialforgeConfig.model_validate(data)
+        return DialforgeConfig.model_validate(data, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(path, exc)) from None
