@@ -271,3 +271,162 @@ async def test_verification_reports_checks_digests_and_the_row_diff(root: SQLEnv
     assert verification.diff.counts() == {"Invoice": {"inserted": 0, "updated": 1, "deleted": 0}}
     assert verification.initial_digest != verification.final_digest
     assert verification.model_dump(mode="json")["checks"][0]["detail"] == "the check returned 1"
+
+
+async def test_odd_argument_values_become_tool_errors_not_crashes(chinook: SQLDatabase) -> None:
+    tool = SQLTool(
+        name="echo",
+        description="Echo a value.",
+        parameters={"type": "object", "properties": {"value": {}}, "required": ["value"]},
+        sql="SELECT :value AS value",
+    )
+    fork = chinook.environment([tool]).fork()
+    assert (await fork.call("echo", {"value": 2**70})).error.kind == "invalid_arguments"
+    assert (await fork.call("echo", {"value": "\ud800"})).error.kind == "invalid_arguments"
+    assert (await fork.call("echo", None)).error.kind == "invalid_arguments"  # type: ignore[arg-type]
+    assert (await fork.call("echo", {"value": [1, 2]})).content == [{"value": "[1,2]"}]
+
+
+async def test_a_list_argument_is_bound_as_json_for_json_each(chinook: SQLDatabase) -> None:
+    tool = SQLTool(
+        name="get_genres",
+        description="Genres by ids.",
+        parameters={"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}}}},
+        sql='SELECT "Name" FROM "Genre" WHERE "GenreId" IN (SELECT value FROM json_each(:ids)) ORDER BY "GenreId"',
+    )
+    result = await chinook.environment([tool]).fork().call("get_genres", {"ids": [1, 2]})
+    assert result.content == [{"Name": "Rock"}, {"Name": "Jazz"}]
+
+
+async def test_text_that_is_not_utf8_is_reported_and_does_not_break_digest_or_diff(root: SQLEnvironment) -> None:
+    poison = SQLTool(
+        name="poison",
+        description="Write bytes that are not UTF-8.",
+        kind="write",
+        sql='UPDATE "Genre" SET "Name" = CAST(x\'ff\' AS TEXT) WHERE "GenreId" = 1',
+    )
+    read = SQLTool(name="genres", description="All genres.", sql='SELECT "Name" FROM "Genre"')
+    fork = root.database.environment([poison, read]).fork()
+    assert (await fork.call("poison", {})).ok
+    result = await fork.call("genres", {})
+    assert result.error.kind == "execution_error" and "not valid UTF-8" in result.error.message
+    assert fork.digest() != root.digest()
+    assert fork.diff(root).tables["Genre"].updated[0]["after"]["Name"] == "\ufffd"
+
+
+async def test_a_read_only_query_cannot_reuse_an_authorized_write(root: SQLEnvironment) -> None:
+    fork = root.fork()
+    sql = "UPDATE Invoice SET Total = 0 WHERE InvoiceId = :invoice_id"
+    assert (await fork.call("refund_invoice", {"invoice_id": 1})).ok
+    assert fork.query(sql, {"invoice_id": 2}).error.kind == "refused"
+    assert fork.check(sql)[0] is False
+    assert (await fork.call("get_invoice", {"invoice_id": 2})).content["Total"] != 0
+
+
+def test_digest_and_diff_see_types_blobs_and_keyless_rows_alike(tmp_path: Path) -> None:
+    database = SQLDatabase.from_script(
+        "CREATE TABLE loose (k TEXT PRIMARY KEY, v);"
+        "INSERT INTO loose VALUES ('a', 1), ('b', x'00112233'), (NULL, 'p'), (NULL, 'q');"
+    )
+    set_value = SQLTool(
+        name="set_value",
+        description="Set v.",
+        kind="write",
+        parameters={"type": "object", "properties": {"k": {"type": "string"}, "v": {}}, "required": ["k", "v"]},
+        sql="UPDATE loose SET v = :v WHERE k = :k",
+    )
+    swap = SQLTool(
+        name="swap_keyless",
+        description="Swap the two keyless rows' values.",
+        kind="write",
+        sql="UPDATE loose SET v = CASE v WHEN 'p' THEN 'q' ELSE 'p' END WHERE k IS NULL",
+    )
+    root = database.environment([set_value, swap])
+    real = root.fork()
+    real.execute("set_value", {"k": "a", "v": 1.0})
+    assert real.digest() != root.digest(), "1 and 1.0 are different values in an untyped column"
+    assert real.diff(root).tables["loose"].updated[0]["after"]["v"] == 1.0
+    text = root.fork()
+    text.execute("set_value", {"k": "b", "v": "00112233"})
+    assert text.digest() != root.digest(), "a blob and the text of its hex differ"
+    assert text.diff(root).tables["loose"].updated[0]["before"]["v"] == "x'00112233'"
+    swapped = root.fork()
+    swapped.execute("swap_keyless", {})
+    assert swapped.digest() == root.digest() and swapped.diff(root).empty, "the same rows in another order"
+
+
+def test_insert_or_ignore_that_inserts_nothing_reports_no_row_id(chinook: SQLDatabase) -> None:
+    tool = SQLTool(
+        name="add_genre_once",
+        description="Add a genre unless the id exists.",
+        kind="write",
+        sql="INSERT OR IGNORE INTO Genre (GenreId, Name) VALUES (1, 'Rock again')",
+    )
+    assert chinook.environment([tool]).fork().execute("add_genre_once", {}).content == {"rows_affected": 0}
+
+
+def test_check_follows_sqlite_truth(root: SQLEnvironment) -> None:
+    assert root.check("SELECT '0'")[0] is False
+    assert root.check("SELECT '1'")[0] is True
+    assert root.check("SELECT 'yes'")[0] is False
+
+
+@pytest.mark.parametrize(
+    ("script", "problem"),
+    [
+        ("CREATE TABLE t (x); COMMIT; BEGIN; INSERT INTO t VALUES (1);", "not authorized"),
+        (
+            "CREATE TABLE t (x); WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)"
+            " INSERT INTO t SELECT zeroblob(100000) FROM r;",
+            "database or disk is full",
+        ),
+    ],
+)
+def test_a_script_may_not_control_transactions_or_grow_without_bound(script: str, problem: str) -> None:
+    from dialforge.environments.sql.sandbox import SandboxLimits
+
+    with pytest.raises(DatabaseSourceError, match=problem):
+        SQLDatabase.from_script(script, limits=SandboxLimits(time_budget_s=5, max_script_bytes=8 << 20))
+
+
+def test_a_script_that_runs_too_long_says_so() -> None:
+    from dialforge.environments.sql.sandbox import SandboxLimits
+
+    endless = (
+        "CREATE TABLE t (x); WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r;"
+    )
+    with pytest.raises(DatabaseSourceError, match=r"ran longer than 0.2 s"):
+        SQLDatabase.from_script(endless, limits=SandboxLimits(time_budget_s=0.2))
+
+
+def test_a_wal_source_gets_no_files_beside_it_and_close_releases_it(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "wal.sqlite"
+    connection = apsw.Connection(str(path))
+    for statement in ("PRAGMA journal_mode=WAL", "CREATE TABLE t (v TEXT)", "INSERT INTO t VALUES ('a')"):
+        connection.execute(statement).fetchall()
+    connection.close()
+    database = SQLDatabase.open(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.sqlite"]
+    fd = database.base.fd
+    database.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_memory_hungry_sql_is_stopped_by_the_heap_limit(chinook: SQLDatabase) -> None:
+    hungry = SQLTool(
+        name="hungry",
+        description="Sort a mountain of blobs.",
+        sql="WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r LIMIT 2000)"
+        " SELECT count(*) FROM (SELECT n, zeroblob(100000) || n AS b FROM r ORDER BY 2)",
+    )
+    fork = chinook.environment([hungry]).fork()
+    previous = apsw.hard_heap_limit(64 << 20)
+    try:
+        result = fork.execute("hungry", {})
+    finally:
+        apsw.hard_heap_limit(previous)
+    assert result.error.kind == "too_large" and "more memory" in result.error.message
+    assert fork.execute("hungry", {}).ok, "with the usual limit the same query fits"

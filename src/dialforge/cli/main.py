@@ -105,7 +105,7 @@ def tools_check(
     from dialforge.environments.sql.validation import validate_tools
 
     try:
-        database = SQLDatabase.open(db)
+        database = SQLDatabase.load(db)
         sql_tools = read_tools_json(tools)
     except ValueError as exc:  # DatabaseSourceError is one too
         kind = "database" if isinstance(exc, DatabaseSourceError) else "tools file"

@@ -9,6 +9,9 @@ its own isolated copy, ``digest`` names the state, ``diff`` says which rows chan
 from __future__ import annotations
 
 import hashlib
+import shutil
+import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -22,7 +25,15 @@ from sqlglot import exp
 from dialforge.environments.arguments import argument_problem
 from dialforge.environments.base import StateDiff, TableDiff, ToolResult
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect
-from dialforge.environments.sql.sandbox import Authorizer, Deadline, SandboxLimits, ScriptAuthorizer, harden
+from dialforge.environments.sql.sandbox import (
+    MAX_SQL_CHARS,
+    Authorizer,
+    Deadline,
+    SandboxLimits,
+    ScriptAuthorizer,
+    harden,
+    one_statement_only,
+)
 from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier, table_names
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
@@ -30,7 +41,6 @@ from dialforge.model.tools import ToolSpec
 
 _WAL_FORMAT = 2
 _DIFF_ROWS_CAP = 100
-_MAX_TOOL_SQL_CHARS = 20_000
 _TOOL_STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)
 
 
@@ -41,20 +51,54 @@ class _NullForMissing(dict[str, Any]):
         return None
 
 
+def _bindings(arguments: dict[str, Any]) -> _NullForMissing:
+    """Arguments as SQLite values: lists and objects as JSON text (what ``json_each(:ids)`` reads)."""
+    return _NullForMissing(
+        {k: orjson.dumps(v).decode() if isinstance(v, list | dict) else v for k, v in arguments.items()}
+    )
+
+
+RawRowsByKey = dict[tuple[Any, ...], list[tuple[Any, ...]]]
+"""Rows of (typeof, bytes) pairs, grouped by their key columns' (typeof, bytes) pairs."""
+
+
 def _json_value(value: Any) -> Any:
+    """A column value in a tool result: blobs are described, not dumped on the agent."""
     return f"<blob {len(value)} bytes>" if isinstance(value, bytes) else value
 
 
-def _row_hash_default(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(type(value).__name__)
+def _raw_columns(table: Table) -> str:
+    """Each column as ``typeof`` and raw bytes: nothing is decoded, 1 and 1.0 and x'31' and '1' all differ."""
+    return ", ".join(f"typeof({q}), CAST({q} AS BLOB)" for q in (quote_identifier(c.name) for c in table.columns))
+
+
+def _display(kind: str, raw: bytes | None) -> Any:
+    """A raw column value as a reader sees it in a diff: numbers, text, ``x'..'`` for blobs."""
+    if raw is None or kind == "null":
+        return None
+    if kind == "integer":
+        return int(raw)
+    if kind == "real":
+        return float(raw)
+    if kind == "text":
+        return raw.decode("utf-8", "replace")
+    return f"x'{raw.hex()}'"
+
+
+def _truthy(value: Any) -> bool:
+    """SQLite's truth: numbers are true unless 0; text counts as the number it starts with ('0' is false)."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip()) != 0
+        except ValueError:
+            return False
+    return bool(value)
 
 
 def parse_statement(sql: str) -> exp.Expression:
     """The one statement of a tool; ``ValueError`` unless it is exactly one SELECT, INSERT, UPDATE or DELETE."""
-    if len(sql) > _MAX_TOOL_SQL_CHARS:
-        raise ValueError(f"the SQL is {len(sql)} characters long; a tool's SQL may have at most {_MAX_TOOL_SQL_CHARS}")
+    if len(sql) > MAX_SQL_CHARS:
+        raise ValueError(f"the SQL is {len(sql)} characters long; a tool's SQL may have at most {MAX_SQL_CHARS}")
     try:
         statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
     except sqlglot.errors.SqlglotError as exc:
@@ -75,8 +119,6 @@ class SQLDatabase:
     def __init__(self, path: Path, *, source: str | None = None, keep_alive: TemporaryDirectory[str] | None = None):
         connection = open_readonly(path)
         try:
-            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal" or _is_wal(path):
-                raise DatabaseSourceError(path, "is in WAL mode", "internal: snapshot it first")
             self.schema: DatabaseSchema = introspect(connection)
         finally:
             connection.close()
@@ -86,23 +128,33 @@ class SQLDatabase:
         self._keep_alive = keep_alive
         self._table_digests: dict[str, str] = {}
         self._reader: SQLEnvironment | None = None
+        # The base file stays open while any fork may read it; released with the database object.
+        self._finalizer = weakref.finalize(self, self.base.close)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SQLDatabase:
+        """A ``.sql`` script or a SQLite file, by its extension."""
+        path = Path(path)
+        return cls.from_sql_file(path) if path.suffix.lower() == ".sql" else cls.open(path)
 
     @classmethod
     def open(cls, path: str | Path) -> SQLDatabase:
-        """An existing ``.sqlite`` file, never modified. A WAL-mode file is first snapshotted to a private copy."""
+        """An existing SQLite file, never modified.
+
+        A WAL-mode file (whose readers write ``-shm`` and ``-wal`` files beside it) is copied with its
+        WAL into a private folder first and read from there, so the source's folder is never touched.
+        """
         path = Path(path)
-        open_readonly(path).close()  # a missing, foreign, corrupt or empty file fails here, by name
         if not _is_wal(path):
             return cls(path)
         workdir = TemporaryDirectory(prefix="dialforge-db-")
         copy = Path(workdir.name) / "snapshot.sqlite"
-        source = open_readonly(path)
-        target = apsw.Connection(str(copy))
-        with target.backup("main", source, "main") as backup:
-            backup.step()
-        target.execute("PRAGMA journal_mode=DELETE").fetchall()
-        source.close()
-        target.close()
+        shutil.copyfile(path, copy)
+        if (wal := path.with_name(path.name + "-wal")).is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        connection = apsw.Connection(str(copy))
+        connection.execute("PRAGMA journal_mode=DELETE").fetchall()  # folds the WAL in, leaves a plain file
+        connection.close()
         return cls(copy, source=str(path), keep_alive=workdir)
 
     @classmethod
@@ -112,26 +164,26 @@ class SQLDatabase:
         """A database built from DDL and INSERTs (a ``.sql`` file, or a schema a model wrote).
 
         The script is untrusted: it runs under an authorizer that allows schema and rows but no
-        ATTACH, PRAGMA or extension loading, within a time budget. Errors name the failing statement.
+        ATTACH, PRAGMA, transaction control or extension loading, within a time budget and a size cap.
         """
-        limits = limits or SandboxLimits(time_budget_s=30.0)
+        limits = limits or SandboxLimits(time_budget_s=10.0)
         workdir = TemporaryDirectory(prefix="dialforge-db-")
         path = Path(workdir.name) / "database.sqlite"
         connection = apsw.Connection(str(path))
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {limits.max_script_bytes // page_size}").fetchall()
         deadline = Deadline()
         harden(connection, limits, ScriptAuthorizer(), deadline)
         deadline.start(limits.time_budget_s)
         try:
-            with connection:
-                for _ in connection.execute(script):  # a batch runs only as far as its rows are read
-                    pass
+            for _ in connection.execute(script):  # a batch runs only as far as its rows are read
+                pass
             connection.set_authorizer(None)
             created = table_names(connection)
-        except apsw.InterruptError:
-            raise DatabaseSourceError(
-                source, f"the SQL script ran longer than {limits.time_budget_s:g} s", "make it smaller"
-            ) from None
         except apsw.Error as exc:
+            if deadline():
+                problem = f"the SQL script ran longer than {limits.time_budget_s:g} s"
+                raise DatabaseSourceError(source, problem, "make it smaller") from None
             raise DatabaseSourceError(
                 source, f"the SQL script does not run: {exc}", "fix that statement (only schema and rows are allowed)"
             ) from None
@@ -148,6 +200,8 @@ class SQLDatabase:
             script = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise DatabaseSourceError(path, f"cannot be read ({exc.strerror})", "check the path") from None
+        except UnicodeDecodeError:
+            raise DatabaseSourceError(path, "is not UTF-8 text", "a .sql file is a UTF-8 SQL script") from None
         return cls.from_script(script, source=str(path))
 
     def environment(self, tools: Sequence[SQLTool], limits: SandboxLimits | None = None) -> SQLEnvironment:
@@ -162,11 +216,22 @@ class SQLDatabase:
             self._table_digests[table.name] = self._reader.table_digest(table)
         return self._table_digests[table.name]
 
+    def close(self) -> None:
+        """Release the base file now (forks still open must not be used afterwards)."""
+        if self._reader is not None:
+            self._reader.close()
+        self._finalizer()
+
 
 def _is_wal(path: Path) -> bool:
-    with path.open("rb") as handle:
-        header = handle.read(20)
-    return len(header) >= 20 and header[18] == _WAL_FORMAT
+    """Whether the header says WAL mode, read from the bytes: opening such a file, even read-only,
+    would create ``-wal`` and ``-shm`` files beside it. Anything odd is left to ``open_readonly``."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return header.startswith(b"SQLite format 3\x00") and header[18] == _WAL_FORMAT
 
 
 class _ToolSet:
@@ -229,20 +294,31 @@ class SQLEnvironment:
                 f"there is no tool {name!r}; the tools are {sorted(self._tools)}",
                 tools=sorted(self._tools),
             )
+        if not isinstance(arguments, dict):
+            return ToolResult.failure("invalid_arguments", f"{name}: arguments must be a JSON object")
         if problem := argument_problem(self._specs[name], arguments):
             return problem
         return self._guarded(tool.name, lambda: self._run(tool, arguments))
 
-    def _run(self, tool: SQLTool, arguments: dict[str, Any]) -> ToolResult:
+    def _statement(
+        self, sql: str, arguments: dict[str, Any], *, cache: bool = True
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Run exactly one statement and collect its rows. Uncached statements are authorized anew,
+        which read-only queries need: a cached statement skips the authorizer."""
         cursor = self._connection.cursor()
+        cursor.exec_trace = one_statement_only()
         try:
-            cursor.execute(tool.sql, _NullForMissing(arguments))
-            rows, truncated = self._collect(cursor)
+            cursor.execute(sql, _bindings(arguments), can_cache=cache)
+            return self._collect(cursor)
         finally:
             cursor.close()
+
+    def _run(self, tool: SQLTool, arguments: dict[str, Any]) -> ToolResult:
+        rows, truncated = self._statement(tool.sql, arguments)
         if tool.kind == "write":
-            content: dict[str, Any] = {"rows_affected": self._connection.changes()}
-            if tool.name in self._toolset.inserts:
+            changed = self._connection.changes()
+            content: dict[str, Any] = {"rows_affected": changed}
+            if tool.name in self._toolset.inserts and changed:
                 content["last_row_id"] = self._connection.last_insert_rowid()
             if rows:
                 content["rows"] = rows
@@ -285,11 +361,19 @@ class SQLEnvironment:
             return ToolResult.failure("refused", f"{what}: not allowed in the sandbox ({exc})")
         except (apsw.FullError, apsw.TooBigError) as exc:
             return ToolResult.failure("too_large", f"{what}: {exc}")
+        except apsw.NoMemError:
+            return ToolResult.failure("too_large", f"{what}: the statement needed more memory than the sandbox allows")
+        except apsw.ExecTraceAbort:
+            return ToolResult.failure("refused", f"{what}: only one statement may run")
         except apsw.Error as exc:
             message = str(exc)
             refused = "not authorized" in message or "may not be modified" in message
             kind = "refused" if refused else "execution_error"
             return ToolResult.failure(kind, f"{what}: {message}")
+        except (TypeError, OverflowError, UnicodeEncodeError) as exc:
+            return ToolResult.failure("invalid_arguments", f"{what}: a value cannot be stored in SQLite ({exc})")
+        except UnicodeDecodeError:
+            return ToolResult.failure("execution_error", f"{what}: the data holds text that is not valid UTF-8")
         finally:
             self._deadline.clear()
 
@@ -301,12 +385,7 @@ class SQLEnvironment:
             return ToolResult.failure("refused", str(exc))
 
         def run() -> ToolResult:
-            cursor = self._connection.cursor()
-            try:
-                cursor.execute(sql, _NullForMissing(parameters or {}))
-                rows, truncated = self._collect(cursor)
-            finally:
-                cursor.close()
+            rows, truncated = self._statement(sql, parameters or {}, cache=False)
             return ToolResult(content=rows, truncated=truncated)
 
         self._authorizer.read_only = True
@@ -324,7 +403,7 @@ class SQLEnvironment:
         if not rows:
             return False, "the check returned no row"
         value = next(iter(rows[0].values()))
-        return bool(value), f"the check returned {value!r}"
+        return _truthy(value), f"the check returned {value!r}"
 
     def fork(self) -> SQLEnvironment:
         """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes."""
@@ -341,43 +420,53 @@ class SQLEnvironment:
         tables = {table.name.casefold(): table for table in self.database.schema.tables}
         return {name.casefold(): tables[name.casefold()] for name in self._written if name.casefold() in tables}
 
+    def _raw_rows(self, table: Table, *, leading: Sequence[str] = ()) -> apsw.Cursor:
+        """Rows as (typeof, bytes) pairs, ``leading`` columns first, sorted by everything: a canonical order."""
+        columns = [quote_identifier(name) for name in leading]
+        selected = ", ".join([*(f"typeof({c}), CAST({c} AS BLOB)" for c in columns), _raw_columns(table)])
+        width = 2 * (len(columns) + len(table.columns))
+        order = ", ".join(str(position) for position in range(1, width + 1))
+        sql = f"SELECT {selected} FROM {quote_identifier(table.name)} ORDER BY {order}"
+        return self._connection.execute(sql, can_cache=False)
+
     def table_digest(self, table: Table) -> str:
-        """Hash of a table's rows in key order; the rowid is left out, so equal contents hash equal."""
-        order = ", ".join(quote_identifier(c) for c in table.primary_key) or ", ".join(
-            quote_identifier(c.name) for c in table.columns
-        )
+        """Hash of a table's rows by value (type and bytes), in canonical order: equal contents hash equal."""
         digest = hashlib.blake2b(digest_size=16)
         self._authorizer.trusted = True
         try:
-            for row in self._connection.execute(f"SELECT * FROM {quote_identifier(table.name)} ORDER BY {order}"):
-                digest.update(orjson.dumps(row, default=_row_hash_default))
-                digest.update(b"\n")
+            for row in self._raw_rows(table):
+                digest.update(repr(row).encode())
         finally:
             self._authorizer.trusted = False
         return digest.hexdigest()
 
     def digest(self) -> str:
-        """A stable hash of the state: per-table row hashes, recomputed only for tables this lineage wrote."""
+        """A stable hash of the state: per-table row hashes (recomputed only for tables this lineage wrote)
+        and the AUTOINCREMENT counters."""
         written = self._written_tables()
         digest = hashlib.blake2b(digest_size=16)
         for table in sorted(self.database.schema.tables, key=lambda t: t.name):
             own = table.name.casefold() in written
             table_hash = self.table_digest(table) if own else self.database.table_digest(table)
             digest.update(f"{table.name}\0{table_hash}\n".encode())
-        return digest.hexdigest()
-
-    def _keyed_rows(self, table: Table) -> dict[tuple[Any, ...], dict[str, Any]]:
-        keys = [column.name for column in table.key_columns] or [column.name for column in table.columns]
-        selected = ", ".join(quote_identifier(k) for k in keys)
-        sql = f"SELECT {selected}, * FROM {quote_identifier(table.name)}"
         self._authorizer.trusted = True
         try:
-            cursor = self._connection.execute(sql)
-            names = [column.name for column in table.columns]
-            return {
-                tuple(row[: len(keys)]): dict(zip(names, map(_json_value, row[len(keys) :]), strict=True))
-                for row in cursor
-            }
+            if self._connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchall():
+                counters = self._connection.execute("SELECT name, seq FROM sqlite_sequence ORDER BY name").fetchall()
+                digest.update(repr(counters).encode())
+        finally:
+            self._authorizer.trusted = False
+        return digest.hexdigest()
+
+    def _keyed_rows(self, table: Table) -> RawRowsByKey:
+        """Raw rows grouped by key (primary key, else rowid); a key may hold several rows (NULL keys)."""
+        keys = [column.name for column in table.key_columns]
+        self._authorizer.trusted = True
+        try:
+            grouped: RawRowsByKey = {}
+            for row in self._raw_rows(table, leading=keys):
+                grouped.setdefault(row[: 2 * len(keys)], []).append(row[2 * len(keys) :])
+            return grouped
         finally:
             self._authorizer.trusted = False
 
@@ -388,17 +477,7 @@ class SQLEnvironment:
         tables = {**other._written_tables(), **self._written_tables()}
         diff = StateDiff()
         for table in sorted(tables.values(), key=lambda t: t.name):
-            before, after = other._keyed_rows(table), self._keyed_rows(table)
-            key_names = [c.name for c in table.key_columns] or [c.name for c in table.columns]
-            changes = TableDiff(
-                inserted=[after[k] for k in after.keys() - before.keys()][:_DIFF_ROWS_CAP],
-                deleted=[before[k] for k in before.keys() - after.keys()][:_DIFF_ROWS_CAP],
-                updated=[
-                    {"key": dict(zip(key_names, k, strict=True)), "before": before[k], "after": after[k]}
-                    for k in before.keys() & after.keys()
-                    if before[k] != after[k]
-                ][:_DIFF_ROWS_CAP],
-            )
+            changes = _table_diff(table, other._keyed_rows(table), self._keyed_rows(table))
             if not changes.empty:
                 diff.tables[table.name] = changes
         return diff
@@ -416,3 +495,32 @@ def _unique_names(names: Iterable[str]) -> list[str]:
         seen[name] = count
         out.append(name if count == 1 else f"{name}_{count}")
     return out
+
+
+def _shown(names: Sequence[str], raw: tuple[Any, ...]) -> dict[str, Any]:
+    return {name: _display(raw[2 * i], raw[2 * i + 1]) for i, name in enumerate(names)}
+
+
+def _table_diff(
+    table: Table,
+    before: dict[tuple[Any, ...], list[tuple[Any, ...]]],
+    after: dict[tuple[Any, ...], list[tuple[Any, ...]]],
+) -> TableDiff:
+    """Compare by key; a key holding several rows (NULL keys) is compared as a multiset of rows."""
+    names = [column.name for column in table.columns]
+    key_names = [column.name for column in table.key_columns]
+    changes = TableDiff()
+    for key in sorted(before.keys() | after.keys(), key=repr):
+        old, new = before.get(key, []), after.get(key, [])
+        if len(old) == len(new) == 1:
+            if old != new:
+                changes.updated.append(
+                    {"key": _shown(key_names, key), "before": _shown(names, old[0]), "after": _shown(names, new[0])}
+                )
+            continue
+        removed, added = Counter(old) - Counter(new), Counter(new) - Counter(old)
+        changes.deleted += [_shown(names, row) for row in removed.elements()]
+        changes.inserted += [_shown(names, row) for row in added.elements()]
+    for rows in (changes.inserted, changes.updated, changes.deleted):
+        del rows[_DIFF_ROWS_CAP:]
+    return changes

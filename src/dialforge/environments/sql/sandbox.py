@@ -6,7 +6,8 @@ Defence in depth, each layer enough on its own for what it guards:
   no DDL (CREATE/DROP/ALTER, triggers, views, virtual tables), no transaction control, no
   writes to the schema tables, no extension loading;
 - SQLite run-time limits cap string/blob sizes, expression depth, compound selects and attached
-  databases, so no single value can exhaust memory;
+  databases, and a process-wide heap limit stops sorts, DISTINCT and aggregates that would build
+  gigabytes in memory (calls run one at a time on the event loop, so it acts as a per-call limit);
 - a progress handler enforces a time budget per call (recursive CTEs included), and row and
   result-size caps cut long results with a "truncated" marker.
 """
@@ -14,14 +15,26 @@ Defence in depth, each layer enough on its own for what it guards:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
 _ALLOWED_READS = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_RECURSIVE}
 _ROW_WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
-_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit", "sqlite_dbpage"})
+# load_extension and fts3_tokenizer exist in this build; readfile, writefile and edit are the sqlite3
+# shell's file functions, denied in case an application registers them.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit"})
 _SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"})
+
+
+HEAP_LIMIT_BYTES = 1 << 30
+"""SQLite's heap for the whole process (every fork's page cache plus the statement running), set once
+unless the application set its own with ``apsw.hard_heap_limit``."""
+
+MAX_SQL_CHARS = 20_000
+"""The longest SQL a tool, a check or a query may have (real tools are well under 2,000)."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,8 @@ class SandboxLimits:
     max_result_chars: int = 20_000
     max_overlay_bytes: int = 64 << 20
     max_value_bytes: int = 1 << 20
-    max_sql_chars: int = 100_000
+    max_script_bytes: int = 256 << 20
+    """The largest database a script (a model's schema and rows) may build."""
 
 
 class Authorizer:
@@ -60,7 +74,15 @@ class Authorizer:
         return apsw.SQLITE_DENY
 
 
-_SCRIPT_DENIED = {apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH, apsw.SQLITE_PRAGMA, apsw.SQLITE_CREATE_VTABLE}
+# Transaction control is denied too: a script's COMMIT; BEGIN would leave its last rows uncommitted.
+_SCRIPT_DENIED = {
+    apsw.SQLITE_ATTACH,
+    apsw.SQLITE_DETACH,
+    apsw.SQLITE_PRAGMA,
+    apsw.SQLITE_CREATE_VTABLE,
+    apsw.SQLITE_TRANSACTION,
+    apsw.SQLITE_SAVEPOINT,
+}
 
 
 class ScriptAuthorizer:
@@ -98,7 +120,7 @@ def harden(
     for limit, value in (
         (apsw.SQLITE_LIMIT_ATTACHED, 0),
         (apsw.SQLITE_LIMIT_LENGTH, limits.max_value_bytes),
-        (apsw.SQLITE_LIMIT_SQL_LENGTH, limits.max_sql_chars),
+        (apsw.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS),
         (apsw.SQLITE_LIMIT_EXPR_DEPTH, 100),
         (apsw.SQLITE_LIMIT_COMPOUND_SELECT, 50),
         (apsw.SQLITE_LIMIT_VARIABLE_NUMBER, 100),
@@ -112,3 +134,18 @@ def harden(
     connection.enable_load_extension(False)
     connection.set_authorizer(authorizer)
     connection.set_progress_handler(deadline, 1000)
+    if apsw.hard_heap_limit(-1) == 0:
+        apsw.hard_heap_limit(HEAP_LIMIT_BYTES)
+
+
+def one_statement_only() -> Callable[[apsw.Cursor, str, Any], bool]:
+    """An exec tracer that stops a cursor before a second statement: apsw would run every statement
+    in a string, and this holds even if a parser were fooled into counting one."""
+    seen = 0
+
+    def trace(cursor: apsw.Cursor, sql: str, bindings: Any) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen == 1
+
+    return trace

@@ -323,6 +323,8 @@ def _order_by_names(table: Table) -> str:
 def _rowid_note(table: Table) -> str:
     if table.primary_key:
         return ""
+    if not table.key_columns:
+        return " The table has no primary key and its columns hide the rowid, so single rows cannot be named."
     return f" The table has no primary key, so rows are identified by their {table.key_columns[0].name}."
 
 

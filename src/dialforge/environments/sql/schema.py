@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 Affinity = Literal["INTEGER", "TEXT", "BLOB", "REAL", "NUMERIC"]
 
-_ROWID_NAMES = ("rowid", "_rowid_", "oid")
+ROWID_NAMES = ("rowid", "_rowid_", "oid")
+"""The names SQLite accepts for a rowid table's rowid, unless a column takes them."""
 _BARE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -96,7 +97,7 @@ class Table(BaseModel):
         if self.without_rowid:
             return None
         taken = {column.name.casefold() for column in self.columns}
-        return next((name for name in _ROWID_NAMES if name not in taken), None)
+        return next((name for name in ROWID_NAMES if name not in taken), None)
 
     @property
     def key_columns(self) -> tuple[Column, ...]:
@@ -243,13 +244,14 @@ def _resolve(fk: ForeignKey, child: Table, tables: dict[str, Table]) -> ForeignK
         return fk
     ref_columns = fk.ref_columns or parent.primary_key
     return ForeignKey(
-        columns=tuple(_spelled(child, name) for name in fk.columns),
+        columns=tuple(spelled(child, name) for name in fk.columns),
         table=parent.name,
-        ref_columns=tuple(_spelled(parent, name) for name in ref_columns),
+        ref_columns=tuple(spelled(parent, name) for name in ref_columns),
     )
 
 
-def _spelled(table: Table, name: str) -> str:
+def spelled(table: Table, name: str) -> str:
+    """The column's name as the schema spells it (names are case-insensitive in SQLite), else ``name``."""
     try:
         return table.column(name).name
     except KeyError:

@@ -26,7 +26,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from dialforge.environments.base import ToolResult
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
-from dialforge.environments.sql.schema import DatabaseSchema, Table, quote_identifier
+from dialforge.environments.sql.schema import ROWID_NAMES, DatabaseSchema, Table, quote_identifier, spelled
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.json_schema_sampler import SchemaSamplingError, sample_json
 from dialforge.llm.structured import schema_violations
@@ -36,7 +36,6 @@ TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 _READS = (exp.Select, exp.Union)
 _LISTED_TABLES = 20
-_ROWID_NAMES = frozenset({"rowid", "_rowid_", "oid"})
 _FINAL_ERRORS = frozenset({"refused", "timeout"})
 """Trial errors that other arguments cannot cure: the statement itself is at fault."""
 _WRAPPERS = (exp.Paren, exp.DPipe, exp.Lower, exp.Upper, exp.Cast, exp.Trim, exp.Coalesce)
@@ -178,7 +177,7 @@ class _Source:
     @classmethod
     def of_table(cls, label: str, table: Table) -> _Source:
         names = [column.name for column in table.columns]
-        rowid = () if table.without_rowid else tuple(_ROWID_NAMES)
+        rowid = () if table.without_rowid else ROWID_NAMES
         return cls(label, table, frozenset(name.casefold() for name in (*names, *rowid)), tuple(names))
 
 
@@ -334,7 +333,7 @@ class _Resolver:
         source = self._locate(column)
         if not isinstance(source, _Source) or source.table is None:
             return None
-        return source.table, _spelled(source.table, column.name)
+        return source.table, spelled(source.table, column.name)
 
 
 def _result_names(query: exp.Expression) -> set[str]:
@@ -344,13 +343,6 @@ def _result_names(query: exp.Expression) -> set[str]:
     if isinstance(query, exp.Select):
         return {select.alias.casefold() for select in query.selects if isinstance(select, exp.Alias)}
     return set()
-
-
-def _spelled(table: Table, name: str) -> str:
-    try:
-        return table.column(name).name
-    except KeyError:
-        return name.lower()  # rowid, oid or _rowid_
 
 
 # Trial execution
@@ -413,7 +405,7 @@ def _inserted_column(position: int, resolver: _Resolver) -> _Binding | None:
     if not (isinstance(statement, exp.Insert) and table is not None):
         return None
     if isinstance(statement.this, exp.Schema):
-        names = [_spelled(table, identifier.name) for identifier in statement.this.expressions]
+        names = [spelled(table, identifier.name) for identifier in statement.this.expressions]
     else:
         names = [column.name for column in table.columns if not column.generated]
     if position >= len(names):
@@ -421,7 +413,7 @@ def _inserted_column(position: int, resolver: _Resolver) -> _Binding | None:
     name = names[position]
     for fk in table.foreign_keys:
         if name in fk.columns and (parent := resolver.table(fk.table)) is not None:
-            return _Binding(parent, _spelled(parent, fk.ref_columns[fk.columns.index(name)]))
+            return _Binding(parent, spelled(parent, fk.ref_columns[fk.columns.index(name)]))
     return _Binding(table, name, "fresh" if name in table.primary_key else "first")
 
 
