@@ -236,7 +236,7 @@ def test_a_wal_mode_database_is_snapshotted_not_touched(tmp_path: Path) -> None:
 
 def test_a_tool_that_is_not_one_allowed_statement_is_refused_at_load(chinook: SQLDatabase) -> None:
     bad = SQLTool(name="two", description="x", sql="SELECT 1; DELETE FROM Invoice")
-    with pytest.raises(ValueError, match="'two': a tool runs exactly one statement, this SQL has 2"):
+    with pytest.raises(ValueError, match="'two': exactly one statement is allowed, this SQL has 2"):
         chinook.environment([bad])
 
 

@@ -119,8 +119,8 @@ def test_parameters_must_be_an_object_schema(shop: SQLDatabase, parameters: dict
     ("sql", "reason"),
     [
         ("SELEC name FROM customer", "the SQL does not parse"),
-        ("SELECT name FROM customer; DELETE FROM customer", "exactly one statement, this SQL has 2"),
-        ("DROP TABLE customer", "a tool may only SELECT, INSERT, UPDATE or DELETE"),
+        ("SELECT name FROM customer; DELETE FROM customer", "exactly one statement is allowed, this SQL has 2"),
+        ("DROP TABLE customer", "only SELECT, INSERT, UPDATE or DELETE is allowed"),
     ],
 )
 def test_the_sql_must_be_one_allowed_statement(shop: SQLDatabase, sql: str, reason: str) -> None:

@@ -34,14 +34,21 @@ from dialforge.environments.sql.sandbox import (
     harden,
     one_statement_only,
 )
-from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier, table_names
+from dialforge.environments.sql.schema import (
+    DatabaseSchema,
+    Table,
+    data_view,
+    introspect,
+    quote_identifier,
+    table_names,
+)
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.model.tools import ToolSpec
 
 _WAL_FORMAT = 2
 _DIFF_ROWS_CAP = 100
-_TOOL_STATEMENTS = (exp.Select, exp.Union, exp.Insert, exp.Update, exp.Delete)
+_TOOL_STATEMENTS = (exp.Select, exp.SetOperation, exp.Insert, exp.Update, exp.Delete)
 
 
 class _NullForMissing(dict[str, Any]):
@@ -96,9 +103,9 @@ def _truthy(value: Any) -> bool:
 
 
 def parse_statement(sql: str) -> exp.Expression:
-    """The one statement of a tool; ``ValueError`` unless it is exactly one SELECT, INSERT, UPDATE or DELETE."""
+    """The one statement of a tool or check; ``ValueError`` unless it is one SELECT, INSERT, UPDATE or DELETE."""
     if len(sql) > MAX_SQL_CHARS:
-        raise ValueError(f"the SQL is {len(sql)} characters long; a tool's SQL may have at most {MAX_SQL_CHARS}")
+        raise ValueError(f"the SQL is {len(sql)} characters long; at most {MAX_SQL_CHARS} are allowed")
     try:
         statements = [s for s in sqlglot.parse(sql, read="sqlite") if s is not None]
     except sqlglot.errors.SqlglotError as exc:
@@ -106,10 +113,10 @@ def parse_statement(sql: str) -> exp.Expression:
     except RecursionError:
         raise ValueError("the SQL is nested too deeply to parse") from None
     if len(statements) != 1:
-        raise ValueError(f"a tool runs exactly one statement, this SQL has {len(statements)}")
+        raise ValueError(f"exactly one statement is allowed, this SQL has {len(statements)}")
     if not isinstance(statements[0], _TOOL_STATEMENTS):
         keyword = sql.split(maxsplit=1)[0].upper() if sql.strip() else "nothing"
-        raise ValueError(f"a tool may only SELECT, INSERT, UPDATE or DELETE; this SQL is a {keyword} statement")
+        raise ValueError(f"only SELECT, INSERT, UPDATE or DELETE is allowed; this SQL is a {keyword} statement")
     return statements[0]
 
 
@@ -215,6 +222,14 @@ class SQLDatabase:
                 self._reader = self.environment(())
             self._table_digests[table.name] = self._reader.table_digest(table)
         return self._table_digests[table.name]
+
+    def data_view(self) -> str:
+        """The limited view of the data that prompts show (a few rows per table, size-capped)."""
+        connection = open_readonly(self.path)
+        try:
+            return data_view(connection, self.schema)
+        finally:
+            connection.close()
 
     def close(self) -> None:
         """Release the base file now (forks still open must not be used afterwards)."""

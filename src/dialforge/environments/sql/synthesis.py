@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dialforge.environments.sql.environment import SQLDatabase
-from dialforge.environments.sql.schema import data_view
-from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
+from dialforge.environments.sql.source import DatabaseSourceError
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.llm.completion import ResponseSchema
@@ -73,7 +72,7 @@ async def synthesize_sql_tools(
 ) -> ItemBatch[SQLTool]:
     """Ask ``model`` for ``count`` tools over ``database`` (at most ``count`` are kept), check each, repair once."""
     prompt = render_prompt(
-        "sql_tools", domain=domain, count=count, schema=database.schema.to_prompt(), data_view=_data_view(database)
+        "sql_tools", domain=domain, count=count, schema=database.schema.to_prompt(), data_view=database.data_view()
     )
 
     def check(entries: Sequence[Any], accepted: Sequence[SQLTool]) -> list[Checked[SQLTool]]:
@@ -125,14 +124,6 @@ async def synthesize_database(model: ChatModel, *, domain: str, seed: int = 0) -
             f"the model's script for the {domain} domain failed twice: {first}; after the repair: {exc.problem}",
             "try again, or give the database as a .sql or .sqlite file",
         ) from None
-
-
-def _data_view(database: SQLDatabase) -> str:
-    connection = open_readonly(database.path)
-    try:
-        return data_view(connection, database.schema)
-    finally:
-        connection.close()
 
 
 def _checked(

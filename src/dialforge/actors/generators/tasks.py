@@ -1,0 +1,440 @@
+"""Tasks: the latent goals dialogues are generated for (PAPER.md, "Tasks"; issue 4, stage 6).
+
+Three stages share one check. ``generate_tasks`` writes *rubric* tasks for the task-oriented baseline
+(success criteria, an expected tool pattern with placeholders, checkpoints) or *descriptive* tasks for the
+user-oriented pipelines: the user's latent goal as one self-contained statement with its subtasks, written
+in the second person ("You are Leonie Köhler, customer 2. You want ..."), the voice a user simulator is
+briefed in. ``generate_followups`` writes the extra tasks of longer dialogues: extensions of an earlier
+task's results (``follows`` names it) or independent objectives in the same domain.
+
+Every task must read as a real person's goal (long enough, concrete, no placeholders, no tool names, no
+meta words) and use only tools that exist; a near-duplicate of a task already kept is dropped. With a
+database, every record the task names must exist, and a task that changes data must carry read-only SQL
+checks that are still false on the initial data, so that passing them shows the dialogue did the work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+
+from sqlglot import exp
+
+from dialforge.actors.generators.near_duplicates import near_duplicate_of
+from dialforge.actors.generators.policy import changes_data, domain_vocabulary, meta_words
+from dialforge.actors.generators.tool_specs import describe_tools, domain_description
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
+from dialforge.environments.sql.schema import quote_identifier
+from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.domain import Domain
+from dialforge.model.messages import UserMessage
+from dialforge.model.tasks import Difficulty, Rubric, SQLCheck, Task
+from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_prompt
+
+TaskStyle = Literal["rubric", "descriptive"]
+TaskKind = Literal["rubric", "descriptive", "followup"]
+"""What a stage writes; also the middle part of the task ids (``chinook-followup-3``)."""
+
+DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
+MIN_DESCRIPTION_CHARS = 40
+MAX_SUBTASKS = 5
+NEAR_DUPLICATE_THRESHOLD = 0.8
+NEAR_DUPLICATE_SHINGLE = 2
+"""Word pairs: goals are long, so single words would make any two goals of a domain look alike."""
+
+_PLACEHOLDER = re.compile(r"<[^<>\n]{1,60}>|\{[^{}\n]{1,60}\}")
+_ADDRESSES_ASSISTANT = re.compile(r"\b(?:the|an?|your) (?:ai |virtual )?(?:assistant|chatbot)\b", re.IGNORECASE)
+_CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
+_NO_DATABASE = "(none: this application's data is not shown to you)"
+
+
+async def generate_tasks(
+    model: ChatModel,
+    domain: Domain,
+    tools: Sequence[ToolSpec],
+    *,
+    style: TaskStyle,
+    count: int,
+    difficulty_mix: Mapping[str, float],
+    database: SQLDatabase | None = None,
+    seed: int = 0,
+) -> ItemBatch[Task]:
+    """Up to ``count`` tasks of ``style``, asked for in ``difficulty_mix`` proportions, checked, repaired once.
+
+    Raises ``ValueError`` for a difficulty mix that names an unknown difficulty or has no positive weight.
+    """
+    counts = difficulty_counts(count, difficulty_mix)
+    mix = ", ".join(f"{number} {difficulty}" for difficulty, number in counts.items() if number)
+    return await _generate(
+        model, domain, tools, style, database, count=count, seed=seed, values={"difficulty_mix": mix}
+    )
+
+
+async def generate_followups(
+    model: ChatModel,
+    domain: Domain,
+    tools: Sequence[ToolSpec],
+    previous: Sequence[Task],
+    *,
+    count: int,
+    extension_share: float,
+    database: SQLDatabase | None = None,
+    seed: int = 0,
+) -> ItemBatch[Task]:
+    """Up to ``count`` follow-up tasks: ``round(count * extension_share)`` asked to extend one of ``previous``.
+
+    With no ``previous`` task every follow-up is asked to be independent. Raises ``ValueError`` for a share
+    outside 0..1.
+    """
+    if not 0 <= extension_share <= 1:
+        raise ValueError(f"extension_share is a share between 0 and 1, not {extension_share}")
+    extensions = round(count * extension_share) if previous else 0
+    values = {
+        "extensions": extensions,
+        "independent": count - extensions,
+        "previous": "\n".join(_shown(task) for task in previous) or "(none)",
+    }
+    return await _generate(
+        model, domain, tools, "followup", database, count=count, seed=seed, values=values, previous=previous
+    )
+
+
+def difficulty_counts(count: int, mix: Mapping[str, float]) -> dict[Difficulty, int]:
+    """How many tasks of each difficulty ``count`` tasks hold under ``mix`` (largest-remainder rounding).
+
+    The weights need not sum to 1; ties go to the easier difficulty.
+    """
+    unknown = sorted(set(mix) - set(DIFFICULTIES))
+    if unknown:
+        raise ValueError(f"the difficulty mix names {unknown}; the difficulties are {list(DIFFICULTIES)}")
+    if any(weight < 0 for weight in mix.values()) or sum(mix.values()) <= 0:
+        raise ValueError(f"the difficulty mix needs non-negative weights with a positive sum, not {dict(mix)}")
+    total = sum(mix.values())
+    quotas = {difficulty: count * mix.get(difficulty, 0) / total for difficulty in DIFFICULTIES}
+    counts = {difficulty: int(quota) for difficulty, quota in quotas.items()}
+    by_remainder = sorted(DIFFICULTIES, key=lambda difficulty: counts[difficulty] - quotas[difficulty])
+    for difficulty in by_remainder[: count - sum(counts.values())]:
+        counts[difficulty] += 1
+    return counts
+
+
+def domain_slug(name: str) -> str:
+    """The domain as the first part of task ids: lower case, runs of other characters as one ``-``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name.casefold()).split()) or "domain"
+
+
+async def _generate(
+    model: ChatModel,
+    domain: Domain,
+    tools: Sequence[ToolSpec],
+    kind: TaskKind,
+    database: SQLDatabase | None,
+    *,
+    count: int,
+    seed: int,
+    values: Mapping[str, object],
+    previous: Sequence[Task] = (),
+) -> ItemBatch[Task]:
+    """What the three stages share: the prompt's common parts, the check, the repair, the ids."""
+    if count <= 0:
+        return ItemBatch()
+    prompt = render_prompt(
+        f"tasks_{kind}",
+        domain=domain.name,
+        description=domain_description(domain),
+        tools=describe_tools(tools, with_returns=True) or "(no tools)",
+        writes=", ".join(tool.name for tool in tools if changes_data(tool)) or "none",
+        schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
+        data_view=database.data_view() if database is not None else _NO_DATABASE,
+        count=count,
+        min_chars=MIN_DESCRIPTION_CHARS,
+        max_subtasks=MAX_SUBTASKS,
+        **values,
+    )
+
+    def repair(failed: Sequence[Checked[Task]], accepted: Sequence[Task]) -> str:
+        kept = "\n".join(f"- {task.description}" for task in accepted) or "(none)"
+        return render_prompt("tasks_repair", failures=describe_failures(failed), count=len(failed), accepted=kept)
+
+    environment = database.environment(()) if database is not None else None
+    check = _TaskCheck(
+        kind, {tool.name: tool for tool in tools}, domain_vocabulary(domain, tools), previous, environment
+    )
+    try:
+        batch = await generate_items(
+            model,
+            [UserMessage(content=prompt)],
+            _task_format(kind, sql=database is not None),
+            entries=lambda parsed: parsed["tasks"],
+            check=check,
+            repair_instruction=repair,
+            limit=count,
+            seed=seed,
+        )
+    finally:
+        if environment is not None:
+            environment.close()
+    slug = domain_slug(domain.name)
+    batch.items = [task.model_copy(update={"id": f"{slug}-{kind}-{n}"}) for n, task in enumerate(batch.items, 1)]
+    return batch
+
+
+@dataclass
+class _TaskCheck:
+    """The checks every task stage applies; ``environment`` is the initial database state, when there is one."""
+
+    kind: TaskKind
+    tools: Mapping[str, ToolSpec]
+    vocabulary: str
+    previous: Sequence[Task]
+    environment: SQLEnvironment | None
+
+    def __call__(self, entries: Sequence[Any], accepted: Sequence[Task]) -> list[Checked[Task]]:
+        kept = [task.description for task in (*self.previous, *accepted)]
+        verdicts = []
+        for number, entry in enumerate(entries, start=1):
+            verdict = self._checked(entry, number, kept)
+            if verdict.item is not None:
+                kept.append(verdict.item.description)
+            verdicts.append(verdict)
+        return verdicts
+
+    def _checked(self, entry: dict[str, Any], number: int, kept: Sequence[str]) -> Checked[Task]:
+        rubric, sql = self.kind == "rubric", self.environment is not None
+        description = entry["description"].strip()
+        subtasks = [] if rubric else _texts(entry["subtasks"])
+        pattern = _texts(entry["expected_tool_pattern"]) if rubric else []
+        called = [match.group(1) for step in pattern if (match := _CALL.match(step))]
+        tools = list(dict.fromkeys([*_texts(entry["tools"]), *called]))
+        difficulty = entry["difficulty"].strip().casefold()
+        follows = (entry["follows"] or None) if self.kind == "followup" else None
+        checks = [SQLCheck(description=c["description"], sql=c["sql"]) for c in entry["checks"]] if sql else []
+        writes = [name for name in tools if name in self.tools and changes_data(self.tools[name])]
+        reasons = [
+            *self._goal_problems(description, subtasks, difficulty),
+            *self._tool_problems(tools, pattern),
+            *self._rubric_problems(entry, pattern),
+            *self._follows_problems(follows),
+            *self._data_problems(entry["entities"] if sql else [], checks, writes),
+        ]
+        if twin := near_duplicate_of(description, kept, NEAR_DUPLICATE_THRESHOLD, size=NEAR_DUPLICATE_SHINGLE):
+            reasons.append(f"the task is a near-duplicate of one already kept ({twin!r}); write a different goal")
+        label = description[:80] or f"task {number}"
+        if reasons:
+            return Checked(entry, label, None, reasons)
+        task = Task(
+            id="",
+            description=description,
+            difficulty=cast(Difficulty, difficulty),
+            rubric=Rubric(
+                success_criteria=_texts(entry["success_criteria"]),
+                expected_tool_pattern=pattern,
+                checkpoints=_texts(entry["checkpoints"]),
+            )
+            if rubric
+            else Rubric(),
+            subtasks=subtasks,
+            follows=follows,
+            tools=tools,
+            checks=checks,
+        )
+        return Checked(entry, label, task)
+
+    def _goal_problems(self, description: str, subtasks: Sequence[str], difficulty: str) -> list[str]:
+        """Whether the goal reads as a real person's: concrete, complete, in their words, split into steps."""
+        reasons = []
+        if len(description) < MIN_DESCRIPTION_CHARS:
+            reasons.append(
+                f"the description is {len(description)} characters long; state the whole goal, with the concrete "
+                f"details it needs, in at least {MIN_DESCRIPTION_CHARS}"
+            )
+        text = "\n".join([description, *subtasks])
+        if placeholder := _PLACEHOLDER.search(text):
+            reasons.append(
+                f"the task has the unfilled placeholder {placeholder.group(0)!r}; write the concrete value, "
+                "or say that it is to be looked up"
+            )
+        if found := meta_words(text, self.vocabulary):
+            reasons.append(
+                f"the task uses words that give away a generated setting ({', '.join(found)}); "
+                "write it as a real person's goal"
+            )
+        if named := [name for name in self.tools if _is_code_name(name) and re.search(rf"\b{re.escape(name)}\b", text)]:
+            reasons.append(
+                f"the task names the tools {', '.join(named)}; the person does not know the tools: "
+                "say what they want done"
+            )
+        if difficulty not in DIFFICULTIES:
+            reasons.append(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
+        if self.kind == "rubric":
+            return reasons
+        if spoken := _ADDRESSES_ASSISTANT.search(text):
+            reasons.append(
+                f"the task speaks of {spoken.group(0)!r}; write the person's own goal, not instructions for "
+                "whoever helps them"
+            )
+        if not subtasks:
+            reasons.append("the task lists no subtasks; list the requests the person will make, in order")
+        elif difficulty in ("medium", "hard") and len(subtasks) < 2:
+            reasons.append(
+                f"a {difficulty} task has 2 to {MAX_SUBTASKS} subtasks, this one has 1; split the goal into the "
+                "requests the person will make one by one"
+            )
+        elif len(subtasks) > MAX_SUBTASKS:
+            reasons.append(
+                f"the task has {len(subtasks)} subtasks; keep at most {MAX_SUBTASKS} and leave the rest for "
+                "another task"
+            )
+        return reasons
+
+    def _tool_problems(self, tools: Sequence[str], pattern: Sequence[str]) -> list[str]:
+        reasons = []
+        if not tools:
+            reasons.append("the task names no tools; list the tools it needs")
+        reasons += [
+            f"expected_tool_pattern step {number} ({step!r}) is not a tool call; write it as "
+            "tool_name(argument=value), with a <placeholder> for a value an earlier result provides"
+            for number, step in enumerate(pattern, start=1)
+            if not _CALL.match(step)
+        ]
+        reasons += [
+            f"unknown tool {name!r}{_did_you_mean(name, self.tools)}" for name in tools if name not in self.tools
+        ]
+        return reasons
+
+    def _rubric_problems(self, entry: dict[str, Any], pattern: Sequence[str]) -> list[str]:
+        if self.kind != "rubric":
+            return []
+        reasons = []
+        if not _texts(entry["success_criteria"]):
+            reasons.append("the rubric has no success criteria; say what must be true or answered at the end")
+        if not pattern:
+            reasons.append("the rubric has no expected tool pattern; list the calls, in order")
+        return reasons
+
+    def _follows_problems(self, follows: str | None) -> list[str]:
+        ids = [task.id for task in self.previous]
+        if self.kind != "followup" or follows is None or follows in ids:
+            return []
+        return [
+            f"follows names {follows!r}, which is not one of the earlier tasks ({', '.join(ids) or 'there are none'}); "
+            "give one of their ids, or null for an independent task"
+        ]
+
+    def _data_problems(
+        self, entities: Sequence[dict[str, Any]], checks: Sequence[SQLCheck], writes: Sequence[str]
+    ) -> list[str]:
+        """With a database: the records named exist, and the checks can tell that the task was done."""
+        if self.environment is None:
+            return []
+        reasons = [problem for entity in entities if (problem := self._entity_problem(entity))]
+        if writes and not checks:
+            reasons.append(
+                f"the task changes data (with {', '.join(writes)}) but has no check; add a read-only SELECT whose "
+                "first value is true only once the change is made"
+            )
+        if checks and not writes:
+            reasons.append(
+                "the task has checks, but none of its tools changes data; add the tool that makes the change, or "
+                "leave checks empty for a goal that only looks things up"
+            )
+        for number, check in enumerate(checks, start=1):
+            reasons += self._check_problems(number, check.sql, bool(writes))
+        return reasons
+
+    def _entity_problem(self, entity: dict[str, Any]) -> str | None:
+        assert self.environment is not None
+        schema = self.environment.database.schema
+        tables = {table.name.casefold(): table for table in schema.tables}
+        table = tables.get(entity["table"].casefold())
+        if table is None:
+            suggestion = _did_you_mean(entity["table"], [table.name for table in schema.tables])
+            return f"entity table {entity['table']!r} is not in the schema{suggestion}"
+        columns = {column.name.casefold(): column for column in table.columns}
+        column = columns.get(entity["column"].casefold())
+        if column is None:
+            suggestion = _did_you_mean(entity["column"], [column.name for column in table.columns])
+            return f"entity column {table.name}.{entity['column']} is not in the schema{suggestion}"
+        found = self.environment.query(
+            f"SELECT 1 FROM {quote_identifier(table.name)} WHERE {quote_identifier(column.name)} = :value LIMIT 1",
+            {"value": entity["value"]},
+        )
+        where = f"{table.name}.{column.name} = {entity['value']!r}"
+        if found.error is not None:
+            return f"entity {where} could not be looked up: {found.error.message}"
+        return None if found.content else f"entity {where} is not in the data"
+
+    def _check_problems(self, number: int, sql: str, changes: bool) -> list[str]:
+        assert self.environment is not None
+        try:
+            statement = parse_statement(sql)
+        except ValueError as exc:
+            return [f"check {number} is not one read-only SELECT: {exc}"]
+        if isinstance(statement, exp.Insert | exp.Update | exp.Delete):
+            return [
+                f"check {number} changes data ({statement.key.upper()}); a check only reads: write one SELECT "
+                "whose first value is true once the task is done"
+            ]
+        result = self.environment.query(sql)
+        if result.error is not None:
+            return [f"check {number} does not run on the database: {result.error.message}"]
+        if changes and self.environment.check(sql)[0]:
+            return [f"check {number}: the check already holds before the dialogue, so it cannot show the task was done"]
+        return []
+
+
+def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
+    """The reply's shape for ``kind``; values (difficulty, tool names, SQL) are checked per task, not here."""
+    strings = {"type": "array", "items": {"type": "string"}}
+    fields: dict[str, Any] = {
+        "description": {"type": "string"},
+        "difficulty": {"type": "string", "description": "easy, medium or hard"},
+    }
+    if kind == "rubric":
+        fields |= {"success_criteria": strings, "expected_tool_pattern": strings, "checkpoints": strings}
+    else:
+        fields["subtasks"] = strings
+    fields["tools"] = strings
+    if kind == "followup":
+        fields["follows"] = {"type": ["string", "null"]}
+    if sql:
+        entity = {"table": {"type": "string"}, "column": {"type": "string"}, "value": {"type": ["string", "number"]}}
+        check = {"description": {"type": "string"}, "sql": {"type": "string"}}
+        fields |= {
+            "entities": {"type": "array", "items": {"type": "object", "properties": entity, "required": list(entity)}},
+            "checks": {"type": "array", "items": {"type": "object", "properties": check, "required": list(check)}},
+        }
+    task = {"type": "object", "properties": fields, "required": list(fields)}
+    return ResponseSchema(
+        name=f"{kind}_tasks",
+        json_schema={
+            "type": "object",
+            "properties": {"tasks": {"type": "array", "items": task}},
+            "required": ["tasks"],
+        },
+    )
+
+
+def _texts(values: Sequence[str]) -> list[str]:
+    return [stripped for value in values if (stripped := value.strip())]
+
+
+def _is_code_name(name: str) -> bool:
+    """A name no sentence uses by accident (``get_order``, ``getOrder``), unlike a tool named ``search``."""
+    return not (name.isalpha() and name.islower())
+
+
+def _did_you_mean(name: str, candidates: Sequence[str] | Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else "; no name is similar"
+
+
+def _shown(task: Task) -> str:
+    """An earlier task as the follow-up prompt lists it: id, difficulty, goal, tools."""
+    return f"- {task.id} ({task.difficulty}; tools: {', '.join(task.tools) or 'none'}): {task.description}"

@@ -1,0 +1,309 @@
+"""Everything a domain needs before its first dialogue: tools, return schemas, a policy and tasks.
+
+PAPER.md's tool-preparation module plus the task generators, as plug-and-play stages: each stage
+is skipped when the config supplies its output, each finished model-backed item is kept in the
+checkpoint store (a resumed run does not ask again), and each reports what it produced and dropped.
+
+Tool sources, in order of precedence: a tools file; for SQL domains, tools a model writes over the
+database (or scaffolded ones); otherwise questions -> tool specs per question -> merge ->
+complementary tools -> return schemas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
+
+from dialforge.actors.generators.expansion import expand_tools
+from dialforge.actors.generators.policy import generate_policy
+from dialforge.actors.generators.questions import generate_questions
+from dialforge.actors.generators.return_schemas import predict_return_schemas
+from dialforge.actors.generators.tasks import domain_slug, generate_followups, generate_tasks
+from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
+from dialforge.config import DialforgeConfig, DomainConfig
+from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.scaffold import read_tools_json, scaffold_tools
+from dialforge.environments.sql.synthesis import synthesize_sql_tools
+from dialforge.environments.sql.tool import SQLTool
+from dialforge.llm.item_repair import ItemBatch, Rejection, StageReport
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.domain import Domain
+from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
+from dialforge.pipeline.artifacts import ArtifactStore
+from dialforge.pipeline.supplied import load_questions, load_tasks, load_tool_specs
+
+T = TypeVar("T")
+
+
+@dataclass
+class DomainPlan:
+    """A domain ready for dialogues; ``sql_tools`` and ``database`` are set for SQL domains."""
+
+    domain: Domain
+    tools: list[ToolSpec]
+    policy: str
+    tasks: list[Task]
+    followups: list[Task]
+    questions: list[str] = field(default_factory=list)
+    sql_tools: list[SQLTool] = field(default_factory=list)
+    database: SQLDatabase | None = None
+    reports: list[StageReport] = field(default_factory=list)
+
+
+def stage_seed(run_seed: int, *parts: str) -> int:
+    """A seed per (run, domain, stage, item), stable across runs and resumes."""
+    digest = hashlib.blake2b("\0".join((str(run_seed), *parts)).encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") >> 1
+
+
+class Preparation:
+    """Runs the preparation stages for every domain of a config, with the generator model."""
+
+    def __init__(self, config: DialforgeConfig, model: ChatModel, store: ArtifactStore) -> None:
+        self.config = config
+        self.settings = config.generation
+        self.model = model
+        self.store = store
+
+    async def run(self) -> list[DomainPlan]:
+        plans = list(await asyncio.gather(*(self.prepare(domain) for domain in self.config.domains)))
+        self._write_artifacts(plans)
+        return plans
+
+    async def _cached(
+        self,
+        stage: str,
+        domain: str,
+        key: str,
+        kind: TypeAdapter[list[T]],
+        produce: Callable[[], Awaitable[ItemBatch[T]]],
+    ) -> ItemBatch[T]:
+        """The stage's batch from the store, or produced now and stored unless a model error cut it short."""
+        cached = self.store.get(stage, domain, key)
+        if cached is not None:
+            return ItemBatch(
+                items=kind.validate_python(cached["items"]),
+                rejected=[Rejection.model_validate(r) for r in cached["rejected"]],
+                repaired=cached["repaired"],
+            )
+        batch = await produce()
+        if not batch.errors:
+            value = {
+                "items": kind.dump_python(batch.items, mode="json", exclude_none=True),
+                "rejected": [r.model_dump(mode="json") for r in batch.rejected],
+                "repaired": batch.repaired,
+            }
+            self.store.put(stage, domain, key, value)
+        return batch
+
+    async def prepare(self, config: DomainConfig) -> DomainPlan:
+        domain = Domain(
+            name=config.name,
+            description=config.description,
+            seed_tools=load_tool_specs(config.seed_tools) if config.seed_tools else [],
+        )
+        plan = DomainPlan(domain=domain, tools=[], policy="", tasks=[], followups=[])
+        if config.database is not None:
+            await self._sql_tools(config, plan)
+        elif config.tools is not None:
+            plan.tools = load_tool_specs(config.tools)
+        else:
+            await self._generated_tools(config, plan)
+        if plan.tools and not all(tool.returns for tool in plan.tools) and config.database is None:
+            await self._return_schemas(plan)
+        await self._policy(config, plan)
+        await self._tasks(config, plan)
+        return plan
+
+    def _report(self, plan: DomainPlan, stage: str, batch: ItemBatch[Any]) -> None:
+        plan.reports.append(StageReport.of(stage, plan.domain.name, batch))
+
+    async def _sql_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
+        assert config.database is not None
+        path = config.database
+        plan.database = SQLDatabase.load(path)
+        self.store.write_text(f"schemas/{domain_slug(plan.domain.name)}.txt", plan.database.schema.to_prompt())
+        if config.tools is not None:
+            plan.sql_tools = read_tools_json(config.tools)
+        elif config.sql_tools == "synthesize":
+            name, count = plan.domain.name, self.settings.sql_tools_per_domain
+            database = plan.database
+            batch = await self._cached(
+                "sql_tools",
+                name,
+                "",
+                TypeAdapter(list[SQLTool]),
+                lambda: synthesize_sql_tools(
+                    self.model, database, domain=name, count=count, seed=stage_seed(self.config.seed, name, "sql")
+                ),
+            )
+            self._report(plan, "sql_tools", batch)
+            plan.sql_tools = batch.items
+        if not plan.sql_tools:
+            plan.sql_tools = scaffold_tools(plan.database.schema)[: self.settings.max_tools_per_domain]
+            plan.reports.append(
+                StageReport(stage="sql_tools_scaffolded", domain=plan.domain.name, produced=len(plan.sql_tools))
+            )
+        plan.tools = [tool.to_spec() for tool in plan.sql_tools]
+
+    async def _generated_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
+        domain, name, seed = plan.domain, plan.domain.name, self.config.seed
+        if config.questions is not None:
+            plan.questions = load_questions(config.questions)
+        else:
+            batch = await self._cached(
+                "questions",
+                name,
+                "",
+                TypeAdapter(list[str]),
+                lambda: generate_questions(
+                    self.model, domain, count=self.settings.questions_per_domain, seed=stage_seed(seed, name, "q")
+                ),
+            )
+            self._report(plan, "questions", batch)
+            plan.questions = batch.items
+        proposed: list[ToolSpec] = list(domain.seed_tools)
+        per_question = StageReport(stage="tool_specs", domain=name)
+        for question in plan.questions:
+            known = list(proposed)
+            key = hashlib.blake2b(question.encode(), digest_size=8).hexdigest()
+            batch = await self._cached(
+                "tool_specs",
+                name,
+                key,
+                TypeAdapter(list[ToolSpec]),
+                lambda question=question, known=known, key=key: generate_tool_specs(
+                    self.model, domain, question, known=known, seed=stage_seed(seed, name, "tools", key)
+                ),
+            )
+            proposed += batch.items
+            per_question.repaired += batch.repaired
+            per_question.rejected += batch.rejected
+            per_question.errors += batch.errors
+        merged, duplicates = merge_tool_specs(proposed)
+        per_question.rejected += duplicates
+        per_question.produced = len(merged)
+        plan.reports.append(per_question)
+        tools = merged[: self.settings.max_tools_per_domain]
+        if self.settings.expansion_tools and len(tools) < self.settings.max_tools_per_domain:
+            room = min(self.settings.expansion_tools, self.settings.max_tools_per_domain - len(tools))
+            batch = await self._cached(
+                "expansion",
+                name,
+                "",
+                TypeAdapter(list[ToolSpec]),
+                lambda: expand_tools(self.model, domain, tools, max_new=room, seed=stage_seed(seed, name, "expand")),
+            )
+            self._report(plan, "expansion", batch)
+            tools = [*tools, *batch.items]
+        plan.tools = tools
+
+    async def _return_schemas(self, plan: DomainPlan) -> None:
+        domain, name, tools = plan.domain, plan.domain.name, plan.tools
+        batch = await self._cached(
+            "return_schemas",
+            name,
+            "",
+            TypeAdapter(list[ToolSpec]),
+            lambda: predict_return_schemas(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "ret")),
+        )
+        self._report(plan, "return_schemas", batch)
+        if batch.items:
+            plan.tools = batch.items
+
+    async def _policy(self, config: DomainConfig, plan: DomainPlan) -> None:
+        if config.policy is not None:
+            plan.policy = config.policy
+            return
+        domain, name, tools = plan.domain, plan.domain.name, plan.tools
+        batch = await self._cached(
+            "policy",
+            name,
+            "",
+            TypeAdapter(list[str]),
+            lambda: generate_policy(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "policy")),
+        )
+        self._report(plan, "policy", batch)
+        plan.policy = batch.items[0] if batch.items else ""
+
+    async def _tasks(self, config: DomainConfig, plan: DomainPlan) -> None:
+        if config.tasks is not None:
+            supplied = load_tasks(config.tasks)
+            plan.tasks = [task for task in supplied if task.follows is None]
+            plan.followups = [task for task in supplied if task.follows is not None]
+            return
+        domain, name, tools, database, settings = (
+            plan.domain,
+            plan.domain.name,
+            plan.tools,
+            plan.database,
+            self.settings,
+        )
+        style = "rubric" if self.config.mode == "task" else "descriptive"
+        batch = await self._cached(
+            f"tasks_{style}",
+            name,
+            "",
+            TypeAdapter(list[Task]),
+            lambda: generate_tasks(
+                self.model,
+                domain,
+                tools,
+                style=style,
+                count=settings.tasks_per_domain,
+                difficulty_mix=settings.difficulty_mix,
+                database=database,
+                seed=stage_seed(self.config.seed, name, "tasks", style),
+            ),
+        )
+        self._report(plan, f"tasks_{style}", batch)
+        plan.tasks = batch.items
+        if settings.tasks_per_dialogue[1] > 1 and settings.followups_per_domain and plan.tasks:
+            primary = plan.tasks
+            followups = await self._cached(
+                "followups",
+                name,
+                "",
+                TypeAdapter(list[Task]),
+                lambda: generate_followups(
+                    self.model,
+                    domain,
+                    tools,
+                    primary,
+                    count=settings.followups_per_domain,
+                    extension_share=settings.followup_extension_share,
+                    database=database,
+                    seed=stage_seed(self.config.seed, name, "followups"),
+                ),
+            )
+            self._report(plan, "followups", followups)
+            plan.followups = followups.items
+
+    def _write_artifacts(self, plans: Sequence[DomainPlan]) -> None:
+        store = self.store
+        store.write_jsonl("questions", ({"domain": p.domain.name, "question": q} for p in plans for q in p.questions))
+        store.write_jsonl(
+            "tools",
+            (
+                {"domain": p.domain.name, **tool.model_dump(mode="json", exclude_none=True)}
+                for p in plans
+                for tool in (p.sql_tools or p.tools)
+            ),
+        )
+        store.write_jsonl("policies", ({"domain": p.domain.name, "policy": p.policy} for p in plans))
+        store.write_jsonl(
+            "tasks",
+            (
+                {"domain": p.domain.name, "role": role, **task.model_dump(mode="json")}
+                for p in plans
+                for role, tasks in (("primary", p.tasks), ("followup", p.followups))
+                for task in tasks
+            ),
+        )
+        store.write_jsonl("stage_reports", (r.model_dump(mode="json") for p in plans for r in p.reports))

@@ -1,0 +1,496 @@
+"""Rubric, descriptive and follow-up tasks: every task is checked, bad ones repaired once or dropped with reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from dialforge.actors.generators.tasks import difficulty_counts, generate_followups, generate_tasks
+from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
+from dialforge.model.domain import Domain
+from dialforge.model.messages import UserMessage
+from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
+
+MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
+
+# A domain without a database: tools whose results a model simulates.
+
+BOOKSHOP = Domain(name="Online bookshop", description="An online shop selling new and used books")
+BOOKSHOP_TOOLS = [
+    ToolSpec(name="search_orders", description="Find a customer's orders by email."),
+    ToolSpec(name="get_order", description="One order with its lines."),
+    ToolSpec(name="cancel_order", description="Cancel an order that has not shipped."),
+]
+GOAL = {
+    "description": (
+        "You are Maya Okafor (maya.okafor@example.com). You ordered two used novels last week and want to know "
+        "whether they have shipped; if not, you want the order for 'Beloved' cancelled."
+    ),
+    "difficulty": "medium",
+    "subtasks": ["Ask whether your order from last week has shipped", "Cancel the order for 'Beloved' if not"],
+    "tools": ["search_orders", "get_order", "cancel_order"],
+}
+OTHER_GOAL = {
+    "description": (
+        "You are Tomás Rivera (t.rivera@example.com) and want the list of books in your most recent order, "
+        "with the price you paid for each one."
+    ),
+    "difficulty": "easy",
+    "subtasks": ["Ask for the books and prices of your latest order"],
+    "tools": ["search_orders", "get_order"],
+}
+RUBRIC = {
+    "description": "Maya Okafor (maya.okafor@example.com) wants her unshipped order for 'Beloved' cancelled.",
+    "difficulty": "hard",
+    "success_criteria": ["The order for 'Beloved' is cancelled after the user confirmed it"],
+    "expected_tool_pattern": [
+        'search_orders(email="maya.okafor@example.com")',
+        "get_order(order_id=<order_id from search_orders>)",
+        "cancel_order(order_id=<order_id of the 'Beloved' order from search_orders>)",
+    ],
+    "checkpoints": ["The order is shown to be unshipped before it is cancelled"],
+    "tools": ["search_orders"],
+}
+
+# The real Chinook database, with SQL tools.
+
+CHINOOK = Domain(name="Chinook music store", description="A digital music store")
+CHINOOK_TOOLS = [
+    ToolSpec(
+        name="search_customers_by_email",
+        description="The customer with this email.",
+        parameters={"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]},
+        sql='SELECT "CustomerId", "FirstName", "LastName" FROM "Customer" WHERE "Email" = :email',
+    ),
+    ToolSpec(
+        name="list_invoices_for_customer",
+        description="A customer's invoices, newest first.",
+        parameters={"type": "object", "properties": {"customer_id": {"type": "integer"}}, "required": ["customer_id"]},
+        sql='SELECT "InvoiceId", "Total" FROM "Invoice" WHERE "CustomerId" = :customer_id ORDER BY 1 DESC LIMIT 20',
+    ),
+    ToolSpec(
+        name="update_invoice_billing_city",
+        description="Change the billing city of one invoice.",
+        parameters={
+            "type": "object",
+            "properties": {"invoice_id": {"type": "integer"}, "city": {"type": "string"}},
+            "required": ["invoice_id", "city"],
+        },
+        sql='UPDATE "Invoice" SET "BillingCity" = :city WHERE "InvoiceId" = :invoice_id',
+    ),
+]
+MOVE_INVOICE = {
+    "description": (
+        "You are Leonie Köhler (customer 2, leonekohler@surfeu.de). You moved from Stuttgart to Hamburg and want "
+        "the billing city of your first invoice, number 1, changed to Hamburg."
+    ),
+    "difficulty": "medium",
+    "subtasks": ["Ask for your invoices", "Have the billing city of invoice 1 changed to Hamburg"],
+    "tools": ["search_customers_by_email", "list_invoices_for_customer", "update_invoice_billing_city"],
+    "entities": [
+        {"table": "customer", "column": "email", "value": "leonekohler@surfeu.de"},
+        {"table": "Invoice", "column": "InvoiceId", "value": 1},
+    ],
+    "checks": [
+        {
+            "description": "invoice 1 is billed to Hamburg",
+            "sql": 'SELECT "BillingCity" = \'Hamburg\' FROM "Invoice" WHERE "InvoiceId" = 1',
+        }
+    ],
+}
+LOOK_UP_INVOICES = {
+    "description": (
+        "You are François Tremblay (ftremblay@gmail.com) and want to know how many invoices you have and the "
+        "total of the most recent one."
+    ),
+    "difficulty": "easy",
+    "subtasks": ["Ask for your invoices and the total of the latest"],
+    "tools": ["search_customers_by_email", "list_invoices_for_customer"],
+    "entities": [{"table": "Customer", "column": "Email", "value": "ftremblay@gmail.com"}],
+    "checks": [],
+}
+
+
+def reply(*tasks: dict[str, Any]) -> str:
+    return orjson.dumps({"tasks": list(tasks)}).decode()
+
+
+def prompt_of(model: ScriptedModel, request: int = 0) -> str:
+    message = model.requests[request].messages[-1]
+    assert isinstance(message, UserMessage)
+    return message.content
+
+
+def previous_task(task_id: str = "online-bookshop-descriptive-1") -> Task:
+    return Task(id=task_id, description=str(GOAL["description"]), tools=["search_orders", "cancel_order"])
+
+
+async def descriptive(model: ScriptedModel, count: int = 3) -> Any:
+    return await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=count, difficulty_mix=MIX)
+
+
+# Good replies
+
+
+async def test_descriptive_tasks_are_kept_numbered_and_asked_for_in_the_mix() -> None:
+    model = ScriptedModel([reply(GOAL, OTHER_GOAL)])
+
+    batch = await generate_tasks(
+        model, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=10, difficulty_mix=MIX, seed=5
+    )
+
+    assert [task.id for task in batch.items] == ["online-bookshop-descriptive-1", "online-bookshop-descriptive-2"]
+    first = batch.items[0]
+    assert first.description == GOAL["description"] and first.difficulty == "medium"
+    assert first.subtasks == GOAL["subtasks"] and first.tools == GOAL["tools"]
+    assert (first.follows, first.checks) == (None, [])
+    assert (batch.rejected, batch.repaired, batch.errors) == ([], 0, [])
+    options = model.requests[0].options
+    assert options.seed == 5 and options.response_format is not None
+    assert options.response_format.name == "descriptive_tasks"
+    assert "entities" not in orjson.dumps(options.response_format.json_schema).decode()
+    prompt = prompt_of(model)
+    assert "Write 10 goals: 3 easy, 4 medium, 3 hard." in prompt
+    assert "Online bookshop: An online shop selling new and used books" in prompt
+    assert "Tools that change data: cancel_order." in prompt
+    assert "$" not in prompt
+
+
+async def test_rubric_tasks_keep_their_rubric_and_add_the_tools_of_their_pattern() -> None:
+    model = ScriptedModel([reply(RUBRIC)])
+
+    batch = await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=1, difficulty_mix={"hard": 1})
+
+    (task,) = batch.items
+    assert task.id == "online-bookshop-rubric-1" and task.difficulty == "hard"
+    assert task.rubric.expected_tool_pattern == RUBRIC["expected_tool_pattern"]
+    assert task.rubric.success_criteria == RUBRIC["success_criteria"]
+    assert task.rubric.checkpoints == RUBRIC["checkpoints"]
+    assert task.tools == ["search_orders", "get_order", "cancel_order"]
+    assert "Write 1 tasks: 1 hard." in prompt_of(model)
+
+
+async def test_sql_tasks_are_grounded_in_the_chinook_data(chinook: SQLDatabase) -> None:
+    model = ScriptedModel([reply(MOVE_INVOICE, LOOK_UP_INVOICES)])
+
+    mix = {"easy": 1, "medium": 1}
+    batch = await generate_tasks(
+        model, CHINOOK, CHINOOK_TOOLS, style="descriptive", count=2, difficulty_mix=mix, database=chinook
+    )
+
+    assert batch.rejected == []
+    move, look_up = batch.items
+    assert move.id == "chinook-music-store-descriptive-1"
+    assert [check.sql for check in move.checks] == [MOVE_INVOICE["checks"][0]["sql"]]
+    assert look_up.checks == []
+    prompt = prompt_of(model)
+    assert "CREATE TABLE Customer" in prompt  # the schema
+    assert '"leonekohler@surfeu.de"' in prompt  # the limited data view
+    assert "Tools that change data: update_invoice_billing_city." in prompt
+    schema = model.requests[0].options.response_format
+    assert schema is not None and "entities" in schema.json_schema["properties"]["tasks"]["items"]["properties"]
+
+
+# Invalid tasks, each with its reason
+
+
+def changed(task: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**task, **fields}
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (changed(GOAL, tools=["search_order"]), "unknown tool 'search_order'; did you mean search_orders, get_order?"),
+        (changed(GOAL, tools=["refund_everything"]), "unknown tool 'refund_everything'; no name is similar"),
+        (changed(GOAL, tools=[]), "the task names no tools"),
+        (
+            changed(GOAL, description=GOAL["description"] + " This is for the training dataset."),
+            "words that give away a generated setting (dataset, training)",
+        ),
+        (changed(GOAL, description="Cancel my order."), "the description is 16 characters long"),
+        (changed(GOAL, difficulty="extreme"), "difficulty 'extreme' is not one of easy, medium, hard"),
+        (
+            changed(GOAL, description="You are <customer name> and want your latest order cancelled right away."),
+            "the unfilled placeholder '<customer name>'",
+        ),
+        (
+            changed(GOAL, description="You want the assistant to call cancel_order for your order from Tuesday."),
+            "the task names the tools cancel_order",
+        ),
+        (
+            changed(GOAL, description="You want the assistant to cancel your order from Tuesday, number 5521."),
+            "the task speaks of 'the assistant'",
+        ),
+        (changed(GOAL, subtasks=["Cancel the order"]), "a medium task has 2 to 5 subtasks, this one has 1"),
+        (changed(GOAL, subtasks=[]), "the task lists no subtasks"),
+    ],
+)
+async def test_an_invalid_descriptive_task_is_dropped_with_its_reason(bad: dict[str, Any], reason: str) -> None:
+    model = ScriptedModel([reply(bad), reply()])
+
+    batch = await descriptive(model)
+
+    assert batch.items == []
+    (rejection,) = batch.rejected
+    assert any(reason in text for text in rejection.reasons), rejection.reasons
+    assert reason in prompt_of(model, 1)  # the repair round was told
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (
+            changed(RUBRIC, expected_tool_pattern=["get_ordr(order_id=<id from search_orders>)"]),
+            "unknown tool 'get_ordr'; did you mean get_order, cancel_order?",
+        ),
+        (changed(RUBRIC, expected_tool_pattern=["look the order up"]), "step 1 ('look the order up') is not a tool"),
+        (changed(RUBRIC, expected_tool_pattern=[]), "the rubric has no expected tool pattern"),
+        (changed(RUBRIC, success_criteria=[" "]), "the rubric has no success criteria"),
+    ],
+)
+async def test_an_invalid_rubric_task_is_dropped_with_its_reason(bad: dict[str, Any], reason: str) -> None:
+    model = ScriptedModel([reply(bad), reply()])
+
+    batch = await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=1, difficulty_mix=MIX)
+
+    assert batch.items == []
+    assert any(reason in text for text in batch.rejected[0].reasons), batch.rejected[0].reasons
+
+
+NOBODY = {"table": "Customer", "column": "Email", "value": "nobody@example.com"}
+CHECK_SQL = 'SELECT "BillingCity" = \'Hamburg\' FROM "Invoice" WHERE "InvoiceId" = 1'
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (
+            changed(MOVE_INVOICE, entities=[NOBODY]),
+            "entity Customer.Email = 'nobody@example.com' is not in the data",
+        ),
+        (
+            changed(MOVE_INVOICE, entities=[{"table": "Customers", "column": "Email", "value": "x"}]),
+            "entity table 'Customers' is not in the schema; did you mean Customer?",
+        ),
+        (
+            changed(MOVE_INVOICE, entities=[{"table": "Customer", "column": "Mail", "value": "x"}]),
+            "entity column Customer.Mail is not in the schema; did you mean Email?",
+        ),
+        (
+            changed(MOVE_INVOICE, checks=[{"description": "moved", "sql": "SELECT FROM WHERE"}]),
+            "check 1 is not one read-only SELECT: the SQL does not parse",
+        ),
+        (
+            changed(MOVE_INVOICE, checks=[{"description": "moved", "sql": CHECK_SQL + "; SELECT 1"}]),
+            "check 1 is not one read-only SELECT",
+        ),
+        (
+            changed(MOVE_INVOICE, checks=[{"description": "moved", "sql": 'UPDATE "Invoice" SET "Total" = 0'}]),
+            "check 1 changes data (UPDATE); a check only reads",
+        ),
+        (
+            changed(MOVE_INVOICE, checks=[{"description": "moved", "sql": 'SELECT "City" FROM "Invoice"'}]),
+            "check 1 does not run on the database: ",
+        ),
+        (
+            changed(
+                MOVE_INVOICE,
+                checks=[{"description": "moved", "sql": CHECK_SQL.replace("Hamburg", "Stuttgart")}],
+            ),
+            "check 1: the check already holds before the dialogue, so it cannot show the task was done",
+        ),
+        (changed(MOVE_INVOICE, checks=[]), "the task changes data (with update_invoice_billing_city) but has no check"),
+        (
+            changed(LOOK_UP_INVOICES, checks=MOVE_INVOICE["checks"]),
+            "the task has checks, but none of its tools changes data",
+        ),
+    ],
+)
+async def test_an_sql_task_that_does_not_fit_the_data_is_dropped_with_its_reason(
+    chinook: SQLDatabase, bad: dict[str, Any], reason: str
+) -> None:
+    model = ScriptedModel([reply(bad), reply()])
+
+    batch = await generate_tasks(
+        model, CHINOOK, CHINOOK_TOOLS, style="descriptive", count=1, difficulty_mix=MIX, database=chinook
+    )
+
+    assert batch.items == []
+    assert any(reason in text for text in batch.rejected[0].reasons), batch.rejected[0].reasons
+
+
+async def test_a_near_duplicate_of_a_kept_task_is_dropped() -> None:
+    twin = changed(GOAL, description=str(GOAL["description"]).replace("two used novels", "two used books"))
+    model = ScriptedModel([reply(GOAL, twin), reply(twin)])
+
+    batch = await descriptive(model)
+
+    assert [task.description for task in batch.items] == [GOAL["description"]]
+    assert "the task is a near-duplicate of one already kept" in batch.rejected[0].reasons[0]
+
+
+# The repair round and model failures
+
+
+async def test_the_repair_round_fixes_some_tasks_and_drops_the_rest() -> None:
+    unknown_tool = changed(OTHER_GOAL, tools=["get_ordr"])
+    too_short = changed(GOAL, description="Cancel it.")
+    still_short = changed(GOAL, description="Cancel it now.")
+    model = ScriptedModel([reply(GOAL, unknown_tool, too_short), reply(OTHER_GOAL, still_short)])
+
+    batch = await descriptive(model)
+
+    assert [task.description for task in batch.items] == [GOAL["description"], OTHER_GOAL["description"]]
+    assert [task.id for task in batch.items] == ["online-bookshop-descriptive-1", "online-bookshop-descriptive-2"]
+    assert batch.repaired == 1
+    (dropped,) = batch.rejected
+    assert dropped.label == "Cancel it now."
+    assert dropped.reasons == [
+        "the description is 14 characters long; state the whole goal, with the concrete details it needs, "
+        "in at least 40"
+    ]
+    repair = prompt_of(model, 1)
+    assert "### 1. " in repair and "### 2. Cancel it." in repair
+    assert "unknown tool 'get_ordr'; did you mean get_order, cancel_order?" in repair
+    assert f"- {GOAL['description']}" in repair  # the kept task, not to be repeated
+    assert "exactly 2 tasks" in repair
+
+
+async def test_a_malformed_reply_is_asked_again_by_the_client() -> None:
+    model = ScriptedModel(['{"tasks": [{"description": ', reply(GOAL)])
+
+    batch = await descriptive(model)
+
+    assert [task.description for task in batch.items] == [GOAL["description"]]
+    assert batch.repaired == 0 and len(model.requests) == 2
+
+
+async def test_a_model_error_gives_an_empty_batch_with_the_error() -> None:
+    model = ScriptedModel([ModelUnavailable("the server is down")])
+
+    batch = await descriptive(model)
+
+    assert (batch.items, batch.rejected) == ([], [])
+    assert batch.errors == ["the request failed: the server is down"]
+
+
+async def test_at_most_count_tasks_are_kept() -> None:
+    batch = await descriptive(ScriptedModel([reply(GOAL, OTHER_GOAL)]), count=1)
+
+    assert [task.description for task in batch.items] == [GOAL["description"]]
+
+
+# Follow-ups
+
+
+async def test_follow_ups_extend_earlier_tasks_or_stand_alone() -> None:
+    extension = changed(
+        OTHER_GOAL,
+        description="You are Maya Okafor (maya.okafor@example.com) and, with 'Beloved' cancelled, you want to "
+        "know what is left in your order from last week.",
+        follows="online-bookshop-descriptive-1",
+    )
+    independent = changed(
+        OTHER_GOAL,
+        description="You want to know which used copies of Toni Morrison's novels are in stock and what each costs.",
+        follows="",
+    )
+    model = ScriptedModel([reply(extension, independent)])
+
+    batch = await generate_followups(
+        model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=3, extension_share=0.6, seed=2
+    )
+
+    assert [task.follows for task in batch.items] == ["online-bookshop-descriptive-1", None]
+    assert [task.id for task in batch.items] == ["online-bookshop-followup-1", "online-bookshop-followup-2"]
+    prompt = prompt_of(model)
+    assert "Write 3 follow-up goals: 2 that extend an earlier goal and 1 that are independent." in prompt
+    assert "- online-bookshop-descriptive-1 (medium; tools: search_orders, cancel_order): You are Maya" in prompt
+    assert model.requests[0].options.seed == 2
+    assert model.requests[0].options.response_format is not None
+    assert model.requests[0].options.response_format.name == "followup_tasks"
+
+
+async def test_a_follow_up_repeating_an_earlier_task_is_dropped() -> None:
+    model = ScriptedModel([reply(changed(GOAL, follows=None)), reply()])
+
+    batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=0)
+
+    assert batch.items == []
+    assert "the task is a near-duplicate of one already kept" in batch.rejected[0].reasons[0]
+
+
+async def test_a_follow_up_must_follow_an_earlier_task() -> None:
+    model = ScriptedModel([reply(changed(OTHER_GOAL, follows="task-7")), reply()])
+
+    batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=1)
+
+    assert batch.items == []
+    assert batch.rejected[0].reasons[0] == (
+        "follows names 'task-7', which is not one of the earlier tasks (online-bookshop-descriptive-1); "
+        "give one of their ids, or null for an independent task"
+    )
+
+
+async def test_without_earlier_tasks_every_follow_up_is_asked_to_be_independent() -> None:
+    model = ScriptedModel([reply(changed(OTHER_GOAL, follows=None))])
+
+    batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [], count=2, extension_share=0.5)
+
+    assert [task.follows for task in batch.items] == [None]
+    assert "0 that extend an earlier goal and 2 that are independent" in prompt_of(model)
+
+
+async def test_an_extension_share_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="extension_share"):
+        await generate_followups(ScriptedModel([]), BOOKSHOP, BOOKSHOP_TOOLS, [], count=2, extension_share=1.5)
+
+
+# The dry-run model
+
+
+async def test_the_dry_run_model_does_not_crash_any_task_stage(chinook: SQLDatabase) -> None:
+    model = DryRunModel(seed=1)
+    batches = [
+        await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=3, difficulty_mix=MIX),
+        await generate_tasks(
+            model, CHINOOK, CHINOOK_TOOLS, style="descriptive", count=3, difficulty_mix=MIX, database=chinook
+        ),
+        await generate_followups(
+            model, CHINOOK, CHINOOK_TOOLS, [previous_task()], count=2, extension_share=0.5, database=chinook
+        ),
+    ]
+
+    for batch in batches:
+        assert batch.errors == []
+        assert all(rejection.reasons for rejection in batch.rejected)
+
+
+# The difficulty mix
+
+
+@pytest.mark.parametrize(
+    ("count", "mix", "expected"),
+    [
+        (10, MIX, {"easy": 3, "medium": 4, "hard": 3}),
+        (7, MIX, {"easy": 2, "medium": 3, "hard": 2}),
+        (3, {"easy": 1, "hard": 1}, {"easy": 2, "medium": 0, "hard": 1}),
+        (5, {"medium": 2}, {"easy": 0, "medium": 5, "hard": 0}),
+        (0, MIX, {"easy": 0, "medium": 0, "hard": 0}),
+    ],
+)
+def test_difficulty_counts_follow_the_mix_by_largest_remainder(
+    count: int, mix: dict[str, float], expected: dict[str, int]
+) -> None:
+    assert difficulty_counts(count, mix) == expected
+
+
+@pytest.mark.parametrize("mix", [{"extreme": 1.0}, {"easy": 0.0}, {"easy": -1.0, "hard": 2.0}])
+def test_a_difficulty_mix_that_cannot_be_followed_is_refused(mix: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="difficulty mix"):
+        difficulty_counts(10, mix)
