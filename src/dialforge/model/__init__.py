@@ -1,7 +1,16 @@
 """The data model: messages, tool specs, tasks, dialogues and usage (pydantic v2)."""
 
 from dialforge.model.conversation import conversation_problems
-from dialforge.model.dialogue import Actor, Dialogue, DialogueState, DialogueStats, Judgment, Mode
+from dialforge.model.dialogue import (
+    Actor,
+    Dialogue,
+    DialogueState,
+    DialogueStats,
+    Judgment,
+    Mode,
+    RubricVerdict,
+    Status,
+)
 from dialforge.model.domain import Domain
 from dialforge.model.messages import (
     AssistantMessage,
@@ -31,7 +40,9 @@ __all__ = [
     "Message",
     "Mode",
     "Rubric",
+    "RubricVerdict",
     "SQLCheck",
+    "Status",
     "SystemMessage",
     "Task",
     "ToolCall",

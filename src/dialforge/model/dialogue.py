@@ -18,6 +18,18 @@ from dialforge.model.usage import UsageByRole
 
 Mode = Literal["task", "user", "user+exec"]
 Actor = Literal["user", "agent", "tool", "judge", "done"]
+Status = Literal["running", "completed", "failed"]
+RubricCategory = Literal["Critical", "Structural", "NonCritical", "InvalidRubric"]
+
+
+class RubricVerdict(BaseModel):
+    """The judge's reading of one rubric item (PAPER.md "Validation")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str
+    category: RubricCategory
+    passed: bool
 
 
 class Judgment(BaseModel):
@@ -25,7 +37,9 @@ class Judgment(BaseModel):
 
     judgment: Literal["valid", "invalid"]
     reasoning: str
-    checks: dict[str, bool] = Field(default_factory=dict)
+    items: list[RubricVerdict] = Field(default_factory=list)
+    checks: dict[str, bool] = Field(default_factory=dict, description="SQL check description -> passed")
+    verification: dict[str, Any] | None = Field(default=None, description="digests, row diff, checks (SQL domains)")
 
 
 class DialogueStats(BaseModel):
@@ -35,13 +49,20 @@ class DialogueStats(BaseModel):
 
     turns: int = 0
     steps: int = 0
+    max_steps_per_request: int = 0
     tasks: int = 0
     tool_calls: int = 0
     tool_errors: int = 0
 
 
 class DialogueState(BaseModel):
-    """Everything needed to take the next step of one dialogue."""
+    """Everything needed to take the next step of one dialogue.
+
+    ``messages[0]`` is the agent's system prompt (policy and domain) when there is one; the user
+    simulator sees the conversation without it. ``env`` is the environment's persisted state (a
+    SQL fork's own pages, a simulated environment's call log, a Python state), so a state read back
+    from storage continues exactly where it stopped.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,16 +70,30 @@ class DialogueState(BaseModel):
     mode: Mode
     domain: str
     tools: list[ToolSpec]
+    policy: str = ""
     tasks: list[Task] = Field(default_factory=list)
     tasks_done: int = 0
     messages: list[Message] = Field(default_factory=list)
     next_actor: Actor = "user"
+    status: Status = "running"
+    failure: str | None = Field(default=None, description="why the dialogue stopped early, for failed ones")
+    guards: dict[str, int] = Field(default_factory=dict, description="guard name -> times it fired")
+    closing_message: str | None = Field(default=None, description="the user's last words, after the last task")
     seed: int = 0
     persona: str | None = None
     env: dict[str, Any] = Field(default_factory=dict)
     stats: DialogueStats = Field(default_factory=DialogueStats)
     usage: UsageByRole = Field(default_factory=dict)
     judgment: Judgment | None = None
+
+    @property
+    def current_task(self) -> Task | None:
+        return self.tasks[self.tasks_done] if self.tasks_done < len(self.tasks) else None
+
+    @property
+    def conversation(self) -> list[Message]:
+        """The messages without the system prompt: what the two parties actually said."""
+        return [m for m in self.messages if m.role != "system"]
 
     def problems(self) -> list[str]:
         return conversation_problems(self.messages, (t.name for t in self.tools), allow_pending=True)
