@@ -430,3 +430,24 @@ def test_memory_hungry_sql_is_stopped_by_the_heap_limit(chinook: SQLDatabase) ->
         apsw.hard_heap_limit(previous)
     assert result.error.kind == "too_large" and "more memory" in result.error.message
     assert fork.execute("hungry", {}).ok, "with the usual limit the same query fits"
+
+
+async def test_a_snapshot_restores_the_exact_state_even_after_nondeterministic_sql(root: SQLEnvironment) -> None:
+    import orjson
+
+    noisy = SQLTool(
+        name="add_random_genre",
+        description="A genre with a random name.",
+        kind="write",
+        sql="INSERT INTO Genre (Name) VALUES ('g' || random() || CURRENT_TIMESTAMP)",
+    )
+    base = root.database.environment([*root.sql_tools, noisy])
+    fork = base.fork()
+    await fork.call("add_random_genre", {})
+    await fork.call("refund_invoice", {"invoice_id": 9})
+    stored = orjson.loads(orjson.dumps(fork.snapshot()))
+    again = base.restore(stored)
+    assert again.digest() == fork.digest()
+    assert again.diff(fork).empty
+    await again.call("add_genre", {"name": "After restore"})
+    assert fork.digest() != again.digest(), "the restored state is its own fork"

@@ -18,7 +18,15 @@ from dialforge.llm.settings import ModelsConfig
 from dialforge.model.dialogue import Mode
 from dialforge.model.tasks import Difficulty
 
-__all__ = ["ConfigError", "DialforgeConfig", "DomainConfig", "GenerationConfig", "load_config"]
+__all__ = [
+    "ConfigError",
+    "DialforgeConfig",
+    "DialogueConfig",
+    "DomainConfig",
+    "GenerationConfig",
+    "PersonaConfig",
+    "load_config",
+]
 
 
 class DomainConfig(BaseModel):
@@ -82,12 +90,33 @@ class GenerationConfig(BaseModel):
         return self
 
 
+class PersonaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class DialogueConfig(BaseModel):
+    """Limits and variety of each dialogue; every guard that fires is counted in the dialogue record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns: int = Field(default=60, ge=2, description="messages (user, agent, tool) before the dialogue is cut")
+    max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")
+    max_repeated_calls: int = Field(default=3, ge=1, description="identical tool calls (same arguments) allowed")
+    personas: list[PersonaConfig] | None = Field(
+        default=None, description="user personas to sample from (default: the built-in library; [] for none)"
+    )
+
+
 class DialforgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = Field(default="user", description="task | user | user+exec (PAPER.md's three pipelines)")
     domains: list[DomainConfig] = Field(default_factory=list)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     prices: dict[str, Price] = Field(default_factory=dict, description="model name -> USD per million tokens")
     seed: int = 0

@@ -107,6 +107,8 @@ class Dialogue(BaseModel):
     id: str
     mode: Mode
     domain: str
+    status: Status = "completed"
+    failure: str | None = None
     tools: list[dict[str, Any]]
     messages: list[Message]
     tasks: list[Task] = Field(default_factory=list)
@@ -116,6 +118,7 @@ class Dialogue(BaseModel):
     env: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     persona: str | None = None
+    guards: dict[str, int] = Field(default_factory=dict)
     generator: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -32,13 +32,14 @@ from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
+from dialforge.actors.transcript import render_transcript
+from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tasks import Difficulty, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
 TaskStyle = Literal["rubric", "descriptive"]
-TaskKind = Literal["rubric", "descriptive", "followup"]
+TaskKind = Literal["rubric", "descriptive", "followup", "continuation"]
 """What a stage writes; also the middle part of the task ids (``chinook-followup-3``)."""
 
 DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
@@ -103,6 +104,21 @@ async def generate_followups(
     return await _generate(
         model, domain, tools, "followup", database, count=count, seed=seed, values=values, previous=previous
     )
+
+
+async def generate_continuation(
+    model: ChatModel,
+    domain: Domain,
+    tools: Sequence[ToolSpec],
+    conversation: Sequence[Message],
+    *,
+    database: SQLDatabase | None = None,
+    seed: int = 0,
+) -> ItemBatch[Task]:
+    """One goal that the person in ``conversation`` would plausibly pursue next and that needs the tools:
+    how an ongoing chat, perhaps one without any tool use, gets a tool-use need injected (``extend``)."""
+    values = {"conversation": render_transcript(conversation) or "(the conversation has not started)"}
+    return await _generate(model, domain, tools, "continuation", database, count=1, seed=seed, values=values)
 
 
 def difficulty_counts(count: int, mix: Mapping[str, float]) -> dict[Difficulty, int]:

@@ -8,6 +8,7 @@ its own isolated copy, ``digest`` names the state, ``diff`` says which rows chan
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 import weakref
@@ -425,6 +426,27 @@ class SQLEnvironment:
         return SQLEnvironment(
             self.database, self._toolset, self.limits, overlay=self._overlay.copy(), written=self._written
         )
+
+    def snapshot(self) -> dict[str, Any]:
+        """This state as JSON-ready data: the pages it wrote (base64) and the tables it touched.
+
+        Persisting pages rather than replaying calls keeps nondeterministic SQL (``random()``,
+        ``CURRENT_TIMESTAMP``) exact across a crash.
+        """
+        return {
+            "kind": "sql",
+            "size": self._overlay.size,
+            "pages": {str(index): base64.b64encode(page).decode() for index, page in self._overlay.pages.items()},
+            "written": sorted(self._written),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> SQLEnvironment:
+        """A fork of this database in the state ``snapshot`` describes (from ``snapshot()`` of any fork)."""
+        if snapshot.get("kind") != "sql":
+            raise ValueError(f"not a SQL environment snapshot: kind {snapshot.get('kind')!r}")
+        pages = {int(index): base64.b64decode(page) for index, page in snapshot["pages"].items()}
+        overlay = PageOverlay(self.database.base, pages, int(snapshot["size"]), self.limits.max_overlay_bytes)
+        return SQLEnvironment(self.database, self._toolset, self.limits, overlay=overlay, written=snapshot["written"])
 
     @property
     def changed_bytes(self) -> int:

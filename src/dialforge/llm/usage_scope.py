@@ -1,0 +1,63 @@
+"""Booking each model call's usage to the dialogue it was made for, whichever actor made it.
+
+The engine opens ``usage_scope(state.usage)`` around a step; every ``ScopedUsage`` model called
+inside (user simulator, agent, tool simulator deep inside an environment, judge) adds its usage
+under its role. A context variable carries the scope, so concurrent dialogues never mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.messages import Message
+from dialforge.model.tools import ToolSpec
+from dialforge.model.usage import Usage
+
+_scope: ContextVar[MutableMapping[str, Usage] | None] = ContextVar("dialforge_usage_scope", default=None)
+
+
+@contextmanager
+def usage_scope(usage: MutableMapping[str, Usage]) -> Iterator[None]:
+    token = _scope.set(usage)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+class ScopedUsage:
+    """A chat model that also books its usage, under ``role``, to the usage scope in force."""
+
+    def __init__(self, model: ChatModel, role: str) -> None:
+        self.model = model
+        self.role = role
+        self.name = model.name
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] | None = None,
+        tool_choice: ToolChoice | None = None,
+        response_format: ResponseSchema | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        completion = await self.model.complete(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            response_format=response_format,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        usage = _scope.get()
+        if usage is not None:
+            usage[self.role] = usage.get(self.role, Usage()) + completion.usage
+        return completion

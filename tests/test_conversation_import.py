@@ -1,0 +1,87 @@
+"""Existing conversations can be read (OpenAI or ShareGPT) and given a goal that continues them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from dialforge.actors.generators.tasks import generate_continuation
+from dialforge.llm import ScriptedModel
+from dialforge.model import AssistantMessage, Domain, ToolMessage, ToolSpec, UserMessage
+from dialforge.pipeline.conversations import read_conversations
+
+ORDER_TOOL = ToolSpec(
+    name="get_order",
+    description="Look up one order by id; returns the order with status and lines.",
+    parameters={"type": "object", "properties": {"order_id": {"type": "integer"}}, "required": ["order_id"]},
+)
+
+
+def test_openai_and_sharegpt_records_become_the_same_messages(tmp_path: Path) -> None:
+    openai = {
+        "messages": [
+            {"role": "user", "content": "Where is order 7?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_order", "arguments": '{"order_id": 7}'}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "name": "get_order", "content": '{"status": "shipped"}'},
+            {"role": "assistant", "content": "It has shipped."},
+        ],
+        "tools": [ORDER_TOOL.to_openai()],
+    }  # fmt: skip
+    sharegpt = {
+        "conversations": [
+            {"from": "human", "value": "Where is order 7?"},
+            {"from": "function_call", "value": '{"name": "get_order", "arguments": {"order_id": 7}}'},
+            {"from": "observation", "value": '{"status": "shipped"}'},
+            {"from": "gpt", "value": "It has shipped."},
+        ],
+        "tools": orjson.dumps([ORDER_TOOL.to_openai()]).decode(),
+    }
+    path = tmp_path / "chats.jsonl"
+    path.write_bytes(orjson.dumps(openai) + b"\n" + orjson.dumps(sharegpt) + b"\n")
+    first, second = read_conversations(path)
+    assert (
+        [m.role for m in first.messages]
+        == [m.role for m in second.messages]
+        == ["user", "assistant", "tool", "assistant"]
+    )
+    assert first.tools == second.tools == [ORDER_TOOL]
+    call = second.messages[1]
+    assert isinstance(call, AssistantMessage) and call.tool_calls[0].parsed_arguments() == {"order_id": 7}
+    answer = second.messages[2]
+    assert isinstance(answer, ToolMessage) and answer.tool_call_id == call.tool_calls[0].id
+
+
+def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "chats.jsonl"
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}]}\n{"conversations": [{"from": "robot", "value": "x"}]}\n'
+    )
+    with pytest.raises(ValueError, match=r"chats.jsonl, line 2: not a conversation .*unknown ShareGPT role 'robot'"):
+        read_conversations(path)
+
+
+async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
+    goal = {
+        "tasks": [
+            {
+                "description": "You are Ana and you ordered a blender last week, order 7. You want to know whether it "
+                "has shipped and when it will arrive. You are done once you know both.",
+                "difficulty": "easy",
+                "subtasks": ["Ask whether order 7 has shipped", "Ask when it will arrive"],
+                "tools": ["get_order"],
+            }
+        ]
+    }
+    model = ScriptedModel([orjson.dumps(goal).decode()])
+    chat = [
+        UserMessage(content="I just bought a blender, I'm so excited!"),
+        AssistantMessage(content="Congratulations!"),
+    ]
+    batch = await generate_continuation(model, Domain(name="shop"), [ORDER_TOOL], chat)
+    assert [task.id for task in batch.items] == ["shop-continuation-1"]
+    prompt = model.requests[0].messages[0].content
+    assert "User: I just bought a blender" in prompt and "Agent: Congratulations!" in prompt
