@@ -144,7 +144,10 @@ generation: {questions_per_domain: 25, difficulty_mix: {easy: 0.5, hard: 0.5}, t
     ("text", "message"),
     [
         ("domains: [{name: a, database: missing.sqlite}]", "domains.0.database: Value error, no such file"),
-        ("domains: [{name: a}, {name: a}]", "domain names must be unique; repeated: ['a']"),
+        (
+            "domains: [{name: a}, {name: a}]",
+            "domain names must differ in more than case and punctuation: ['a']",
+        ),
         ("generation: {difficulty_mix: {easy: 0.5}}", "add up to 1"),
         ("generation: {tasks_per_dialogue: [3, 1]}", "1 <= fewest <= most"),
         ("mode: dialogue", "mode: Input should be 'task', 'user' or 'user+exec'"),

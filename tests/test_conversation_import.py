@@ -82,6 +82,6 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
         AssistantMessage(content="Congratulations!"),
     ]
     batch = await generate_continuation(model, Domain(name="shop"), [ORDER_TOOL], chat)
-    assert [task.id for task in batch.items] == ["shop-continuation-1"]
+    assert [task.id.rsplit("-", 1)[0] for task in batch.items] == ["shop-continuation"]
     prompt = model.requests[0].messages[0].content
     assert "User: I just bought a blender" in prompt and "Agent: Congratulations!" in prompt

@@ -118,3 +118,46 @@ def test_a_broken_supplied_file_names_the_file_and_line(tmp_path: Path) -> None:
     bad.write_text('{"id": "t1", "description": "ok"}\n{"id": "t2"}\n')
     with pytest.raises(ValueError, match=r"tasks.jsonl, line 2: not a valid task: description: Field required"):
         load_tasks(bad)
+
+
+async def test_a_changed_config_is_not_answered_from_stale_items(tmp_path: Path) -> None:
+    first = CountingModel()
+    store = ArtifactStore(tmp_path)
+    await Preparation(config(domains=[{"name": "bookstore"}]), first, store).run()
+    more = config(domains=[{"name": "bookstore"}], generation={**SMALL, "questions_per_domain": 6})
+    again = CountingModel()
+    await Preparation(more, again, store).run()
+    store.close()
+    assert again.sent > 0, "six questions were asked for, not the four of the first run"
+
+
+async def test_a_replaced_tools_file_replaces_the_tools(tmp_path: Path) -> None:
+    def tools_file(name: str) -> Path:
+        spec = ToolSpec(name=name, description="Look up one record by id; returns it.", returns={"type": "object"})
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(orjson.dumps({**spec.to_openai(), "returns": spec.returns}) + b"\n")
+        return path
+
+    store = ArtifactStore(tmp_path / "run")
+    for name in ("get_order", "get_book"):
+        settings = config(domains=[{"name": "shop", "tools": str(tools_file(name)), "policy": "Be kind."}])
+        (plan,) = await Preparation(settings, CountingModel(), store).run()
+        assert [tool.name for tool in plan.tools] == [name]
+    store.close()
+
+
+async def test_a_runs_own_artifacts_can_be_supplied_back(tmp_path: Path) -> None:
+    from dialforge.pipeline.supplied import load_tasks, load_tool_specs
+
+    tool = ToolSpec(name="get_order", description="Look up one order by id; returns the order.")
+    task = Task(id="shop-1", description="Find out where order 12 is and whether it ships this week.")
+    rows = [
+        {"domain": "shop", **tool.model_dump(mode="json", exclude_none=True)},
+        {"domain": "other", **tool.model_copy(update={"name": "get_book"}).model_dump(mode="json", exclude_none=True)},
+    ]
+    (tmp_path / "tools.jsonl").write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    (tmp_path / "tasks.jsonl").write_bytes(
+        orjson.dumps({"domain": "shop", "role": "primary", **task.model_dump(mode="json")}) + b"\n"
+    )
+    assert [t.name for t in load_tool_specs(tmp_path / "tools.jsonl", "shop")] == ["get_order"]
+    assert load_tasks(tmp_path / "tasks.jsonl", "shop") == [task]

@@ -16,6 +16,7 @@ from dialforge.errors import ConfigError
 from dialforge.llm.accounting import Price
 from dialforge.llm.settings import ModelsConfig
 from dialforge.model.dialogue import Mode
+from dialforge.model.domain import domain_slug
 from dialforge.model.tasks import Difficulty
 
 __all__ = [
@@ -124,10 +125,10 @@ class DialforgeConfig(BaseModel):
     @field_validator("domains")
     @classmethod
     def _domain_names_are_unique(cls, domains: list[DomainConfig]) -> list[DomainConfig]:
-        names = [domain.name for domain in domains]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        slugs = [domain_slug(domain.name) for domain in domains]
+        repeated = sorted({d.name for d, slug in zip(domains, slugs, strict=True) if slugs.count(slug) > 1})
         if repeated:
-            raise ValueError(f"domain names must be unique; repeated: {repeated}")
+            raise ValueError(f"domain names must differ in more than case and punctuation: {repeated}")
         return domains
 
 

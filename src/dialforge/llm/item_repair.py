@@ -69,7 +69,7 @@ def describe_failures(failed: Sequence[Checked[Any]]) -> str:
     blocks = []
     for number, checked in enumerate(failed, start=1):
         reasons = "\n".join(f"- {reason}" for reason in checked.reasons)
-        submitted = orjson.dumps(checked.entry).decode()
+        submitted = orjson.dumps(checked.entry, default=str).decode()
         blocks.append(f"### {number}. {checked.label}\nSubmitted: {submitted}\nReasons:\n{reasons}")
     return "\n\n".join(blocks)
 

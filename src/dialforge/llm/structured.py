@@ -25,7 +25,14 @@ from dialforge.model.tools import ToolSpec
 Send = Callable[[Sequence[Message]], Awaitable[Completion]]
 
 _FENCE_OPEN = "```"
-_DECODER = json.JSONDecoder()
+
+
+def _int_or_float(text: str) -> int | float:
+    """Integers beyond 64 bits become floats, as orjson reads them: nothing downstream can store them."""
+    return int(text) if len(text.lstrip("-")) < 19 else float(text)
+
+
+_DECODER = json.JSONDecoder(parse_int=_int_or_float)
 
 
 @dataclass(frozen=True)

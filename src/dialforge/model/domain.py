@@ -7,6 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialforge.model.tools import ToolSpec
 
 
+def domain_slug(name: str) -> str:
+    """A domain name as it appears in ids and file names: lower case, runs of other characters as one ``-``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name.casefold()).split()) or "domain"
+
+
 class Domain(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

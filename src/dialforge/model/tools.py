@@ -16,11 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
+def json_schema_problem(schema: Any, what: str) -> str | None:
+    """Why ``schema`` is not a valid JSON schema (draft 2020-12), or ``None``; never raises."""
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        raise ValueError(f"{what} is not a valid JSON schema: {exc.message}") from None
+        return f"{what} is not a valid JSON schema: {exc.message}"
+    except RecursionError:
+        return f"{what} is nested too deeply to check"
+    return None
+
+
+def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
+    if problem := json_schema_problem(schema, what):
+        raise ValueError(problem)
     return schema
 
 

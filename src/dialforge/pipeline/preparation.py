@@ -17,26 +17,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import TypeAdapter
 
 from dialforge.actors.generators.expansion import expand_tools
 from dialforge.actors.generators.policy import generate_policy
 from dialforge.actors.generators.questions import generate_questions
-from dialforge.actors.generators.return_schemas import predict_return_schemas
-from dialforge.actors.generators.tasks import domain_slug, generate_followups, generate_tasks
+from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
+from dialforge.actors.generators.tasks import generate_followups, generate_tasks
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.sql.environment import SQLDatabase
-from dialforge.environments.sql.scaffold import read_tools_json, scaffold_tools
+from dialforge.environments.sql.scaffold import scaffold_tools
 from dialforge.environments.sql.synthesis import synthesize_sql_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.item_repair import ItemBatch, Rejection, StageReport
 from dialforge.llm.protocol import ChatModel
-from dialforge.model.domain import Domain
+from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.artifacts import ArtifactStore
-from dialforge.pipeline.supplied import load_questions, load_tasks, load_tool_specs
+from dialforge.pipeline.supplied import load_questions, load_sql_tools, load_tasks, load_tool_specs
+from dialforge.prompts import load_prompt
 
 T = TypeVar("T")
 
@@ -76,6 +78,17 @@ class Preparation:
         self._write_artifacts(plans)
         return plans
 
+    def _key(self, domain: Domain, prompts: Sequence[str], **inputs: Any) -> str:
+        """What a stage's result depends on, hashed: the domain, the run seed, its prompts' text and its
+        inputs. A changed config or prompt changes the key, so stale items are never reused."""
+        material = {
+            "domain": domain.model_dump(mode="json"),
+            "seed": self.config.seed,
+            "prompts": [load_prompt(name) for name in prompts],
+            "inputs": TypeAdapter(dict[str, Any]).dump_python(inputs, mode="json"),
+        }
+        return hashlib.blake2b(orjson.dumps(material, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
     async def _cached(
         self,
         stage: str,
@@ -112,7 +125,7 @@ class Preparation:
         if config.database is not None:
             await self._sql_tools(config, plan)
         elif config.tools is not None:
-            plan.tools = load_tool_specs(config.tools)
+            plan.tools = load_tool_specs(config.tools, config.name)
         else:
             await self._generated_tools(config, plan)
         if plan.tools and not all(tool.returns for tool in plan.tools) and config.database is None:
@@ -130,14 +143,17 @@ class Preparation:
         plan.database = SQLDatabase.load(path)
         self.store.write_text(f"schemas/{domain_slug(plan.domain.name)}.txt", plan.database.schema.to_prompt())
         if config.tools is not None:
-            plan.sql_tools = read_tools_json(config.tools)
+            plan.sql_tools = load_sql_tools(config.tools, plan.domain.name)
         elif config.sql_tools == "synthesize":
             name, count = plan.domain.name, self.settings.sql_tools_per_domain
             database = plan.database
+            key = self._key(
+                plan.domain, ["sql_tools", "sql_tools_repair"], count=count, database=database.schema.model_dump()
+            )
             batch = await self._cached(
                 "sql_tools",
                 name,
-                "",
+                key,
                 TypeAdapter(list[SQLTool]),
                 lambda: synthesize_sql_tools(
                     self.model, database, domain=name, count=count, seed=stage_seed(self.config.seed, name, "sql")
@@ -155,12 +171,13 @@ class Preparation:
     async def _generated_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
         domain, name, seed = plan.domain, plan.domain.name, self.config.seed
         if config.questions is not None:
-            plan.questions = load_questions(config.questions)
+            plan.questions = load_questions(config.questions, config.name)
         else:
+            key = self._key(domain, ["questions", "questions_repair"], count=self.settings.questions_per_domain)
             batch = await self._cached(
                 "questions",
                 name,
-                "",
+                key,
                 TypeAdapter(list[str]),
                 lambda: generate_questions(
                     self.model, domain, count=self.settings.questions_per_domain, seed=stage_seed(seed, name, "q")
@@ -172,7 +189,7 @@ class Preparation:
         per_question = StageReport(stage="tool_specs", domain=name)
         for question in plan.questions:
             known = list(proposed)
-            key = hashlib.blake2b(question.encode(), digest_size=8).hexdigest()
+            key = self._key(domain, ["tool_specs", "tool_specs_repair"], question=question, known=known)
             batch = await self._cached(
                 "tool_specs",
                 name,
@@ -193,10 +210,11 @@ class Preparation:
         tools = merged[: self.settings.max_tools_per_domain]
         if self.settings.expansion_tools and len(tools) < self.settings.max_tools_per_domain:
             room = min(self.settings.expansion_tools, self.settings.max_tools_per_domain - len(tools))
+            key = self._key(domain, ["tool_expansion", "tool_expansion_repair"], tools=tools, room=room)
             batch = await self._cached(
                 "expansion",
                 name,
-                "",
+                key,
                 TypeAdapter(list[ToolSpec]),
                 lambda: expand_tools(self.model, domain, tools, max_new=room, seed=stage_seed(seed, name, "expand")),
             )
@@ -206,26 +224,31 @@ class Preparation:
 
     async def _return_schemas(self, plan: DomainPlan) -> None:
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
+        key = self._key(domain, ["return_schemas", "return_schemas_repair"], tools=tools)
         batch = await self._cached(
             "return_schemas",
             name,
-            "",
+            key,
             TypeAdapter(list[ToolSpec]),
             lambda: predict_return_schemas(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "ret")),
         )
         self._report(plan, "return_schemas", batch)
         if batch.items:
             plan.tools = batch.items
+        if conflicts := field_type_conflicts(plan.tools):
+            # Whatever the repair round left: reported, so a person can fix the tools file.
+            plan.reports[-1].rejected.append(Rejection(label="field types across tools", reasons=conflicts))
 
     async def _policy(self, config: DomainConfig, plan: DomainPlan) -> None:
         if config.policy is not None:
             plan.policy = config.policy
             return
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
+        key = self._key(domain, ["policy", "policy_repair"], tools=tools)
         batch = await self._cached(
             "policy",
             name,
-            "",
+            key,
             TypeAdapter(list[str]),
             lambda: generate_policy(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "policy")),
         )
@@ -234,7 +257,7 @@ class Preparation:
 
     async def _tasks(self, config: DomainConfig, plan: DomainPlan) -> None:
         if config.tasks is not None:
-            supplied = load_tasks(config.tasks)
+            supplied = load_tasks(config.tasks, config.name)
             plan.tasks = [task for task in supplied if task.follows is None]
             plan.followups = [task for task in supplied if task.follows is not None]
             return
@@ -246,10 +269,18 @@ class Preparation:
             self.settings,
         )
         style = "rubric" if self.config.mode == "task" else "descriptive"
+        key = self._key(
+            domain,
+            [f"tasks_{style}", "tasks_repair"],
+            tools=tools,
+            count=settings.tasks_per_domain,
+            mix=settings.difficulty_mix,
+            database=database.schema.model_dump() if database else None,
+        )
         batch = await self._cached(
             f"tasks_{style}",
             name,
-            "",
+            key,
             TypeAdapter(list[Task]),
             lambda: generate_tasks(
                 self.model,
@@ -264,12 +295,23 @@ class Preparation:
         )
         self._report(plan, f"tasks_{style}", batch)
         plan.tasks = batch.items
-        if settings.tasks_per_dialogue[1] > 1 and settings.followups_per_domain and plan.tasks:
+        # Follow-ups are written as descriptive goals; the task-oriented baseline chains primary tasks instead.
+        multi_task = settings.tasks_per_dialogue[1] > 1 and self.config.mode != "task"
+        if multi_task and settings.followups_per_domain and plan.tasks:
             primary = plan.tasks
+            key = self._key(
+                domain,
+                ["tasks_followup", "tasks_repair"],
+                tools=tools,
+                primary=primary,
+                count=settings.followups_per_domain,
+                share=settings.followup_extension_share,
+                database=database.schema.model_dump() if database else None,
+            )
             followups = await self._cached(
                 "followups",
                 name,
-                "",
+                key,
                 TypeAdapter(list[Task]),
                 lambda: generate_followups(
                     self.model,

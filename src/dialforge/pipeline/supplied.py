@@ -1,4 +1,8 @@
-"""Reading artifacts a user supplies instead of generating them; errors name the file and the entry."""
+"""Reading artifacts a user supplies instead of generating them; errors name the file and the entry.
+
+A run's own artifacts (``artifacts/*.jsonl``, one row per item with a ``domain`` key) can be given
+back as input: rows of other domains are skipped and the bookkeeping keys are dropped.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,31 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from dialforge.environments.sql.tool import SQLTool
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 
+_BOOKKEEPING = ("domain", "role")
 
-def _entries(path: Path) -> list[tuple[str, Any]]:
-    """(where, value) for each entry of a JSON list or a JSONL file."""
+
+def _for_domain(entries: list[tuple[str, Any]], domain: str | None) -> list[tuple[str, Any]]:
+    """Entries for ``domain`` (rows naming another domain are skipped), without the bookkeeping keys."""
+    kept = []
+    for where, value in entries:
+        if isinstance(value, dict) and "domain" in value:
+            if domain is not None and value["domain"] != domain:
+                continue
+            value = {k: v for k, v in value.items() if k not in _BOOKKEEPING}
+        kept.append((where, value))
+    return kept
+
+
+def _entries(path: Path, domain: str | None = None) -> list[tuple[str, Any]]:
+    """(where, value) for each entry of a JSON list or a JSONL file, for ``domain`` when rows name one."""
+    return _for_domain(_all_entries(path), domain)
+
+
+def _all_entries(path: Path) -> list[tuple[str, Any]]:
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         try:
@@ -35,12 +58,12 @@ def _problem(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in error.errors())
 
 
-def load_questions(path: Path) -> list[str]:
-    """JSONL of strings or ``{"question": ...}`` objects, or plain text with one question per line."""
-    if path.suffix != ".jsonl":
+def load_questions(path: Path, domain: str | None = None) -> list[str]:
+    """JSON or JSONL of strings or ``{"question": ...}`` objects, or plain text with one question per line."""
+    if path.suffix not in (".jsonl", ".json"):
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     questions = []
-    for where, value in _entries(path):
+    for where, value in _entries(path, domain):
         question = value.get("question") if isinstance(value, dict) else value
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f'{where}: a question is a string or {{"question": "..."}}')
@@ -48,10 +71,10 @@ def load_questions(path: Path) -> list[str]:
     return questions
 
 
-def load_tool_specs(path: Path) -> list[ToolSpec]:
+def load_tool_specs(path: Path, domain: str | None = None) -> list[ToolSpec]:
     """OpenAI tool specs (``{"type": "function", "function": {...}}`` or bare functions), as a list or JSONL."""
     specs = []
-    for where, value in _entries(path):
+    for where, value in _entries(path, domain):
         if not isinstance(value, dict) or "name" not in value.get("function", value):
             raise ValueError(f"{where}: a tool spec is an object with a name (OpenAI function format)")
         try:
@@ -61,9 +84,23 @@ def load_tool_specs(path: Path) -> list[ToolSpec]:
     return specs
 
 
-def load_tasks(path: Path) -> list[Task]:
+def load_sql_tools(path: Path, domain: str | None = None) -> list[SQLTool]:
+    """SQL tools (``{name, description, parameters, sql, kind}``, or OpenAI specs carrying ``sql``)."""
+    tools = []
+    for where, value in _entries(path, domain):
+        entry = value.get("function", value) if isinstance(value, dict) else value
+        if isinstance(value, dict) and "function" in value:
+            entry = {**entry, **{k: value[k] for k in ("sql", "kind", "returns") if k in value}}
+        try:
+            tools.append(SQLTool.model_validate(entry))
+        except ValidationError as exc:
+            raise ValueError(f"{where}: not a valid SQL tool: {_problem(exc)}") from None
+    return tools
+
+
+def load_tasks(path: Path, domain: str | None = None) -> list[Task]:
     tasks = []
-    for where, value in _entries(path):
+    for where, value in _entries(path, domain):
         try:
             tasks.append(Task.model_validate(value))
         except ValidationError as exc:

@@ -56,7 +56,7 @@ _META_WORDS = re.compile(
     r"\b(data ?sets?|simulat\w*|training|synthetic|language models?|llms?|rubrics?|task definitions?)\b",
     re.IGNORECASE,
 )
-_CONFIRMATION = re.compile(r"\bconfirm", re.IGNORECASE)
+_CONFIRMATION = re.compile(r"\b(?:confirm|approv|agree|consent|permission|explicit (?:yes|ok))", re.IGNORECASE)
 
 
 def changes_data(tool: ToolSpec) -> bool:

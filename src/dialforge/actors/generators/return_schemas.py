@@ -18,16 +18,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from dialforge.actors.generators.tool_specs import describe_tools, domain_description, json_type
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
-from dialforge.model.tools import ToolSpec
+from dialforge.model.tools import ToolSpec, json_schema_problem
 from dialforge.prompts import render_prompt
 
 ARRAY_PREFIXES = ("search_", "list_")
@@ -177,10 +174,8 @@ def _typed_fields(schema: Any) -> Iterator[tuple[str, str]]:
 def _shape_problems(tool: ToolSpec, schema: Any) -> list[str]:
     if schema is None:
         return ["no return schema was given for this tool"]
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return [f"the schema is not a valid JSON schema: {exc.message}"]
+    if problem := json_schema_problem(schema, "the schema"):
+        return [problem]
     kind = json_type(schema) or "not given"
     if tool.name.startswith(ARRAY_PREFIXES) and kind != "array":
         return [f'{tool.name} searches or lists, so it returns "type": "array" of records, not {kind}']

@@ -16,6 +16,7 @@ checks that are still false on the initial data, so that passing them shows the 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,13 +27,13 @@ from sqlglot import exp
 from dialforge.actors.generators.near_duplicates import near_duplicate_of
 from dialforge.actors.generators.policy import changes_data, domain_vocabulary, meta_words
 from dialforge.actors.generators.tool_specs import describe_tools, domain_description
+from dialforge.actors.transcript import render_transcript
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
 from dialforge.environments.sql.schema import quote_identifier
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
-from dialforge.model.domain import Domain
-from dialforge.actors.transcript import render_transcript
+from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tasks import Difficulty, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
@@ -140,9 +141,10 @@ def difficulty_counts(count: int, mix: Mapping[str, float]) -> dict[Difficulty, 
     return counts
 
 
-def domain_slug(name: str) -> str:
-    """The domain as the first part of task ids: lower case, runs of other characters as one ``-``."""
-    return "-".join("".join(c if c.isalnum() else " " for c in name.casefold()).split()) or "domain"
+def task_id(slug: str, kind: str, description: str) -> str:
+    """An id that names the goal itself: a regenerated stage never gives an old id to a different goal."""
+    digest = hashlib.blake2b(description.encode(), digest_size=4).hexdigest()
+    return f"{slug}-{kind}-{digest}"
 
 
 async def _generate(
@@ -197,7 +199,7 @@ async def _generate(
         if environment is not None:
             environment.close()
     slug = domain_slug(domain.name)
-    batch.items = [task.model_copy(update={"id": f"{slug}-{kind}-{n}"}) for n, task in enumerate(batch.items, 1)]
+    batch.items = [task.model_copy(update={"id": task_id(slug, kind, task.description)}) for task in batch.items]
     return batch
 
 

@@ -14,15 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
-from dialforge.model.tools import ToolSpec
+from dialforge.model.tools import ToolSpec, json_schema_problem
 from dialforge.prompts import render_prompt
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -187,10 +185,8 @@ def parameter_problems(parameters: Any) -> list[str]:
     """Why ``parameters`` is not a usable object schema of typed, described, properly enumerated properties."""
     if not isinstance(parameters, dict):
         return ["parameters must be a JSON schema object"]
-    try:
-        Draft202012Validator.check_schema(parameters)
-    except SchemaError as exc:
-        return [f"parameters is not a valid JSON schema: {exc.message}"]
+    if problem := json_schema_problem(parameters, "parameters"):
+        return [problem]
     if parameters.get("type") != "object":
         return ['parameters must be a JSON schema with "type": "object"']
     properties = parameters.get("properties", {})

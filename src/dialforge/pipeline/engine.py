@@ -1,0 +1,332 @@
+"""The dialogue engine: one dialogue is a state machine, and ``step`` takes exactly one action.
+
+An action is one model call (user simulator, agent, judge) or one tool execution. ``step`` returns a
+new state and leaves its argument untouched, so the runner can persist every state; a state read
+back from storage continues identically because the environment's state travels inside it (a SQL
+fork's pages, a simulated environment's call log) or is rebuilt by replaying the dialogue's calls
+(Python environments, checked against the stored digest).
+
+The three pipelines of PAPER.md are a choice of actors, not copies of this loop:
+``task`` (the agent gets each task as a direct request; simulated tools), ``user`` (user simulator;
+simulated tools) and ``user+exec`` (user simulator; real SQL or Python tools).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from dialforge.actors.agent import Agent, agent_system_prompt
+from dialforge.actors.judge import Judge
+from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, persona_named, pick_persona
+from dialforge.actors.user_simulator import UserSimulator
+from dialforge.config import DialogueConfig
+from dialforge.environments.base import Environment, ToolResult
+from dialforge.environments.python_env import PythonEnvironment
+from dialforge.environments.simulated import SimulatedEnvironment, random_reference_time
+from dialforge.environments.sql.environment import SQLEnvironment
+from dialforge.environments.sql.verification import Verification, verify
+from dialforge.llm.completion import Role
+from dialforge.llm.errors import ModelError
+from dialforge.llm.protocol import ChatModel
+from dialforge.llm.usage_scope import ScopedUsage, usage_scope
+from dialforge.model.dialogue import Dialogue, DialogueState, Mode
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
+from dialforge.pipeline.dialogue_stats import dialogue_stats
+
+
+class EngineError(Exception):
+    """The engine was set up wrongly (not a model's fault): e.g. real execution without an environment."""
+
+
+@dataclass
+class DomainSetup:
+    """What the engine needs per domain: tools, policy, and for real execution the root environment."""
+
+    name: str
+    tools: list[ToolSpec]
+    policy: str = ""
+    environment: SQLEnvironment | PythonEnvironment | None = None
+
+
+class DialogueEngine:
+    def __init__(
+        self,
+        models: Mapping[Role, ChatModel],
+        *,
+        mode: Mode,
+        settings: DialogueConfig | None = None,
+        personas: Sequence[Persona] | None = None,
+    ) -> None:
+        scoped = {role: ScopedUsage(model, role) for role, model in models.items()}
+        self.mode = mode
+        self.settings = settings or DialogueConfig()
+        self.personas = tuple(DEFAULT_PERSONAS if personas is None else personas)
+        self.user = UserSimulator(scoped["user"]) if mode != "task" else None
+        self.agent = Agent(scoped["agent"])
+        self.judge = Judge(scoped["judge"])
+        self.tool_model: ChatModel = scoped["tool"]
+        self.model_names = {role: model.name for role, model in models.items()}
+        self._domains: dict[str, DomainSetup] = {}
+        self._live: dict[str, Environment] = {}
+
+    def add_domain(self, setup: DomainSetup) -> None:
+        if self.mode == "user+exec" and setup.environment is None:
+            raise EngineError(
+                f"domain {setup.name!r}: mode user+exec executes tools for real, so it needs a database "
+                "(domains[].database) or a Python environment; use mode 'user' for simulated tools"
+            )
+        self._domains[setup.name] = setup
+
+    # -- starting ---------------------------------------------------------------------------------------------
+
+    def start(
+        self, domain: str, tasks: Sequence[Task], *, dialogue_id: str, seed: int, messages: Sequence[Message] = ()
+    ) -> DialogueState:
+        """A new dialogue (or one continuing ``messages``, an existing conversation) about ``tasks``."""
+        setup = self._domains[domain]
+        today = random_reference_time(seed)
+        system = SystemMessage(content=agent_system_prompt(domain, setup.policy, today=today))
+        history = [m for m in messages if not isinstance(m, SystemMessage)]
+        persona = pick_persona(self.personas, seed) if self.mode != "task" else None
+        state = DialogueState(
+            id=dialogue_id,
+            mode=self.mode,
+            domain=domain,
+            tools=setup.tools,
+            policy=setup.policy,
+            tasks=list(tasks),
+            messages=[system, *history],
+            next_actor="user",
+            seed=seed,
+            persona=persona.name if persona else None,
+        )
+        environment = self._new_environment(setup, state, today)
+        self._live[state.id] = environment
+        state.env = self._snapshot(environment, state)
+        state.stats = dialogue_stats(state)
+        return state
+
+    def _new_environment(self, setup: DomainSetup, state: DialogueState, today: str) -> Environment:
+        if self.mode == "user+exec":
+            assert setup.environment is not None
+            return setup.environment.fork()
+        return SimulatedEnvironment(
+            self.tool_model, setup.tools, domain=setup.name, reference_time=today, seed=state.seed
+        )
+
+    # -- stepping ---------------------------------------------------------------------------------------------
+
+    async def run(self, state: DialogueState) -> DialogueState:
+        while state.next_actor != "done":
+            state = await self.step(state)
+        return state
+
+    async def step(self, state: DialogueState) -> DialogueState:
+        """Take the next action; never raises for model or tool trouble (the dialogue fails instead)."""
+        state = state.model_copy(deep=True)
+        actor = state.next_actor
+        with usage_scope(state.usage):
+            try:
+                if actor == "user":
+                    await self._user_step(state)
+                elif actor == "agent":
+                    await self._agent_step(state)
+                elif actor == "tool":
+                    await self._tool_step(state)
+                elif actor == "judge":
+                    await self._judge_step(state)
+            except ModelError as exc:
+                self._fail(state, f"{actor}: {exc.kind}: {exc}")
+        if state.next_actor not in ("judge", "done") and len(state.conversation) >= self.settings.max_turns:
+            self._guard(state, "max_turns")
+            self._fail(state, f"the dialogue reached {self.settings.max_turns} messages without finishing its tasks")
+        state.stats = dialogue_stats(state)
+        return state
+
+    def _fail(self, state: DialogueState, reason: str) -> None:
+        state.status, state.failure, state.next_actor = "failed", reason, "done"
+        self._live.pop(state.id, None)
+
+    def _guard(self, state: DialogueState, name: str) -> None:
+        state.guards[name] = state.guards.get(name, 0) + 1
+
+    async def _user_step(self, state: DialogueState) -> None:
+        task = state.current_task
+        if task is None:
+            state.next_actor = "judge"
+            return
+        if self.user is None:  # task-oriented baseline: each task is a direct request
+            state.messages.append(UserMessage(content=task.description))
+            state.next_actor = "agent"
+            return
+        persona = persona_named(state.persona, self.personas) if state.persona else None
+        turn = await self.user.next_turn(state, persona)
+        if not turn.is_task_complete:
+            state.messages.append(UserMessage(content=turn.user_message))
+            state.next_actor = "agent"
+            return
+        state.tasks_done += 1
+        if state.current_task is None:
+            state.closing_message = turn.user_message
+            state.next_actor = "judge"
+        else:  # the acknowledgement stays; the agent answers it, then the next goal begins
+            state.messages.append(UserMessage(content=turn.user_message))
+            state.next_actor = "agent"
+
+    def _steps_since_user(self, state: DialogueState) -> int:
+        steps = 0
+        for message in reversed(state.messages):
+            if isinstance(message, UserMessage):
+                break
+            if isinstance(message, AssistantMessage) and message.tool_calls:
+                steps += 1
+        return steps
+
+    async def _agent_step(self, state: DialogueState) -> None:
+        allow_tools = self._steps_since_user(state) < self.settings.max_steps_per_turn
+        if not allow_tools:
+            self._guard(state, "max_steps_per_turn")
+        completion = await self.agent.respond(state, allow_tools=allow_tools)
+        state.messages.append(completion.to_message())
+        if completion.tool_calls:
+            if repeated := self._repeated_call(state, completion.tool_calls):
+                self._guard(state, "repeated_tool_call")
+                self._fail(
+                    state, f"the agent repeated the call {repeated} more than {self.settings.max_repeated_calls} times"
+                )
+                return
+            state.next_actor = "tool"
+        elif self.user is None:  # a direct request is answered: the task is done
+            state.tasks_done += 1
+            state.next_actor = "user" if state.current_task is not None else "judge"
+        else:
+            state.next_actor = "user"
+
+    def _repeated_call(self, state: DialogueState, calls: Sequence[ToolCall]) -> str | None:
+        def signature(call: ToolCall) -> str:
+            try:
+                arguments = orjson.dumps(call.parsed_arguments(), option=orjson.OPT_SORT_KEYS).decode()
+            except ValueError:
+                arguments = call.function.arguments
+            return f"{call.name}({arguments})"
+
+        seen: dict[str, int] = {}
+        for message in state.messages:
+            if isinstance(message, AssistantMessage):
+                for call in message.tool_calls or ():
+                    seen[signature(call)] = seen.get(signature(call), 0) + 1
+        return next((signature(c) for c in calls if seen[signature(c)] > self.settings.max_repeated_calls), None)
+
+    async def _tool_step(self, state: DialogueState) -> None:
+        last = next(m for m in reversed(state.messages) if isinstance(m, AssistantMessage))
+        answered = {m.tool_call_id for m in state.messages if isinstance(m, ToolMessage)}
+        pending = [call for call in last.tool_calls or () if call.id not in answered]
+        call = pending[0]
+        environment = await self._environment(state)
+        if isinstance(environment, SimulatedEnvironment):
+            environment.context = state.conversation
+        try:
+            arguments = call.parsed_arguments()
+        except ValueError as exc:
+            result = ToolResult.failure("invalid_arguments", str(exc))
+        else:
+            result = await environment.call(call.name, arguments)
+        state.messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=result.to_text()))
+        state.env = self._snapshot(environment, state)
+        state.next_actor = "tool" if len(pending) > 1 else "agent"
+
+    async def _judge_step(self, state: DialogueState) -> None:
+        verification = await self._verification(state)
+        state.judgment = await self.judge.judge(state, verification=verification)
+        state.status, state.next_actor = "completed", "done"
+        self._live.pop(state.id, None)
+
+    async def _verification(self, state: DialogueState) -> Verification | None:
+        setup = self._domains[state.domain]
+        if not isinstance(setup.environment, SQLEnvironment) or self.mode != "user+exec":
+            return None
+        final = await self._environment(state)
+        assert isinstance(final, SQLEnvironment)
+        checks = [check for task in state.tasks for check in task.checks]
+        return verify(setup.environment, final, checks)
+
+    # -- environments across crashes ----------------------------------------------------------------------------
+
+    def _snapshot(self, environment: Environment, state: DialogueState) -> dict[str, object]:
+        if isinstance(environment, SQLEnvironment | SimulatedEnvironment):
+            return environment.snapshot()
+        return {"kind": "python", "digest": environment.digest()}
+
+    async def _environment(self, state: DialogueState) -> Environment:
+        """The dialogue's live environment, rebuilt from the state when this process has not got it."""
+        if (live := self._live.get(state.id)) is not None:
+            return live
+        setup = self._domains[state.domain]
+        kind = state.env.get("kind")
+        if kind == "sql" and isinstance(setup.environment, SQLEnvironment):
+            environment: Environment = setup.environment.restore(state.env)
+        elif kind == "simulated":
+            environment = SimulatedEnvironment.restore(
+                self.tool_model, setup.tools, state.env, domain=setup.name, seed=state.seed
+            )
+        elif kind == "python" and isinstance(setup.environment, PythonEnvironment):
+            environment = await self._replayed(setup.environment, state)
+        else:
+            raise EngineError(f"dialogue {state.id!r}: no way to rebuild a {kind!r} environment for {state.domain!r}")
+        self._live[state.id] = environment
+        return environment
+
+    async def _replayed(self, root: PythonEnvironment, state: DialogueState) -> Environment:
+        """Python tools are deterministic code: replay the dialogue's calls and check the digest."""
+        environment = root.fork()
+        for message in state.messages:
+            if isinstance(message, AssistantMessage):
+                for call in message.tool_calls or ():
+                    if any(isinstance(m, ToolMessage) and m.tool_call_id == call.id for m in state.messages):
+                        await environment.call(call.name, call.parsed_arguments())
+        if environment.digest() != state.env.get("digest"):
+            raise EngineError(f"dialogue {state.id!r}: replaying its tool calls did not reproduce the stored state")
+        return environment
+
+    # -- the record -----------------------------------------------------------------------------------------------
+
+    def record(self, state: DialogueState) -> Dialogue:
+        """The canonical record; a failed dialogue keeps its transcript up to its last complete exchange."""
+        messages = _complete_exchanges(state.messages)
+        return Dialogue(
+            id=state.id,
+            mode=state.mode,
+            domain=state.domain,
+            status=state.status,
+            failure=state.failure,
+            tools=[tool.to_openai() for tool in state.tools],
+            messages=messages,
+            tasks=state.tasks,
+            judgment=state.judgment,
+            stats=state.stats,
+            usage=state.usage,
+            env={k: v for k, v in state.env.items() if k != "pages"},
+            seed=state.seed,
+            persona=state.persona,
+            guards=state.guards,
+            generator={"models": self.model_names},
+        )
+
+
+def _complete_exchanges(messages: Sequence[Message]) -> list[Message]:
+    """The messages up to the last complete exchange: a final assistant message whose calls are not all
+    answered (a dialogue stopped mid-step) is left out, with the answers it did get."""
+    index = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], AssistantMessage)), None)
+    if index is None:
+        return list(messages)
+    last = messages[index]
+    assert isinstance(last, AssistantMessage)
+    answered = {m.tool_call_id for m in messages[index:] if isinstance(m, ToolMessage)}
+    if any(call.id not in answered for call in last.tool_calls or ()):
+        return list(messages[:index])
+    return list(messages)
