@@ -1,0 +1,274 @@
+"""The judge: whether a finished dialogue is kept (PAPER.md "Validation"; issue 5, section 2).
+
+A model reads everything a careful reviewer needs: the whole conversation with its tool calls and
+results, every task (marking which the user completed) with its rubric items, the tools, the agent's
+policy and, for executed SQL dialogues, the verification (check outcomes and the row diff). It judges
+semantics first, classes each rubric item Critical / Structural / NonCritical / InvalidRubric, and
+gives a verdict. Then deterministic rules apply, because some facts need no opinion:
+
+1. a failed Critical item makes the dialogue invalid, whatever the model's verdict;
+2. a failed SQL check makes it invalid (execution-grounded evidence beats the model), and the
+   reasoning is extended to name the check;
+3. ``checks`` maps each SQL check description to whether it passed, and ``verification`` keeps the
+   whole verification record.
+
+A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from dialforge.actors.generators.tool_specs import describe_tools
+from dialforge.environments.base import TableDiff
+from dialforge.environments.sql.verification import Verification
+from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from dialforge.model.tasks import Task
+from dialforge.prompts import render_prompt
+
+JUDGMENT_FORMAT = ResponseSchema(
+    name="dialogue_judgment",
+    json_schema={
+        "type": "object",
+        # Reasoning comes first so that a model decoding in property order thinks before it classes and decides.
+        "properties": {
+            "reasoning": {"type": "string"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "item": {"type": "string"},
+                        "category": {"enum": ["Critical", "Structural", "NonCritical", "InvalidRubric"]},
+                        "passed": {"type": "boolean"},
+                    },
+                    "required": ["item", "category", "passed"],
+                    "additionalProperties": False,
+                },
+            },
+            "judgment": {"enum": ["valid", "invalid"]},
+        },
+        "required": ["reasoning", "items", "judgment"],
+        "additionalProperties": False,
+    },
+)
+
+TOOL_RESULT_CHARS = 3000
+"""A tool result longer than this is cut in the prompt: enough to check facts, not a whole table dump."""
+DIFF_ROWS_SHOWN = 10
+"""Rows shown per table and kind of change; the counts are always complete (up to the diff's own cap)."""
+
+_SETTINGS = {
+    "task": (
+        "The task below was handed to the assistant as one direct request; there was no back-and-forth with "
+        "the person. A model simulated the tool results: judge the assistant against the results it received, "
+        "even where they look unusual."
+    ),
+    "user": (
+        "A person pursued the tasks below step by step, making one or two requests at a time and reacting to "
+        "the answers. A model simulated the tool results: judge the assistant against the results it received, "
+        "even where they look unusual."
+    ),
+    "user+exec": (
+        "A person pursued the tasks below step by step, making one or two requests at a time and reacting to "
+        "the answers. The tools ran against a real database: the results are real, and every change the "
+        "assistant made persisted."
+    ),
+}
+_NO_VERIFICATION = "(none for this conversation: no database state was checked)"
+
+
+class Judge:
+    """The validation actor; one model call per dialogue, then the deterministic rules."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+
+    async def judge(self, state: DialogueState, *, verification: Verification | None = None) -> Judgment:
+        prompt = render_prompt(
+            "judge",
+            domain=state.domain,
+            setting=_SETTINGS[state.mode],
+            policy=_policy(state),
+            tools=describe_tools(state.tools) or "(no tools)",
+            tasks=render_tasks(state),
+            conversation=_conversation(state),
+            verification=render_verification(verification) if verification is not None else _NO_VERIFICATION,
+        )
+        completion = await self.model.complete(
+            [UserMessage(content=prompt)], response_format=JUDGMENT_FORMAT, seed=state.seed
+        )
+        return apply_rules(completion.parsed, verification)
+
+
+def apply_rules(answer: dict[str, Any], verification: Verification | None) -> Judgment:
+    """The model's answer (already schema-checked by the client) with the deterministic rules applied."""
+    items = [RubricVerdict.model_validate(item) for item in answer["items"]]
+    verdict = answer["judgment"]
+    reasoning = answer["reasoning"].strip()
+    failed_critical = [item.item for item in items if item.category == "Critical" and not item.passed]
+    if failed_critical and verdict == "valid":
+        verdict = "invalid"
+        reasoning += "\n\nInvalid by rule: a Critical rubric item failed: " + "; ".join(failed_critical) + "."
+    checks: dict[str, bool] = {}
+    if verification is not None:
+        for outcome in verification.checks:
+            checks[outcome.description] = checks.get(outcome.description, True) and outcome.passed
+        failed = [f"{o.description!r} ({o.sql}: {o.detail})" for o in verification.checks if not o.passed]
+        if failed:
+            verdict = "invalid"
+            reasoning += "\n\nInvalid by execution: failed SQL check on the final database: " + "; ".join(failed)
+    return Judgment(
+        judgment=verdict,
+        reasoning=reasoning,
+        items=items,
+        checks=checks,
+        verification=verification.model_dump(mode="json") if verification is not None else None,
+    )
+
+
+def _policy(state: DialogueState) -> str:
+    """What the agent was told: its system prompt when there is one (it holds the policy), else the policy."""
+    system = "\n\n".join(m.content for m in state.messages if isinstance(m, SystemMessage)).strip()
+    return system or state.policy.strip() or "(no instructions beyond being helpful)"
+
+
+def render_tasks(state: DialogueState) -> str:
+    """Every task with its status and the rubric items to class; a task never reached is shown but not itemised."""
+    if not state.tasks:
+        return "(no task was given: judge the conversation on its own terms)"
+    blocks = []
+    for index, task in enumerate(state.tasks):
+        status, reached = _status(state, index)
+        lines = [f"### Task {index + 1} ({task.difficulty}): {status}", "", f"Goal: {task.description}"]
+        if reached:
+            lines += _task_items(task, index + 1)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _status(state: DialogueState, index: int) -> tuple[str, bool]:
+    """How far the task got, and whether the person brought it up (only then are its items judged)."""
+    if state.mode == "task":
+        return "given to the assistant as a direct request", True
+    if index < state.tasks_done:
+        return "completed: the person said it was done", True
+    if index == state.tasks_done:
+        return "open: the conversation ended before the person said it was done", True
+    return "not reached: the person never brought it up; not judged", False
+
+
+def _task_items(task: Task, number: int) -> list[str]:
+    """The rubric when there is one, else the subtasks, else the goal as a single item."""
+    rubric = task.rubric
+    groups = [
+        ("Success criteria", "C", rubric.success_criteria),
+        ("Expected tool pattern", "P", rubric.expected_tool_pattern),
+        ("Checkpoints", "K", rubric.checkpoints),
+    ]
+    lines = []
+    if any(entries for _, _, entries in groups):
+        if task.subtasks:
+            lines += ["Subtasks (context):", *(f"- {subtask}" for subtask in task.subtasks)]
+    elif task.subtasks:
+        groups = [("Subtasks, the person's requests in order", "S", task.subtasks)]
+    else:
+        groups = [("The goal as a whole", "G", [task.description])]
+    for title, kind, entries in groups:
+        if entries:
+            lines.append(f"{title}:")
+            lines += [f"- T{number}.{kind}{i} {entry}" for i, entry in enumerate(entries, start=1)]
+    return lines
+
+
+def _conversation(state: DialogueState) -> str:
+    """The transcript, with the person's closing words, which the engine keeps apart from the messages."""
+    text = render_conversation(state.conversation) or "(no messages)"
+    if state.closing_message:
+        closing = _indented(state.closing_message.strip())
+        text += f"\n[{len(state.conversation) + 1}] USER (closing words, after the last task was done): {closing}"
+    return text
+
+
+def render_conversation(messages: Sequence[Message]) -> str:
+    """The messages numbered, one block each; tool calls under their message, results clipped."""
+    lines = []
+    for number, message in enumerate(messages, start=1):
+        if isinstance(message, AssistantMessage):
+            text = (message.content or "").strip()
+            lines.append(f"[{number}] ASSISTANT: {_indented(text) if text else '(no text)'}")
+            lines += [
+                f"    -> call {call.name} {call.function.arguments} (id {call.id})" for call in message.tool_calls or ()
+            ]
+        elif isinstance(message, ToolMessage):
+            lines.append(
+                f"[{number}] TOOL RESULT of {message.name} (id {message.tool_call_id}): {_clip(message.content)}"
+            )
+        else:
+            lines.append(f"[{number}] {message.role.upper()}: {_indented(message.content.strip())}")
+    return "\n".join(lines)
+
+
+def render_verification(verification: Verification) -> str:
+    """The checks' outcomes and a compact row diff: changed columns only for updates."""
+    if verification.checks:
+        lines = ["SQL checks, run on the database as the conversation left it:"]
+        lines += [
+            f"- {'PASSED' if o.passed else 'FAILED'}: {o.description} ({o.sql}; {o.detail})"
+            for o in verification.checks
+        ]
+    else:
+        lines = ["SQL checks: none were defined for these tasks."]
+    lines.append("")
+    if verification.diff.empty:
+        lines.append("Rows changed: none; the database ends as it began.")
+        return "\n".join(lines)
+    lines.append("Rows changed by the conversation:")
+    for table, diff in verification.diff.tables.items():
+        if not diff.empty:
+            lines += _table_changes(table, diff)
+    return "\n".join(lines)
+
+
+def _table_changes(table: str, diff: TableDiff) -> list[str]:
+    counts = [f"{len(rows)} {kind}" for kind, rows in _kinds(diff) if rows]
+    lines = [f"{table}: {', '.join(counts)}"]
+    for kind, rows in _kinds(diff):
+        for row in rows[:DIFF_ROWS_SHOWN]:
+            if kind == "updated":
+                before, after = row["before"], row["after"]
+                changed = ", ".join(
+                    f"{column}: {_json(before.get(column))} -> {_json(value)}"
+                    for column, value in after.items()
+                    if before.get(column) != value
+                )
+                lines.append(f"  ~ updated {_json(row['key'])}: {changed}")
+            else:
+                lines.append(f"  {'+' if kind == 'inserted' else '-'} {kind} {_json(row)}")
+        if len(rows) > DIFF_ROWS_SHOWN:
+            lines.append(f"  ... and {len(rows) - DIFF_ROWS_SHOWN} more {kind}")
+    return lines
+
+
+def _kinds(diff: TableDiff) -> list[tuple[str, list[dict[str, Any]]]]:
+    return [("inserted", diff.inserted), ("updated", diff.updated), ("deleted", diff.deleted)]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _indented(text: str) -> str:
+    return text.replace("\n", "\n    ")
+
+
+def _clip(text: str) -> str:
+    if len(text) <= TOOL_RESULT_CHARS:
+        return _indented(text)
+    return _indented(text[:TOOL_RESULT_CHARS]) + f" [... {len(text) - TOOL_RESULT_CHARS} more characters not shown]"

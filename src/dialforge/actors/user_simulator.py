@@ -1,0 +1,336 @@
+"""The user simulator: a model playing the person with a latent goal (PAPER.md, "User simulator behaviour rules").
+
+It follows the paper's four rules and is hardened against the failures simulators are known for: finishing
+right after the agent asks for confirmation, pasting or revealing the whole goal at once, meta words. Each
+reply is checked; a violation gets one correction round with the reason, and what still violates is fixed
+where a fix is deterministic: a completion claimed while a confirmation is pending becomes "not complete",
+and a message that is still empty raises ``ModelOutputError``. The other violations (meta words, a copied
+passage, revealing every request) are returned as written and named in ``UserTurn.violations``.
+
+The request is laid out for prefix caching (vLLM, SGLang): a system prompt whose rules are the same for every
+dialogue and whose goal part changes only at a handover, then one user message holding the transcript,
+rendered append-only, with the per-turn instruction at its very end.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from dialforge.actors.generators.policy import meta_words
+from dialforge.actors.personas import Persona
+from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.errors import ModelOutputError
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.dialogue import DialogueState
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from dialforge.model.tasks import Task
+from dialforge.prompts import render_prompt
+
+USER_TURN_FORMAT = ResponseSchema(
+    name="user_turn",
+    json_schema={
+        "type": "object",
+        "properties": {
+            "user_message": {"type": "string", "minLength": 1},
+            "is_task_complete": {"type": "boolean"},
+        },
+        "required": ["user_message", "is_task_complete"],
+        "additionalProperties": False,
+    },
+)
+"""What a simulator reply must be (PAPER.md): ``{"user_message": "...", "is_task_complete": true|false}``."""
+
+COPIED_RUN_WORDS = 12
+"""A run of this many consecutive words of the goal's description in a message counts as pasting it."""
+MIN_REVEALED_REQUESTS = 3
+"""A message bringing up this many requests of the goal at once reveals too much (rule 2: one or two per turn)."""
+MAX_RESULT_CHARS = 1500
+"""Tool results longer than this are cut in the transcript: the user skims them, and prompts stay small."""
+
+_TRANSCRIPT_HEADER = (
+    'The conversation so far. You are "User"; the other side is "Agent". '
+    "Lines in [brackets] show what the agent did behind the scenes (looking things up, making changes) and the results."
+)
+_NOTHING_YET = "(nothing yet)"
+_SEPARATOR = "\n\n---\n\n"
+_OPEN_INSTRUCTION = "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
+_NEXT_INSTRUCTION = "Write User's next message (rules 2 to 4). Reply with the JSON object only."
+_CONFIRMATION_HINT = (
+    'The agent\'s last message asks you to confirm: "{question}". Answer it (confirm, or correct a detail) and '
+    'wait for the result: "is_task_complete" stays false in this message.'
+)
+_NO_PERSONA = "An ordinary customer: clear, friendly and brief."
+_NO_COMPLETED_GOALS = "(none: your current goal is the first one)"
+_NO_SUBTASKS = "(none listed: your goal is a single request)"
+
+_CONFIRMATION_WORDS = re.compile(
+    r"\b(confirm\w*|proceed|shall i|should i|would you like me to|want me to|go ahead)\b", re.IGNORECASE
+)
+_OFFER_OF_MORE = re.compile(r"\b(anything|something) else\b", re.IGNORECASE)
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+_ROLE_WORDS = re.compile(
+    r"\b(assistant|subtasks?|is_task_complete|personas?|role-?play\w*|(?:task|goal) (?:description|definition)s?)\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[\w']+")
+_GENERIC_WORDS = frozenset(
+    (
+        "about", "after", "again", "also", "another", "before", "been", "being", "check", "confirm", "current",
+        "detail", "details", "does", "done", "each", "every", "find", "from", "give", "have", "information",
+        "into", "know", "like", "list", "look", "make", "many", "more", "much", "need", "once", "only", "other",
+        "please", "request", "same", "show", "some", "sure", "tell", "than", "that", "their", "them", "then",
+        "there", "these", "they", "this", "those", "want", "were", "what", "when", "where", "whether", "which",
+        "while", "will", "with", "would", "your",
+    )
+)  # fmt: skip
+"""Words of a request that say nothing about which request it is ("ask", "check", "whether")."""
+
+
+class UserTurn(BaseModel):
+    """One simulator turn: what the user says and whether the current goal is now complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_message: str
+    is_task_complete: bool
+    violations: list[str] = Field(
+        default_factory=list, description="kinds of the rule violations in the model's first reply, each corrected once"
+    )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A checked rule the reply breaks: its kind, for counting, and what to tell the model."""
+
+    kind: str
+    detail: str
+
+
+class UserSimulator:
+    """Plays the user of one dialogue at a time; holds nothing between turns, so any state can be continued."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+
+    async def next_turn(self, state: DialogueState, persona: Persona | None = None) -> UserTurn:
+        """The user's next message for ``state``, checked and corrected once; model errors propagate."""
+        goal = current_goal(state)
+        messages = simulator_messages(state, persona)
+        seed = state.seed + len(state.messages)
+        turn = await self._ask(messages, seed)
+        violations = turn_violations(turn, state, goal)
+        if not violations:
+            return turn
+        reply = orjson.dumps({"user_message": turn.user_message, "is_task_complete": turn.is_task_complete})
+        feedback = render_prompt("user_simulator_feedback", problems="\n".join(f"- {v.detail}" for v in violations))
+        corrected = await self._ask(
+            [*messages, AssistantMessage(content=reply.decode()), UserMessage(content=feedback)], seed
+        )
+        remaining = {v.kind for v in turn_violations(corrected, state, goal)}
+        if "empty_message" in remaining:
+            raise ModelOutputError("the user simulator's message is still empty after a correction", kind="empty")
+        return corrected.model_copy(
+            update={
+                "is_task_complete": corrected.is_task_complete and "complete_while_confirming" not in remaining,
+                "violations": [v.kind for v in violations],
+            }
+        )
+
+    async def _ask(self, messages: Sequence[Message], seed: int) -> UserTurn:
+        completion = await self.model.complete(messages, response_format=USER_TURN_FORMAT, seed=seed)
+        return UserTurn(
+            user_message=completion.parsed["user_message"].strip(),
+            is_task_complete=completion.parsed["is_task_complete"],
+        )
+
+
+def current_goal(state: DialogueState) -> Task:
+    """The goal the user pursues now; asking for a turn after the last goal is the caller's mistake."""
+    if state.current_task is None:
+        raise ValueError(
+            f"dialogue {state.id!r} has no goal left for the user: {state.tasks_done} of {len(state.tasks)} done"
+        )
+    return state.current_task
+
+
+def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Message]:
+    """The request for the user's next turn: rules and goal, then the transcript and the turn's instruction."""
+    goal = current_goal(state)
+    completed = "\n".join(f"- {task.description}" for task in state.tasks[: state.tasks_done])
+    subtasks = "\n".join(f"{number}. {subtask}" for number, subtask in enumerate(goal.subtasks, start=1))
+    system = render_prompt(
+        "user_simulator",
+        domain=state.domain,
+        persona=persona.description if persona else _NO_PERSONA,
+        completed=completed or _NO_COMPLETED_GOALS,
+        goal=goal.description,
+        subtasks=subtasks or _NO_SUBTASKS,
+    )
+    conversation = state.conversation
+    lines = [line for message in conversation for line in transcript_lines(message)]
+    instruction = _NEXT_INSTRUCTION if conversation else _OPEN_INSTRUCTION
+    if question := pending_confirmation(conversation):
+        instruction += " " + _CONFIRMATION_HINT.format(question=question)
+    transcript = "\n".join([_TRANSCRIPT_HEADER, "", *(lines or [_NOTHING_YET])])
+    return [SystemMessage(content=system), UserMessage(content=transcript + _SEPARATOR + instruction)]
+
+
+def transcript_lines(message: Message) -> list[str]:
+    """One message as the user sees it. Depends on nothing but the message, so the transcript only grows."""
+    if isinstance(message, UserMessage):
+        return [_speech("User", message.content)]
+    if isinstance(message, ToolMessage):
+        return [f"[Result of {message.name}: {_compact(message.content)}]"]
+    if isinstance(message, AssistantMessage):
+        lines = [_speech("Agent", message.content)] if message.content and message.content.strip() else []
+        lines.extend(
+            f"[Agent uses {call.name} with {_compact(call.function.arguments)}]" for call in message.tool_calls or ()
+        )
+        return lines
+    return []
+
+
+def _speech(speaker: str, text: str) -> str:
+    """A chat message, its continuation lines indented so no line of it can pass for another speaker's."""
+    return f"{speaker}: " + text.strip().replace("\n", "\n  ")
+
+
+def _compact(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_RESULT_CHARS else flat[:MAX_RESULT_CHARS] + " ...(cut)"
+
+
+def pending_confirmation(conversation: Sequence[Message]) -> str | None:
+    """The question in the agent's latest reply that asks the user to confirm an action, if there is one.
+
+    Only agent text after the user's last message counts: a confirmation already answered is not pending.
+    Offers of more help ("Would you like me to help with anything else?") are not confirmations.
+    """
+    for message in reversed(conversation):
+        if isinstance(message, UserMessage):
+            return None
+        if isinstance(message, AssistantMessage) and message.content and message.content.strip():
+            for sentence in _SENTENCE_BREAK.split(message.content):
+                question = sentence.strip()
+                if (
+                    question.rstrip("*_\"') ").endswith("?")
+                    and _CONFIRMATION_WORDS.search(question)
+                    and not _OFFER_OF_MORE.search(question)
+                ):
+                    return question
+            return None
+    return None
+
+
+def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Violation]:
+    """Every rule the turn breaks that a check can see, with the reason to send back."""
+    message = turn.user_message
+    if not message:
+        return [Violation("empty_message", "The message is empty: write what you would say next.")]
+    violations = []
+    if turn.is_task_complete and (question := pending_confirmation(state.conversation)):
+        violations.append(
+            Violation(
+                "complete_while_confirming",
+                f'The agent asked you to confirm an action ("{question}"), so it has not been done yet and your '
+                'goal cannot be complete: answer the question (confirm, or correct a detail), set "is_task_complete" '
+                "to false, and wait for the agent to report the result.",
+            )
+        )
+    if found := _meta_words(message, _vocabulary(state, goal)):
+        violations.append(
+            Violation(
+                "meta_words",
+                f"The message uses words a real customer would not ({', '.join(found)}): write as the person "
+                "would, speaking to the agent as you.",
+            )
+        )
+    if copied := copied_passage(message, goal.description):
+        violations.append(
+            Violation(
+                "copied_goal",
+                f'The message copies your goal word for word ("{copied} ..."): say it in your own words, as a '
+                "person would in a chat.",
+            )
+        )
+    earlier = [m.content or "" for m in state.conversation if isinstance(m, UserMessage | AssistantMessage)]
+    revealed = newly_mentioned_requests(message, goal.subtasks, earlier)
+    if len(goal.subtasks) >= MIN_REVEALED_REQUESTS and len(revealed) >= MIN_REVEALED_REQUESTS:
+        listed = "; ".join(f'"{request}"' for request in revealed)
+        violations.append(
+            Violation(
+                "reveals_all_requests",
+                f"The message brings up {len(revealed)} of your requests at once ({listed}): ask for the first "
+                "one or two only, and keep the rest for later messages, after you have seen the answers.",
+            )
+        )
+    return violations
+
+
+def _vocabulary(state: DialogueState, goal: Task) -> str:
+    """Words the domain and the goal use themselves are not meta there ("training" at a gym)."""
+    texts = [state.domain, *(f"{tool.name} {tool.description}" for tool in state.tools), goal.description]
+    return "\n".join([*texts, *goal.subtasks]).casefold()
+
+
+def _meta_words(text: str, vocabulary: str) -> list[str]:
+    """The generated-setting words ``meta_words`` knows, plus the ones only a simulated user says."""
+    found = set(meta_words(text, vocabulary))
+    found.update(w for match in _ROLE_WORDS.finditer(text) if (w := match.group(0).casefold()) not in vocabulary)
+    return sorted(found)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def copied_passage(message: str, description: str, run: int = COPIED_RUN_WORDS) -> str | None:
+    """The first run of ``run`` consecutive words the message shares with the description, if any."""
+    source = _words(description)
+    runs = {tuple(source[i : i + run]) for i in range(len(source) - run + 1)}
+    words = _words(message)
+    for i in range(len(words) - run + 1):
+        if tuple(words[i : i + run]) in runs:
+            return " ".join(words[i : i + run])
+    return None
+
+
+def _stem(word: str) -> str:
+    """Crude, on purpose: "orders"/"order", "renewed"/"renewal"/"renew" meet; precision beyond that is not needed."""
+    return (word if word.endswith("ss") else word.removesuffix("s"))[:5]
+
+
+def _key_stems(text: str) -> set[str]:
+    """Stems of the words that say what a request is about: content words, and numbers (ids, dates)."""
+    return {
+        _stem(word)
+        for word in _words(text)
+        if (len(word) >= 4 and word not in _GENERIC_WORDS) or (len(word) >= 2 and any(c.isdigit() for c in word))
+    }
+
+
+def newly_mentioned_requests(message: str, requests: Sequence[str], earlier: Iterable[str]) -> list[str]:
+    """The requests the message brings up that no earlier message did.
+
+    A request is brought up when at least half of its own key words (those no other request of the goal
+    shares) appear; a request without such words is never counted, so the check errs towards passing.
+    Requests the conversation already mentioned do not count, so a recap of done work is no reveal.
+    """
+    stems = [_key_stems(request) for request in requests]
+    own = [mine - set().union(*(other for j, other in enumerate(stems) if j != i)) for i, mine in enumerate(stems)]
+    said = _key_stems(message)
+    before = _key_stems("\n".join(earlier))
+
+    def mentions(present: set[str], keys: set[str]) -> bool:
+        return bool(keys) and 2 * len(keys & present) >= len(keys)
+
+    return [
+        request
+        for request, keys in zip(requests, own, strict=True)
+        if mentions(said, keys) and not mentions(before, keys)
+    ]

@@ -1,0 +1,243 @@
+"""Tools whose results a model writes: the environment of the ``task`` and ``user`` pipelines.
+
+The model plays the domain's backend service. What keeps it honest is the call log: every earlier call of the
+dialogue and its result goes into the prompt, so the same id yields the same entity and created records persist.
+The log is the whole state: ``fork`` copies it, ``digest`` hashes it, ``snapshot`` persists it.
+
+The reply is requested with a JSON schema, a root ``anyOf`` of two closed objects: ``{"result": <the tool's
+return schema>}`` or ``{"error": {"kind", "message"}}``. Chosen over ``{"result": ... | null, "error": ... |
+null}`` because every value that satisfies the ``anyOf`` means exactly one thing, while the nullable form
+admits both or neither; and because guided decoding (vLLM, llama.cpp) supports ``anyOf`` everywhere, unlike
+``minProperties``/``maxProperties``. The dry-run model samples one branch at random, so about half of its
+simulated calls fail, always with a well-formed error. OpenAI's strict mode refuses a root ``anyOf``; it is
+off here anyway, since generated return schemas have optional fields, which strict mode refuses too.
+
+The error ``kind`` is an ``enum`` of the ``ToolErrorKind`` values (less ``unknown_tool``) rather than a free string
+mapped afterwards: a constrained server can only write one of them, the client's repair round corrects a free
+one, and the dry-run model reports real kinds instead of random words.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any, get_args
+
+import orjson
+
+from dialforge.environments.arguments import argument_problem
+from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolError, ToolErrorKind, ToolResult
+from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.errors import ModelOutputError
+from dialforge.llm.protocol import ChatModel
+from dialforge.model.messages import Message, UserMessage
+from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_prompt
+
+FIRST_DAY = date(2023, 1, 1)
+LAST_DAY = date(2026, 12, 31)
+OPENING_HOURS = range(9, 19)
+
+ANY_RESULT: dict[str, Any] = {"type": ["object", "array"]}
+"""What a tool without a return schema may return."""
+
+SERVICE_ERROR_KINDS = [kind for kind in get_args(ToolErrorKind) if kind != "unknown_tool"]
+"""What a simulated service may report; ``unknown_tool`` is the environment's own, decided before the model."""
+
+ERROR_REPLY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "kind": {"type": "string", "enum": SERVICE_ERROR_KINDS},
+                "message": {"type": "string", "minLength": 1},
+            },
+            "required": ["kind", "message"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["error"],
+    "additionalProperties": False,
+}
+
+
+def random_reference_time(seed: int) -> str:
+    """A seeded ISO date-time ("2024-03-14T10:27:00") between 2023 and 2026, during opening hours."""
+    rng = random.Random(seed)
+    day = FIRST_DAY + timedelta(days=rng.randrange((LAST_DAY - FIRST_DAY).days + 1))
+    moment = time(rng.choice(OPENING_HOURS), rng.randrange(60))
+    return datetime.combine(day, moment).isoformat(timespec="seconds")
+
+
+def reply_format(tool: ToolSpec) -> ResponseSchema:
+    """The schema a simulated reply for ``tool`` must satisfy (see the module docstring).
+
+    The return schema's definitions move to the root, where its ``#/$defs/...`` references now point.
+    """
+    returns = dict(tool.returns or ANY_RESULT)
+    returns.pop("$schema", None)
+    definitions = {key: returns.pop(key) for key in ("$defs", "definitions") if key in returns}
+    result_reply = {
+        "type": "object",
+        "properties": {"result": returns},
+        "required": ["result"],
+        "additionalProperties": False,
+    }
+    return ResponseSchema(name="tool_response", json_schema={"anyOf": [result_reply, ERROR_REPLY], **definitions})
+
+
+def _canonical(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _lines(values: Sequence[Any]) -> str:
+    return "\n".join(orjson.dumps(value).decode() for value in values)
+
+
+class SimulatedEnvironment:
+    """The domain's backend, played by a model that sees the tool, its return schema and the call log.
+
+    ``context`` is the conversation so far, set by the engine before each call: the user's messages go into
+    the prompt, so a date or time the user states overrides ``reference_time``.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        tools: Sequence[ToolSpec],
+        *,
+        domain: str,
+        reference_time: str,
+        seed: int = 0,
+        log: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        self._tools = {tool.name: tool for tool in tools}
+        if len(self._tools) != len(tools):
+            raise ValueError("tool names must be unique")
+        self._formats = {tool.name: reply_format(tool) for tool in tools}
+        self._weekday = f"{datetime.fromisoformat(reference_time):%A}"  # a bad time fails here, not mid-dialogue
+        self.model = model
+        self.domain = domain
+        self.reference_time = reference_time
+        self.seed = seed
+        self.context: list[Message] = []
+        self._log = [dict(entry) for entry in log]
+
+    @property
+    def log(self) -> tuple[dict[str, Any], ...]:
+        """Every call the service answered, oldest first: ``{name, arguments, result}`` or ``{..., error}``."""
+        return tuple(self._log)
+
+    def tools(self) -> list[ToolSpec]:
+        return list(self._tools.values())
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """The service's answer; calls the real API would reject outright never reach the model.
+
+        A reply that stays invalid after the client's repair round becomes an ``execution_error`` and is not
+        logged (the service did nothing); other ``ModelError``s propagate to the engine.
+        """
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult.failure(
+                "unknown_tool",
+                f"there is no tool {name!r}; the tools are {sorted(self._tools)}",
+                tools=sorted(self._tools),
+            )
+        if not isinstance(arguments, dict):
+            return ToolResult.failure("invalid_arguments", f"{name}: arguments must be a JSON object")
+        if problem := argument_problem(tool, arguments):
+            return problem
+        try:
+            completion = await self.model.complete(
+                [UserMessage(content=self._prompt(tool, arguments))],
+                response_format=self._formats[name],
+                seed=self.seed + len(self._log),
+            )
+        except ModelOutputError as exc:
+            reason = exc.kind.replace("_", " ")
+            return ToolResult.failure("execution_error", f"the service returned an invalid response: {reason}")
+        reply = completion.parsed
+        entry: dict[str, Any] = {"name": name, "arguments": arguments}
+        if "error" in reply:
+            error = ToolError(**reply["error"])
+            entry["error"] = error.model_dump(exclude_defaults=True)
+            result = ToolResult(error=error)
+        else:
+            entry["result"] = reply["result"]
+            result = ToolResult(content=reply["result"])
+        self._log.append(entry)
+        return result
+
+    def _prompt(self, tool: ToolSpec, arguments: dict[str, Any]) -> str:
+        said = [message.content for message in self.context if message.role == "user"]
+        returns = (
+            f"It returns (JSON Schema):\n{orjson.dumps(tool.returns).decode()}"
+            if tool.returns is not None
+            else "It declares no return schema: return the JSON object or array its description implies."
+        )
+        return render_prompt(
+            "tool_simulator",
+            domain=self.domain,
+            now=f"{self._weekday}, {self.reference_time}",
+            user_messages=_lines(said) or "(nothing yet)",
+            log=_lines(self._log) or "(none: this is the first call)",
+            tool=orjson.dumps(tool.to_openai()["function"]).decode(),
+            returns=returns,
+            call=orjson.dumps({"name": tool.name, "arguments": arguments}).decode(),
+        )
+
+    def fork(self) -> SimulatedEnvironment:
+        """The same service with its own copy of the log: calls on the fork leave this one untouched."""
+        clone = copy.copy(self)
+        clone._log = list(self._log)
+        clone.context = list(self.context)
+        return clone
+
+    def digest(self) -> str:
+        """blake2b of the log's canonical JSON: equal logs, equal digests."""
+        return hashlib.blake2b(_canonical(self._log), digest_size=16).hexdigest()
+
+    def diff(self, other: Environment) -> StateDiff:
+        """Calls this log has beyond what it shares with ``other``'s (inserted), and ``other``'s own (deleted).
+
+        Everything lives in one pseudo-table ``calls``; a fork compared with its parent has only insertions.
+        """
+        if not isinstance(other, SimulatedEnvironment):
+            raise TypeError(f"a SimulatedEnvironment can only be compared with another, not {type(other).__name__}")
+        shared = 0
+        for mine, theirs in zip(self._log, other._log, strict=False):
+            if _canonical(mine) != _canonical(theirs):
+                break
+            shared += 1
+        calls = TableDiff(inserted=self._log[shared:], deleted=other._log[shared:])
+        return StateDiff() if calls.empty else StateDiff(tables={"calls": calls})
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state as JSON-ready data, for ``restore``; a deep copy, which later calls leave as it is."""
+        return {
+            "kind": "simulated",
+            "reference_time": self.reference_time,
+            "log": orjson.loads(orjson.dumps(self._log)),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        model: ChatModel,
+        tools: Sequence[ToolSpec],
+        snapshot: dict[str, Any],
+        *,
+        domain: str,
+        seed: int = 0,
+    ) -> SimulatedEnvironment:
+        """The environment ``snapshot`` describes; it continues the log (and its seeds) where it stopped."""
+        if snapshot.get("kind") != "simulated":
+            raise ValueError(f"not a simulated environment snapshot: kind {snapshot.get('kind')!r}")
+        return cls(
+            model, tools, domain=domain, reference_time=snapshot["reference_time"], seed=seed, log=snapshot["log"]
+        )

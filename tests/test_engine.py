@@ -1,0 +1,306 @@
+"""The dialogue engine: one action per step, three pipelines, multi-task handover, guards, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from dialforge.config import DialogueConfig
+from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.tool import SQLTool
+from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
+from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
+from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
+
+INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
+NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+TOOLS = [
+    SQLTool(
+        name="get_invoice",
+        description="One invoice by id; returns InvoiceId, CustomerId and Total.",
+        parameters=INVOICE,
+        sql='SELECT "InvoiceId", "CustomerId", "Total" FROM "Invoice" WHERE "InvoiceId" = :invoice_id',
+        returns={"type": "object"},
+    ),
+    SQLTool(
+        name="refund_invoice",
+        description="Set an invoice's total to zero; returns rows_affected.",
+        kind="write",
+        parameters=INVOICE,
+        sql='UPDATE "Invoice" SET "Total" = 0 WHERE "InvoiceId" = :invoice_id',
+    ),
+    SQLTool(
+        name="add_genre",
+        description="Create a genre; returns rows_affected and last_row_id.",
+        kind="write",
+        parameters=NAME,
+        sql='INSERT INTO "Genre" ("Name") VALUES (:name)',
+    ),
+    SQLTool(
+        name="find_genres",
+        description="Genres whose name contains the text; returns GenreId and Name.",
+        parameters=NAME,
+        sql='SELECT "GenreId", "Name" FROM "Genre" WHERE "Name" LIKE \'%\' || :name || \'%\' ORDER BY "GenreId"',
+    ),
+]
+REFUND = Task(
+    id="refund",
+    description="You are customer 2 and want invoice 412 refunded; check its total first, then have it refunded.",
+    subtasks=["Ask for the total of invoice 412", "Have invoice 412 refunded"],
+    tools=["get_invoice", "refund_invoice"],
+    checks=[
+        SQLCheck(description="invoice 412 is refunded", sql='SELECT "Total" = 0 FROM "Invoice" WHERE "InvoiceId" = 412')
+    ],
+)
+ADD_POLKA = Task(id="add", description="You want a new genre called Polka added to the catalogue.", tools=["add_genre"])
+FIND_POLKA = Task(id="find", description="You want to see that the Polka genre is now listed.", tools=["find_genres"])
+VALID = orjson.dumps({"reasoning": "All done as asked.", "items": [], "judgment": "valid"}).decode()
+
+
+def user(message: str, complete: bool = False) -> str:
+    return orjson.dumps({"user_message": message, "is_task_complete": complete}).decode()
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": tool, "arguments": arguments}]}
+
+
+def engine_with(
+    chinook: SQLDatabase, *, users: list[Any] = (), agents: list[Any] = (), judges: list[Any] = (), **settings: Any
+) -> tuple[DialogueEngine, dict[str, ScriptedModel]]:
+    models = {
+        "user": ScriptedModel(users, role="user"),
+        "agent": ScriptedModel(agents, role="agent"),
+        "judge": ScriptedModel(judges, role="judge"),
+        "tool": ScriptedModel([], role="tool"),
+        "generator": ScriptedModel([], role="generator"),
+    }
+    engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(**settings), personas=[])
+    engine.add_domain(
+        DomainSetup(
+            name="music store",
+            tools=[tool.to_spec() for tool in TOOLS],
+            policy="Confirm before changing anything.",
+            environment=chinook.environment(TOOLS),
+        )
+    )
+    return engine, models
+
+
+def tool_results(state: DialogueState) -> list[str]:
+    return [m.content for m in state.messages if isinstance(m, ToolMessage)]
+
+
+async def test_a_user_oriented_dialogue_runs_real_sql_and_is_verified(chinook: SQLDatabase) -> None:
+    engine, models = engine_with(
+        chinook,
+        users=[
+            user("Hi, what is the total of invoice 412?"),
+            user("Please refund it."),
+            user("Yes, go ahead."),
+            user("Thanks, that is all.", complete=True),
+        ],
+        agents=[
+            call("get_invoice", invoice_id=412),
+            {"content": "Invoice 412 totals 1.99."},
+            {"content": "Shall I refund invoice 412?"},
+            call("refund_invoice", invoice_id=412),
+            {"content": "Invoice 412 is refunded."},
+        ],
+        judges=[VALID],
+    )
+    state = engine.start("music store", [REFUND], dialogue_id="d1", seed=7)
+    assert state.messages[0].role == "system" and "Confirm before changing anything." in state.messages[0].content
+    state = await engine.run(state)
+
+    assert (state.status, state.tasks_done, state.closing_message) == ("completed", 1, "Thanks, that is all.")
+    assert state.judgment.judgment == "valid" and state.judgment.checks == {"invoice 412 is refunded": True}
+    assert state.judgment.verification["diff"]["tables"]["Invoice"]["updated"][0]["after"]["Total"] == 0
+    assert tool_results(state)[0] == '{"InvoiceId":412,"CustomerId":58,"Total":1.99}'
+    # 3 user messages (the closing one is kept apart), 3 agent replies, 2 calls, 2 results
+    assert (state.stats.turns, state.stats.steps, state.stats.tool_calls, state.stats.tasks) == (10, 2, 2, 1)
+    assert {role: usage.calls for role, usage in state.usage.items()} == {"user": 4, "agent": 5, "judge": 1}
+    record = engine.record(state)
+    assert record.status == "completed" and record.generator["models"]["agent"] == "scripted"
+    assert models["agent"].requests[0].options.tool_choice == "auto"
+
+
+async def test_the_next_task_sees_what_the_first_one_wrote(chinook: SQLDatabase) -> None:
+    engine, models = engine_with(
+        chinook,
+        users=[
+            user("Could you add a genre called Polka?"),
+            user("Great, thanks.", complete=True),
+            user("Is Polka listed now?"),
+            user("Perfect, bye.", complete=True),
+        ],
+        agents=[
+            call("add_genre", name="Polka"),
+            {"content": "Polka is added."},
+            {"content": "You're welcome!"},
+            call("find_genres", name="Polka"),
+            {"content": "Yes, Polka is genre 26."},
+        ],
+        judges=[VALID],
+    )
+    state = await engine.run(engine.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="d2", seed=1))
+    assert state.status == "completed" and state.tasks_done == 2
+    assert tool_results(state)[-1] == '[{"GenreId":26,"Name":"Polka"}]'
+    handover = models["user"].requests[2].messages
+    assert FIND_POLKA.description in str(handover), "the simulator pursues the second goal after the first"
+
+
+async def test_concurrent_dialogues_on_one_database_are_isolated(chinook: SQLDatabase) -> None:
+    def script(genre: str) -> dict[str, list[Any]]:
+        return {
+            "users": [user(f"Please add {genre}."), user("Thanks.", complete=True),
+                      user(f"Which {genre} genres exist?"), user("Good.", complete=True)],
+            "agents": [call("add_genre", name=genre), {"content": "Added."}, {"content": "Sure."},
+                       call("find_genres", name="a"), {"content": "Here they are."}],
+            "judges": [VALID],
+        }  # fmt: skip
+
+    first, _ = engine_with(chinook, **script("Salsa"))
+    second, _ = engine_with(chinook, **script("Samba"))
+    one, two = await asyncio.gather(
+        first.run(first.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="a", seed=1)),
+        second.run(second.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="b", seed=2)),
+    )
+    assert "Salsa" in tool_results(one)[-1] and "Samba" not in tool_results(one)[-1]
+    assert "Samba" in tool_results(two)[-1] and "Salsa" not in tool_results(two)[-1]
+
+
+async def test_the_agent_is_made_to_answer_after_too_many_steps(chinook: SQLDatabase) -> None:
+    engine, models = engine_with(
+        chinook,
+        users=[user("What is the total of invoice 412?"), user("Thanks.", complete=True)],
+        agents=[call("get_invoice", invoice_id=412), call("get_invoice", invoice_id=411), {"content": "It is 1.99."}],
+        judges=[VALID],
+        max_steps_per_turn=2,
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d3", seed=1))
+    assert state.guards == {"max_steps_per_turn": 1}
+    assert [r.options.tool_choice for r in models["agent"].requests] == ["auto", "auto", "none"]
+    assert state.stats.max_steps_per_request == 2
+
+
+async def test_a_repeated_tool_call_ends_the_dialogue_as_failed(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("What is the total of invoice 412?")],
+        agents=[call("get_invoice", invoice_id=412), call("get_invoice", invoice_id=412)],
+        max_repeated_calls=1,
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d4", seed=1))
+    assert state.status == "failed" and state.guards == {"repeated_tool_call": 1}
+    assert 'get_invoice({"invoice_id":412})' in state.failure
+    record = engine.record(state)
+    assert record.messages[-1].role == "tool", "the unanswered repeated call is left out of the record"
+
+
+async def test_a_dialogue_that_runs_too_long_is_cut_and_kept_as_failed(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("Hello?"), user("Hello again?")],
+        agents=[{"content": "Hi!"}, {"content": "Hi again!"}],
+        max_turns=4,
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d5", seed=1))
+    assert state.status == "failed" and "reached 4 messages" in state.failure and state.guards == {"max_turns": 1}
+    assert len(engine.record(state).messages) == 5
+
+
+@pytest.mark.parametrize(
+    ("users", "agents", "reason"),
+    [
+        ([user("Hi")], [{"content": ""}, {"content": "  "}], "agent: empty"),
+        (["{not json", "still not json"], [], "user: invalid_json"),
+        ([user("Hi")], [ModelUnavailable("server down", kind="server_error")], "agent: server_error: server down"),
+    ],
+)
+async def test_model_trouble_fails_the_dialogue_with_its_reason(
+    chinook: SQLDatabase, users: list[Any], agents: list[Any], reason: str
+) -> None:
+    engine, _ = engine_with(chinook, users=users, agents=agents)
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d6", seed=1))
+    assert state.status == "failed" and state.failure.startswith(reason)
+    assert engine.record(state).failure == state.failure
+
+
+async def test_a_mistyped_argument_reaches_the_agent_as_a_tool_error(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("What is the total of invoice 412?"), user("Thanks.", complete=True)],
+        agents=[
+            call("get_invoice", invoice_id="four hundred"),
+            call("get_invoice", invoice_id=412),
+            {"content": "1.99"},
+        ],
+        judges=[VALID],
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d7", seed=1))
+    assert '"invalid_arguments"' in tool_results(state)[0]
+    assert state.stats.tool_errors == 1 and state.status == "completed"
+
+
+def test_real_execution_without_an_environment_is_refused_up_front() -> None:
+    models = {role: ScriptedModel([]) for role in ("user", "agent", "judge", "tool", "generator")}
+    engine = DialogueEngine(models, mode="user+exec", personas=[])
+    with pytest.raises(EngineError, match="needs a database"):
+        engine.add_domain(DomainSetup(name="shop", tools=[]))
+
+
+async def test_the_task_oriented_baseline_sends_each_task_as_a_direct_request() -> None:
+    tool_reply = orjson.dumps({"result": {"InvoiceId": 412, "Total": 1.99}}).decode()
+    models = {
+        "agent": ScriptedModel([call("get_invoice", invoice_id=412), {"content": "Invoice 412 totals 1.99."},
+                                {"content": "Polka added."}]),
+        "tool": ScriptedModel([tool_reply]),
+        "judge": ScriptedModel([VALID]),
+        "user": ScriptedModel([]),
+        "generator": ScriptedModel([]),
+    }  # fmt: skip
+    engine = DialogueEngine(models, mode="task", personas=[])
+    engine.add_domain(DomainSetup(name="music store", tools=[tool.to_spec() for tool in TOOLS]))
+    state = await engine.run(engine.start("music store", [REFUND, ADD_POLKA], dialogue_id="t1", seed=3))
+    assert state.status == "completed" and state.tasks_done == 2
+    users = [m.content for m in state.messages if isinstance(m, UserMessage)]
+    assert users == [REFUND.description, ADD_POLKA.description]
+    assert state.env["kind"] == "simulated"
+
+
+async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterrupted_run(
+    chinook: SQLDatabase,
+) -> None:
+    def dry_engine() -> DialogueEngine:
+        models = {role: DryRunModel(seed=5, role=role) for role in ("user", "agent", "judge", "tool", "generator")}
+        engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(max_turns=30), personas=[])
+        engine.add_domain(
+            DomainSetup(name="music store", tools=[t.to_spec() for t in TOOLS], environment=chinook.environment(TOOLS))
+        )
+        return engine
+
+    uninterrupted = dry_engine()
+    whole = await uninterrupted.run(
+        uninterrupted.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="r", seed=9)
+    )
+
+    first = dry_engine()
+    state = first.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="r", seed=9)
+    for _ in range(6):
+        state = await first.step(state)
+    stored = state.model_dump_json()
+    second = dry_engine()  # a new process: no live environment, only what was stored
+    resumed = await second.run(DialogueState.model_validate_json(stored))
+
+    def without_timings(state: DialogueState) -> dict[str, Any]:
+        data = state.model_dump()
+        for usage in data["usage"].values():
+            usage.pop("seconds")  # wall time, the only thing allowed to differ
+        return data
+
+    assert without_timings(resumed) == without_timings(whole)
+    assert resumed.next_actor == "done" and len(resumed.messages) > 8

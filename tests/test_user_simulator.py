@@ -1,0 +1,301 @@
+"""The user simulator follows the paper's rules and is corrected once when it breaks the checked ones."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, persona_named, pick_persona
+from dialforge.actors.user_simulator import (
+    USER_TURN_FORMAT,
+    UserSimulator,
+    newly_mentioned_requests,
+    pending_confirmation,
+)
+from dialforge.llm import ModelOutputError, ModelUnavailable, ScriptedModel
+from dialforge.model.dialogue import DialogueState
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
+from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
+
+TOOLS = [
+    ToolSpec(name="search_orders", description="Find a customer's orders by email."),
+    ToolSpec(name="cancel_order", description="Cancel an order that has not shipped."),
+]
+EARLIER_GOAL = Task(
+    id="t0",
+    description="You are Maya Okafor (maya.okafor@example.com) and want your delivery address changed to 4 Elm Row.",
+    subtasks=["Ask for the delivery address to be changed to 4 Elm Row"],
+)
+GOAL = Task(
+    id="t1",
+    description=(
+        "You are Maya Okafor (maya.okafor@example.com). You ordered two used novels last week and want to know "
+        "whether they have shipped. If the order for 'Beloved' has not shipped, you want it cancelled, and you "
+        "want to know when the refund will arrive."
+    ),
+    subtasks=[
+        "Ask whether your order from last week has shipped",
+        "Cancel the order for 'Beloved' if it has not shipped",
+        "Ask when the refund will arrive",
+    ],
+)
+SHALL_I = "Order 12 (Beloved) has not shipped yet. Shall I cancel order 12?"
+OPENING = [
+    UserMessage(content="Hi, I'm Maya Okafor. Has my order from last week shipped yet?"),
+    AssistantMessage(tool_calls=[ToolCall.make("c1", "search_orders", {"email": "maya.okafor@example.com"})]),
+    ToolMessage(tool_call_id="c1", name="search_orders", content='[{"order_id": 12,\n "status": "pending"}]'),
+    AssistantMessage(content=SHALL_I),
+]
+ORDER_CANCELLED = [
+    UserMessage(content="Yes, please cancel it."),
+    AssistantMessage(tool_calls=[ToolCall.make("c2", "cancel_order", {"order_id": 12})]),
+    ToolMessage(tool_call_id="c2", name="cancel_order", content='{"rows_affected": 1}'),
+    AssistantMessage(content="Order 12 is cancelled."),
+]
+
+
+def state_with(messages: list[Message], *, tasks_done: int = 1, seed: int = 7) -> DialogueState:
+    return DialogueState(
+        id="d1",
+        mode="user",
+        domain="Online bookshop",
+        tools=TOOLS,
+        tasks=[EARLIER_GOAL, GOAL],
+        tasks_done=tasks_done,
+        messages=[SystemMessage(content="You help bookshop customers."), *messages],
+        seed=seed,
+    )
+
+
+def turn(message: str, complete: bool = False) -> str:
+    return orjson.dumps({"user_message": message, "is_task_complete": complete}).decode()
+
+
+def content(message: Message) -> str:
+    assert isinstance(message, SystemMessage | UserMessage | AssistantMessage) and message.content is not None
+    return message.content
+
+
+async def test_the_prompt_holds_rules_goal_requests_persona_and_completed_goals() -> None:
+    model = ScriptedModel([turn("Hi, has my order from last week shipped?")])
+    state = state_with([])
+
+    await UserSimulator(model).next_turn(state, persona_named("impatient"))
+
+    (request,) = model.requests
+    system, user = request.messages
+    assert isinstance(system, SystemMessage) and isinstance(user, UserMessage)
+    prompt = content(system)
+    assert GOAL.description in prompt
+    assert "1. Ask whether your order from last week has shipped\n2. Cancel" in prompt
+    assert persona_named("impatient").description in prompt
+    assert f"- {EARLIER_GOAL.description}" in prompt and "One more thing" in prompt
+    for rule in ("Start naturally", "one or two requests per message", "Confirm, then wait", "is_task_complete"):
+        assert rule in prompt
+    assert "never invent" in prompt and 'never call it "assistant"' in prompt
+    assert "$" not in prompt
+    assert GOAL.description not in content(user) and "Beloved" not in content(user)
+    assert content(user).endswith(
+        "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
+    )
+    assert request.options.response_format == USER_TURN_FORMAT
+    assert request.options.seed == state.seed + len(state.messages)
+
+
+async def test_the_transcript_shows_what_the_agent_said_looked_up_and_found() -> None:
+    model = ScriptedModel([turn("Yes, please go ahead.")])
+
+    await UserSimulator(model).next_turn(state_with(OPENING))
+
+    transcript = content(model.requests[0].messages[1])
+    assert "User: Hi, I'm Maya Okafor. Has my order from last week shipped yet?" in transcript
+    assert '[Agent uses search_orders with {"email":"maya.okafor@example.com"}]' in transcript
+    assert '[Result of search_orders: [{"order_id": 12, "status": "pending"}]]' in transcript
+    assert f"Agent: {SHALL_I}" in transcript
+    assert transcript.endswith(
+        'asks you to confirm: "Shall I cancel order 12?". Answer it (confirm, or correct a detail) and wait for '
+        'the result: "is_task_complete" stays false in this message.'
+    )
+
+
+async def test_consecutive_requests_share_the_earlier_request_as_a_prefix() -> None:
+    model = ScriptedModel([turn("Yes, please cancel it."), turn("When will I get the refund?")])
+    simulator = UserSimulator(model)
+
+    await simulator.next_turn(state_with(OPENING))
+    await simulator.next_turn(state_with(OPENING + ORDER_CANCELLED))
+
+    earlier, later = (request.messages for request in model.requests)
+    assert earlier[0] == later[0]
+    transcript, _, instruction = content(earlier[1]).rpartition("\n\n---\n\n")
+    assert "Write User's next message" in instruction
+    assert content(later[1]).startswith(transcript + "\nUser: Yes, please cancel it.\n[Agent uses cancel_order")
+
+
+async def test_a_good_reply_passes_without_correction() -> None:
+    model = ScriptedModel([turn("Thanks! When should I expect the refund?")])
+
+    result = await UserSimulator(model).next_turn(state_with(OPENING + ORDER_CANCELLED))
+
+    assert result.user_message == "Thanks! When should I expect the refund?"
+    assert not result.is_task_complete and result.violations == []
+    assert len(model.requests) == 1
+
+
+async def test_completing_right_after_a_confirmation_request_is_corrected() -> None:
+    model = ScriptedModel([turn("Yes, cancel it. Thanks, that's all!", True), turn("Yes, please cancel it.")])
+    simulator = UserSimulator(model)
+
+    result = await simulator.next_turn(state_with(OPENING))
+
+    assert result.user_message == "Yes, please cancel it." and not result.is_task_complete
+    assert result.violations == ["complete_while_confirming"]
+    first, second = (request.messages for request in model.requests)
+    assert second[:2] == first
+    assert second[2] == AssistantMessage(content=turn("Yes, cancel it. Thanks, that's all!", True))
+    assert '"Shall I cancel order 12?"' in content(second[3]) and "wait for the agent" in content(second[3])
+
+
+async def test_completing_again_after_the_correction_is_forced_to_not_complete() -> None:
+    model = ScriptedModel([turn("Yes. All done, thanks!", True), turn("Go ahead. Thanks, bye!", True)])
+
+    result = await UserSimulator(model).next_turn(state_with(OPENING))
+
+    assert result.user_message == "Go ahead. Thanks, bye!" and not result.is_task_complete
+    assert len(model.requests) == 2
+
+
+async def test_completing_once_the_action_is_reported_is_accepted() -> None:
+    model = ScriptedModel([turn("Great, thanks!", True)])
+
+    result = await UserSimulator(model).next_turn(state_with(OPENING + ORDER_CANCELLED))
+
+    assert result.is_task_complete and len(model.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("For this simulation, has my order shipped?", "words a real customer would not (simulation)"),
+        ("Hello assistant, has my order from last week shipped?", "words a real customer would not (assistant)"),
+        (
+            "I ordered two used novels last week and want to know whether they have shipped.",
+            'copies your goal word for word ("ordered two used novels last week and want to know whether they ...")',
+        ),
+        (
+            "Has my order from last week shipped? If not, cancel Beloved, and when would the refund arrive?",
+            'brings up 3 of your requests at once ("Ask whether your order from last week has shipped"; "Cancel',
+        ),
+    ],
+    ids=["meta-word", "assistant-as-role", "verbatim-copy", "reveals-all-requests"],
+)
+async def test_a_rule_breaking_opening_is_sent_back_once_with_the_reason(bad: str, reason: str) -> None:
+    good = "Hi, I'm Maya Okafor. Has my order from last week shipped yet?"
+    model = ScriptedModel([turn(bad), turn(good)])
+
+    result = await UserSimulator(model).next_turn(state_with([]))
+
+    assert result.user_message == good and len(result.violations) == 1
+    feedback = content(model.requests[1].messages[-1])
+    assert feedback.startswith("That message cannot be sent as it is:") and reason in feedback
+
+
+async def test_a_violation_that_survives_the_correction_is_returned_as_written() -> None:
+    bad = "Hello assistant, has my order shipped?"
+    model = ScriptedModel([turn(bad), turn(bad)])
+
+    result = await UserSimulator(model).next_turn(state_with([]))
+
+    assert result.user_message == bad and result.violations == ["meta_words"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "tool", "message"),
+    [
+        ("Gym", "book_training_session", "Hi, can I book a training session for Friday?"),
+        ("University", "find_teaching_assistant", "Who is the teaching assistant for CS101?"),
+    ],
+)
+async def test_words_the_domain_uses_itself_are_not_meta(domain: str, tool: str, message: str) -> None:
+    state = state_with([]).model_copy(update={"domain": domain, "tools": [ToolSpec(name=tool, description="-")]})
+    model = ScriptedModel([turn(message)])
+
+    result = await UserSimulator(model).next_turn(state)
+
+    assert result.violations == [] and len(model.requests) == 1
+
+
+async def test_an_empty_message_twice_is_an_output_error() -> None:
+    model = ScriptedModel([turn("  "), turn(" \n ")])
+
+    with pytest.raises(ModelOutputError, match="still empty after a correction"):
+        await UserSimulator(model).next_turn(state_with([]))
+
+
+async def test_malformed_json_is_repaired_by_the_client_not_the_simulator() -> None:
+    model = ScriptedModel(["Sure! Here is my message: Has my order shipped?", turn("Has my order shipped?")])
+
+    result = await UserSimulator(model).next_turn(state_with([]))
+
+    assert result.user_message == "Has my order shipped?" and result.violations == []
+    assert len(model.requests) == 2 and model.remaining == 0
+
+
+async def test_model_errors_propagate() -> None:
+    model = ScriptedModel([ModelUnavailable("server down")])
+
+    with pytest.raises(ModelUnavailable, match="server down"):
+        await UserSimulator(model).next_turn(state_with([]))
+
+
+async def test_a_dialogue_without_a_goal_left_is_refused() -> None:
+    with pytest.raises(ValueError, match="no goal left"):
+        await UserSimulator(ScriptedModel([])).next_turn(state_with([], tasks_done=2))
+
+
+@pytest.mark.parametrize(
+    ("agent", "pending"),
+    [
+        ("Shall I cancel order 12?", "Shall I cancel order 12?"),
+        (
+            "I found it.\nWould you like me to go ahead with the refund?",
+            "Would you like me to go ahead with the refund?",
+        ),
+        ("Could you confirm the new address: 4 Elm Row?", "Could you confirm the new address: 4 Elm Row?"),
+        ("Order 12 is cancelled. Would you like me to help with anything else?", None),
+        ("Order 12 is cancelled. I should note refunds take 5 days.", None),
+    ],
+)
+def test_a_confirmation_request_is_a_question_asking_to_confirm_an_action(agent: str, pending: str | None) -> None:
+    assert pending_confirmation([UserMessage(content="Hi"), AssistantMessage(content=agent)]) == pending
+
+
+def test_an_answered_confirmation_request_is_no_longer_pending() -> None:
+    assert pending_confirmation([*OPENING, UserMessage(content="Yes, cancel it.")]) is None
+
+
+def test_a_recap_of_requests_already_made_is_not_a_reveal() -> None:
+    recap = "So my order from last week has not shipped, Beloved is cancelled; when will the refund arrive?"
+    earlier = [content(OPENING[0]), content(OPENING[3]), "Yes, please cancel it."]
+
+    assert newly_mentioned_requests(recap, GOAL.subtasks, earlier) == ["Ask when the refund will arrive"]
+    assert len(newly_mentioned_requests(recap, GOAL.subtasks, [])) == 3
+
+
+def test_persona_sampling_is_deterministic_and_covers_the_library() -> None:
+    picks = [pick_persona(DEFAULT_PERSONAS, seed) for seed in range(200)]
+
+    assert picks == [pick_persona(DEFAULT_PERSONAS, seed) for seed in range(200)]
+    assert {p.name for p in picks if p} == {p.name for p in DEFAULT_PERSONAS}
+    assert pick_persona((), 3) is None
+    only = Persona(name="formal", description="You write formally.")
+    assert pick_persona([only], 99) == only
+
+
+def test_the_default_library_has_the_promised_personas() -> None:
+    names = {p.name for p in DEFAULT_PERSONAS}
+    assert {"terse", "chatty", "non_native_speaker", "impatient", "detail_oriented", "correctable_mistake"} <= names
+    assert "never invent facts" in persona_named("correctable_mistake").description
+    with pytest.raises(KeyError, match="no persona named 'pirate'; the personas are \\['terse'"):
+        persona_named("pirate")
