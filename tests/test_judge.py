@@ -236,3 +236,20 @@ async def test_a_model_error_propagates() -> None:
 
     with pytest.raises(ModelUnavailable, match="the server is down"):
         await Judge(model).judge(state())
+
+
+def test_a_failed_check_after_a_well_handled_tool_error_is_left_to_the_judge() -> None:
+    from dialforge.actors.judge import apply_rules
+    from dialforge.environments.base import StateDiff
+    from dialforge.environments.sql.verification import CheckOutcome, Verification
+
+    verification = Verification(
+        initial_digest="a",
+        final_digest="a",
+        diff=StateDiff(),
+        checks=[CheckOutcome(description="refunded", sql="SELECT 0", passed=False, detail="the check returned 0")],
+    )
+    answer = {"reasoning": "The refund tool failed; the agent said so and offered a manual refund.", "items": [],
+              "judgment": "valid"}  # fmt: skip
+    assert apply_rules(answer, verification, tool_errors=1).judgment == "valid"
+    assert apply_rules(answer, verification, tool_errors=0).judgment == "invalid"

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from dialforge.actors.generators.tool_specs import describe_tools
-from dialforge.environments.base import TableDiff
+from dialforge.environments.base import TableDiff, is_error_text
 from dialforge.environments.sql.verification import Verification
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
@@ -104,10 +104,11 @@ class Judge:
         completion = await self.model.complete(
             [UserMessage(content=prompt)], response_format=JUDGMENT_FORMAT, seed=state.seed
         )
-        return apply_rules(completion.parsed, verification)
+        tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
+        return apply_rules(completion.parsed, verification, tool_errors=tool_errors)
 
 
-def apply_rules(answer: dict[str, Any], verification: Verification | None) -> Judgment:
+def apply_rules(answer: dict[str, Any], verification: Verification | None, *, tool_errors: int = 0) -> Judgment:
     """The model's answer (already schema-checked by the client) with the deterministic rules applied."""
     items = [RubricVerdict.model_validate(item) for item in answer["items"]]
     verdict = answer["judgment"]
@@ -121,9 +122,15 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None) -> Ju
         for outcome in verification.checks:
             checks[outcome.description] = checks.get(outcome.description, True) and outcome.passed
         failed = [f"{o.description!r} ({o.sql}: {o.detail})" for o in verification.checks if not o.passed]
-        if failed:
+        if failed and not tool_errors:
             verdict = "invalid"
             reasoning += "\n\nInvalid by execution: failed SQL check on the final database: " + "; ".join(failed)
+        elif failed:
+            # PAPER.md: a tool that returned an error, reported accurately with a sensible next step, is a
+            # valid dialogue; the check then fails because the change never happened. The judge decides.
+            reasoning += "\n\nSQL checks failed after a tool error (judged on how the error was handled): " + "; ".join(
+                failed
+            )
     return Judgment(
         judgment=verdict,
         reasoning=reasoning,

@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.actors.generators.policy import meta_words
 from dialforge.actors.personas import Persona
+from dialforge.actors.transcript import transcript_lines
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
-from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.prompts import render_prompt
 
@@ -49,9 +50,6 @@ COPIED_RUN_WORDS = 12
 """A run of this many consecutive words of the goal's description in a message counts as pasting it."""
 MIN_REVEALED_REQUESTS = 3
 """A message bringing up this many requests of the goal at once reveals too much (rule 2: one or two per turn)."""
-MAX_RESULT_CHARS = 1500
-"""Tool results longer than this are cut in the transcript: the user skims them, and prompts stay small."""
-
 _TRANSCRIPT_HEADER = (
     'The conversation so far. You are "User"; the other side is "Agent". '
     "Lines in [brackets] show what the agent did behind the scenes (looking things up, making changes) and the results."
@@ -178,31 +176,6 @@ def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Me
         instruction += " " + _CONFIRMATION_HINT.format(question=question)
     transcript = "\n".join([_TRANSCRIPT_HEADER, "", *(lines or [_NOTHING_YET])])
     return [SystemMessage(content=system), UserMessage(content=transcript + _SEPARATOR + instruction)]
-
-
-def transcript_lines(message: Message) -> list[str]:
-    """One message as the user sees it. Depends on nothing but the message, so the transcript only grows."""
-    if isinstance(message, UserMessage):
-        return [_speech("User", message.content)]
-    if isinstance(message, ToolMessage):
-        return [f"[Result of {message.name}: {_compact(message.content)}]"]
-    if isinstance(message, AssistantMessage):
-        lines = [_speech("Agent", message.content)] if message.content and message.content.strip() else []
-        lines.extend(
-            f"[Agent uses {call.name} with {_compact(call.function.arguments)}]" for call in message.tool_calls or ()
-        )
-        return lines
-    return []
-
-
-def _speech(speaker: str, text: str) -> str:
-    """A chat message, its continuation lines indented so no line of it can pass for another speaker's."""
-    return f"{speaker}: " + text.strip().replace("\n", "\n  ")
-
-
-def _compact(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= MAX_RESULT_CHARS else flat[:MAX_RESULT_CHARS] + " ...(cut)"
 
 
 def pending_confirmation(conversation: Sequence[Message]) -> str | None:

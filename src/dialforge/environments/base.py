@@ -59,6 +59,16 @@ class ToolResult(BaseModel):
         return orjson.dumps(self.content).decode()
 
 
+def is_error_text(content: str) -> bool:
+    """Whether a tool message's content is an error as ``ToolResult.to_text`` writes it."""
+    if not content.startswith('{"error"'):
+        return False
+    try:
+        return "error" in orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return False
+
+
 class TableDiff(BaseModel):
     """Rows of one table that differ between two states, keyed by primary key (or rowid)."""
 

@@ -9,19 +9,9 @@
 
 from __future__ import annotations
 
-import orjson
-
+from dialforge.environments.base import is_error_text
 from dialforge.model.dialogue import DialogueState, DialogueStats
 from dialforge.model.messages import AssistantMessage, ToolMessage, UserMessage
-
-
-def is_tool_error(message: ToolMessage) -> bool:
-    if not message.content.startswith('{"error"'):
-        return False
-    try:
-        return "error" in orjson.loads(message.content)
-    except orjson.JSONDecodeError:
-        return False
 
 
 def dialogue_stats(state: DialogueState) -> DialogueStats:
@@ -41,5 +31,5 @@ def dialogue_stats(state: DialogueState) -> DialogueStats:
                 stats.max_steps_per_request = max(stats.max_steps_per_request, steps_in_request)
         elif isinstance(message, ToolMessage):
             stats.turns += 1
-            stats.tool_errors += is_tool_error(message)
+            stats.tool_errors += is_error_text(message.content)
     return stats
