@@ -103,6 +103,8 @@ class DialogueConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    per_domain: int = Field(default=20, ge=1, description="dialogues planned per domain")
+    limit: int | None = Field(default=None, ge=1, description="stop after this many finished dialogues (--limit)")
     max_turns: int = Field(default=60, ge=2, description="messages (user, agent, tool) before the dialogue is cut")
     max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")
     max_repeated_calls: int = Field(default=3, ge=1, description="identical tool calls (same arguments) allowed")

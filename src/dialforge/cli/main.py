@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from dialforge.config import DialforgeConfig
+    from dialforge.runner.progress import Reporter
+    from dialforge.runner.run import RunSummary
 
 app = typer.Typer(
     name="dialforge",
@@ -51,9 +58,20 @@ def run(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="generate at most N dialogues")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="dialogues in flight")] = None,
     executor: Annotated[Executor, typer.Option("--executor", help="where dialogues run")] = Executor.local,
+    force_new_config: Annotated[
+        bool, typer.Option("--force-new-config", help="resume RUN_DIR even though the config changed")
+    ] = False,
 ) -> None:
     """Generate (or resume) a dataset as the config describes."""
-    not_implemented("run", "runner")
+    if executor is Executor.ray:
+        not_implemented("run --executor ray", "Ray executor")
+    from dialforge.runner.run import RunOptions
+    from dialforge.runner.run import run as run_config
+
+    settings = _load_config(config, dry_run)
+    run_dir = out or Path("runs") / config.stem
+    options = RunOptions(dry_run=dry_run, limit=limit, concurrency=concurrency, force_new_config=force_new_config)
+    _execute(lambda reporter: run_config(settings, run_dir, options, reporter), run_dir, f"dialforge run {config}")
 
 
 @tools_app.command("scaffold")
@@ -139,7 +157,73 @@ def extend(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
 ) -> None:
     """Continue existing conversations with new turns."""
-    not_implemented("extend", "conversation extension")
+    from dialforge.runner.extend import extend as extend_conversations
+    from dialforge.runner.run import RunOptions
+
+    settings = _load_config(config, dry_run)
+    run_dir = out or Path("runs") / f"{conversations.stem}-extended"
+    options = RunOptions(dry_run=dry_run)
+    _execute(
+        lambda reporter: extend_conversations(settings, conversations, run_dir, options, reporter),
+        run_dir,
+        f"dialforge extend {conversations} --config {config}",
+    )
+
+
+def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
+    """The config, or a clear message and exit 2; without --dry-run, an endpoint must be configured."""
+    from dialforge.config import ConfigError, load_config
+
+    try:
+        settings = load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if dry_run:
+        typer.echo(
+            "DRY RUN: every role uses the offline dry-run model; no server is contacted and the texts are "
+            "placeholders, not model output.",
+            err=True,
+        )
+    elif not settings.models.is_configured():
+        typer.echo(
+            f"{path}: no model endpoint is configured. Point it at an OpenAI-compatible server, e.g.\n"
+            "  models:\n    default: {model: Qwen/Qwen3-8B, base_urls: http://localhost:8000/v1}   # vLLM\n"
+            "  (Ollama: http://localhost:11434/v1; hosted APIs: add api_key_env: OPENAI_API_KEY)\n"
+            "or set DIALFORGE_BASE_URL and DIALFORGE_MODEL, or try it offline with --dry-run.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _execute(job: Callable[[Reporter], Awaitable[RunSummary]], run_dir: Path, command: str) -> None:
+    """Run a generation job; Ctrl-C and store trouble stop it cleanly with the way to resume."""
+    from dialforge.config import ConfigError
+    from dialforge.llm.errors import ModelRequestRejected
+    from dialforge.runner.progress import reporter_for
+    from dialforge.runner.run import ConfigChanged
+    from dialforge.runner.store import StoreError
+
+    resume = f"resume with: {command} --out {run_dir}"
+    try:
+        summary = asyncio.run(job(reporter_for()))
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; every finished step is stored in {run_dir}; {resume}", err=True)
+        raise typer.Exit(130) from None
+    except (ConfigChanged, ConfigError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except ModelRequestRejected as exc:
+        typer.echo(f"the model server refused the request: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except StoreError as exc:
+        typer.echo(f"{exc}; nothing stored was lost: free space or fix permissions, then {resume}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"{summary.finished} dialogues finished now ({summary.failed} failed, {summary.valid} judged valid), "
+        f"{summary.skipped} earlier; dataset: {run_dir / 'dialogues.jsonl'}"
+    )
 
 
 @app.command()

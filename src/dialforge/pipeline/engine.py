@@ -105,6 +105,11 @@ class DialogueEngine:
             seed=seed,
             persona=persona.name if persona else None,
         )
+        if not tasks:
+            state.status, state.next_actor = "failed", "done"
+            state.failure = "no task to pursue: every task written for this dialogue failed its checks"
+            state.stats = dialogue_stats(state)
+            return state
         environment = self._new_environment(setup, state, today)
         self._live[state.id] = environment
         state.env = self._snapshot(environment, state)

@@ -67,7 +67,8 @@ def stage_seed(run_seed: int, *parts: str) -> int:
 class Preparation:
     """Runs the preparation stages for every domain of a config, with the generator model."""
 
-    def __init__(self, config: DialforgeConfig, model: ChatModel, store: ArtifactStore) -> None:
+    def __init__(self, config: DialforgeConfig, model: ChatModel, store: ArtifactStore, *, tasks: bool = True) -> None:
+        self.with_tasks = tasks
         self.config = config
         self.settings = config.generation
         self.model = model
@@ -131,7 +132,8 @@ class Preparation:
         if plan.tools and not all(tool.returns for tool in plan.tools) and config.database is None:
             await self._return_schemas(plan)
         await self._policy(config, plan)
-        await self._tasks(config, plan)
+        if self.with_tasks:
+            await self._tasks(config, plan)
         return plan
 
     def _report(self, plan: DomainPlan, stage: str, batch: ItemBatch[Any]) -> None:

@@ -1,0 +1,1 @@
+"""Running a whole config: the checkpoint store, the scheduler, progress, and the commands built on them."""

@@ -1,0 +1,90 @@
+"""``dialforge extend``: continue existing conversations with a goal that fits them, then like ``run``.
+
+Each conversation gets one continuation goal from the generator (kept in the store, so a resumed run
+does not ask again), written for the person in that conversation and needing the domain's tools; the
+user simulator then carries the conversation on. A conversation no goal could be written for is
+recorded as a failed dialogue with the reasons, its transcript intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from dialforge.actors.generators.tasks import generate_continuation
+from dialforge.config import DialforgeConfig
+from dialforge.llm.accounting import UsageLedger
+from dialforge.llm.protocol import ChatModel
+from dialforge.llm.role_models import RoleModels
+from dialforge.model.tasks import Task
+from dialforge.pipeline.conversations import ImportedConversation, read_conversations
+from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed
+from dialforge.runner.progress import Reporter
+from dialforge.runner.run import RunOptions, RunSummary, _check_config, _concurrency, build_engine, generate
+from dialforge.runner.store import RunStore
+from dialforge.runner.work import DialogueWork
+
+
+async def extend(
+    config: DialforgeConfig, conversations: Path, run_dir: Path, options: RunOptions, reporter: Reporter
+) -> RunSummary:
+    imported = read_conversations(conversations)  # a bad file fails here, before any model call
+    if not config.domains:
+        raise ValueError("extend needs one domain in the config (domains: [{name: ...}]) for tools and policy")
+    store = RunStore(run_dir)
+    try:
+        _check_config(store, config, force=options.force_new_config)
+        ledger = UsageLedger(config.prices)
+        models = (
+            RoleModels.dry_run(seed=config.seed, ledger=ledger)
+            if options.dry_run
+            else RoleModels.from_settings(config.models, ledger=ledger)
+        )
+        async with models:
+            reporter.stage("preparing tools")
+            plans = await Preparation(config.model_copy(update={"domains": config.domains[:1]}), models["generator"],
+                                      store, tasks=False).run()  # fmt: skip
+            engine = build_engine(config, models, plans)
+            reporter.stage(f"writing continuation goals for {len(imported)} conversations")
+            work = await _continuations(config, models["generator"], store, plans[0], imported)
+            limit = options.limit or config.dialogue.limit
+            summary = await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
+        summary.run_dir = run_dir
+        return summary
+    finally:
+        store.flush()
+        store.write_dialogues()
+        store.close()
+
+
+async def _continuations(
+    config: DialforgeConfig,
+    model: ChatModel,
+    store: RunStore,
+    plan: DomainPlan,
+    conversations: Sequence[ImportedConversation],
+) -> list[DialogueWork]:
+    async def one(index: int, conversation: ImportedConversation) -> DialogueWork:
+        seed = stage_seed(config.seed, "extend", str(index))
+        key = hashlib.blake2b(
+            orjson.dumps([m.model_dump(mode="json") for m in conversation.messages]), digest_size=16
+        ).hexdigest()
+        stored = store.get("continuation", plan.domain.name, key)
+        if stored is None:
+            batch = await generate_continuation(
+                model, plan.domain, plan.tools, conversation.messages, database=plan.database, seed=seed
+            )
+            stored = {
+                "tasks": [task.model_dump(mode="json") for task in batch.items],
+                "problems": [f"{r.label}: {'; '.join(r.reasons)}" for r in batch.rejected] + batch.errors,
+            }
+            if not batch.errors:
+                store.put("continuation", plan.domain.name, key, stored)
+        tasks = tuple(Task.model_validate(task) for task in stored["tasks"])
+        return DialogueWork(f"extend-{index:06d}", plan.domain.name, tasks, seed, tuple(conversation.messages))
+
+    return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(conversations))))

@@ -1,0 +1,165 @@
+"""``dialforge run``: preparation, then many dialogues on one event loop, checkpointed after every step.
+
+Running the same command again on the same run directory resumes: finished dialogues are skipped,
+dialogues in flight continue from their last stored state, stage artifacts are not asked for again.
+A config that changed since the run started is refused with a diff, unless forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import yaml
+
+from dialforge.actors.personas import Persona
+from dialforge.config import DialforgeConfig
+from dialforge.llm.accounting import UsageLedger
+from dialforge.llm.completion import ROLES
+from dialforge.llm.role_models import RoleModels
+from dialforge.pipeline.engine import DialogueEngine, DomainSetup
+from dialforge.pipeline.preparation import DomainPlan, Preparation
+from dialforge.runner.progress import Reporter
+from dialforge.runner.store import RunStore
+from dialforge.runner.work import DialogueWork, plan_dialogues
+
+DRY_RUN_CONCURRENCY = 64
+
+
+class ConfigChanged(Exception):
+    """The run directory belongs to another config; the message holds the difference."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    limit: int | None = None
+    concurrency: int | None = None
+    force_new_config: bool = False
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    planned: int = 0
+    finished: int = 0
+    failed: int = 0
+    valid: int = 0
+    skipped: int = 0
+
+
+def _config_text(config: DialforgeConfig) -> str:
+    data = orjson.loads(config.model_dump_json())
+    return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
+
+
+def _check_config(store: RunStore, config: DialforgeConfig, *, force: bool) -> None:
+    text = _config_text(config)
+    previous = store.meta("config")
+    if previous is not None and previous != text and not force:
+        diff = "".join(
+            difflib.unified_diff(previous.splitlines(True), text.splitlines(True), "run config", "this config")
+        )
+        raise ConfigChanged(
+            f"{store.run_dir} was started with another config; resuming it with this one would mix two datasets.\n"
+            f"{diff}\nUse a new --out directory, or --force-new-config to continue with the new config."
+        )
+    store.set_meta("config", text)
+    (store.run_dir / "config.yaml").write_text(text, encoding="utf-8")
+
+
+def _concurrency(config: DialforgeConfig, options: RunOptions) -> int:
+    if options.concurrency:
+        return options.concurrency
+    if options.dry_run:
+        return DRY_RUN_CONCURRENCY
+    agent = config.models.resolve("agent")
+    return max(1, agent.max_concurrency * len(agent.base_urls))
+
+
+def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[DomainPlan]) -> DialogueEngine:
+    personas = (
+        None
+        if config.dialogue.personas is None
+        else [Persona(name=p.name, description=p.description) for p in config.dialogue.personas]
+    )
+    engine = DialogueEngine(
+        {role: models[role] for role in ROLES}, mode=config.mode, settings=config.dialogue, personas=personas
+    )
+    for plan in plans:
+        environment = plan.database.environment(plan.sql_tools) if plan.database is not None else None
+        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environment))
+    return engine
+
+
+async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter) -> RunSummary:
+    store = RunStore(run_dir)
+    try:
+        _check_config(store, config, force=options.force_new_config)
+        ledger = UsageLedger(config.prices)
+        models = (
+            RoleModels.dry_run(seed=config.seed, ledger=ledger)
+            if options.dry_run
+            else RoleModels.from_settings(config.models, ledger=ledger)
+        )
+        async with models:
+            reporter.stage("preparing tools and tasks")
+            plans = await Preparation(config, models["generator"], store).run()
+            engine = build_engine(config, models, plans)
+            work = plan_dialogues(
+                plans,
+                per_domain=config.dialogue.per_domain,
+                tasks_per_dialogue=config.generation.tasks_per_dialogue,
+                run_seed=config.seed,
+            )
+            limit = options.limit or config.dialogue.limit
+            summary = await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
+        summary.run_dir = run_dir
+        return summary
+    finally:
+        store.flush()
+        store.write_dialogues()
+        store.close()
+
+
+async def generate(
+    engine: DialogueEngine,
+    store: RunStore,
+    work: Sequence[DialogueWork],
+    limit: int | None,
+    concurrency: int,
+    reporter: Reporter,
+    ledger: UsageLedger,
+) -> RunSummary:
+    """Step every unfinished dialogue to its end, ``concurrency`` at a time, stopping after ``limit`` in all."""
+    finished = store.finished_ids()
+    saved = store.unfinished_states()
+    todo = [item for item in work if item.id not in finished]
+    budget = len(todo) if limit is None else max(0, min(len(todo), limit - len(finished)))
+    summary = RunSummary(run_dir=store.run_dir, planned=len(work), skipped=len(finished))
+    reporter.start(total=len(finished) + budget, already=len(finished), ledger=ledger)
+    queue = iter(todo[:budget])
+
+    async def worker() -> None:
+        for item in queue:
+            state = saved.get(item.id) or engine.start(
+                item.domain, item.tasks, dialogue_id=item.id, seed=item.seed, messages=item.history
+            )
+            store.save(state)
+            reporter.started()
+            while state.next_actor != "done":
+                state = await engine.step(state)
+                store.save(state)
+            store.save(state, engine.record(state))
+            summary.finished += 1
+            summary.failed += state.status == "failed"
+            summary.valid += state.judgment is not None and state.judgment.judgment == "valid"
+            reporter.finished(state)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, budget) or 1)))
+    reporter.stop()
+    return summary
