@@ -1,0 +1,114 @@
+"""``dialforge run`` and ``extend``: whole runs offline, resumed without duplicates or losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from dialforge.cli.main import app
+from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
+from dialforge.environments.sql.schema import introspect
+from dialforge.environments.sql.source import open_readonly
+from dialforge.model import Task
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def music_config(tmp_path: Path, chinook_path: Path) -> Path:
+    connection = open_readonly(chinook_path)
+    write_tools_json(scaffold_tools(introspect(connection)), tmp_path / "tools.json")
+    connection.close()
+    tasks = [
+        Task(
+            id="ms-1", description="You are customer 2 and want to see invoice 1 and its lines.", tools=["get_invoice"]
+        ),
+        Task(id="ms-2", description="You want a new genre called Polka added and then listed.", tools=["create_genre"]),
+    ]
+    (tmp_path / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"""
+mode: user+exec
+domains:
+  - name: music store
+    description: A digital music store.
+    database: {chinook_path}
+    tools: tools.json
+    tasks: tasks.jsonl
+    policy: Confirm with the customer before changing anything.
+generation: {{tasks_per_dialogue: [1, 2]}}
+dialogue: {{per_domain: 8, max_turns: 24}}
+"""
+    )
+    return path
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (run_dir / "dialogues.jsonl").read_bytes().splitlines()]
+
+
+def test_a_dry_run_writes_the_run_directory_and_a_rerun_resumes_without_duplicates(
+    music_config: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out), "--limit", "5"])
+    assert first.exit_code == 0, first.output
+    assert "DRY RUN" in first.stderr
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "state.sqlite", "dialogues.jsonl", "artifacts"}
+    assert len(records(out)) == 5
+
+    second = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out)])
+    assert second.exit_code == 0, second.output
+    rows = records(out)
+    assert len(rows) == 8 and len({row["id"] for row in rows}) == 8
+    assert "3 dialogues finished now" in second.stdout and "5 earlier" in second.stdout
+
+    third = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out)])
+    assert "0 dialogues finished now" in third.stdout and len(records(out)) == 8
+    for row in rows:
+        assert row["messages"][0]["role"] == "system" and row["generator"]["models"]["agent"] == "dry-run"
+
+
+def test_a_changed_config_is_refused_with_the_difference(music_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out), "--limit", "1"]).exit_code == 0
+    music_config.write_text(music_config.read_text().replace("per_domain: 8", "per_domain: 9"))
+    refused = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out)])
+    assert refused.exit_code == 2
+    assert "-  per_domain: 8" in refused.stderr and "+  per_domain: 9" in refused.stderr
+    assert "--force-new-config" in refused.stderr
+    forced = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out), "--force-new-config"])
+    assert forced.exit_code == 0 and len(records(out)) == 9
+
+
+def test_without_an_endpoint_the_run_says_how_to_configure_one(music_config: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(music_config), "--out", str(tmp_path / "out")], env={})
+    assert result.exit_code == 2
+    assert "no model endpoint is configured" in result.stderr and "--dry-run" in result.stderr
+    assert not (tmp_path / "out").exists(), "nothing starts before the configuration is usable"
+
+
+def test_a_broken_config_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("dialogue: {per_domain: zero}\n")
+    result = runner.invoke(app, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 2 and "dialogue.per_domain" in result.stderr
+
+
+def test_extend_continues_existing_conversations(music_config: Path, tmp_path: Path) -> None:
+    chats = tmp_path / "chats.jsonl"
+    chat = {"messages": [{"role": "user", "content": "Hi! I love jazz."}, {"role": "assistant", "content": "Me too!"}]}
+    chats.write_bytes(orjson.dumps(chat) + b"\n" + orjson.dumps(chat) + b"\n")
+    out = tmp_path / "extended"
+    result = runner.invoke(app, ["extend", str(chats), "--config", str(music_config), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = records(out)
+    assert len(rows) == 2
+    for row in rows:
+        kept = [m for m in row["messages"] if m["role"] != "system"][:2]
+        assert [m["content"] for m in kept] == ["Hi! I love jazz.", "Me too!"]
+        assert row["status"] == "completed" or row["failure"]
