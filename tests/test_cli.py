@@ -35,7 +35,6 @@ def test_run_accepts_the_documented_options() -> None:
 @pytest.mark.parametrize(
     ("args", "command", "topic"),
     [
-        (["extend", "chats.jsonl", "--config", "run.yaml"], "extend", "conversation extension"),
         (["export", "RUN", "--format", "openai", "-o", "out.jsonl"], "export", "export"),
         (["stats", "RUN", "--json"], "stats", "statistics"),
         (["report", "RUN", "-o", "report.html"], "report", "HTML report"),

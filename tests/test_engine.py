@@ -304,3 +304,29 @@ async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterr
 
     assert without_timings(resumed) == without_timings(whole)
     assert resumed.next_actor == "done" and len(resumed.messages) > 8
+
+
+def test_a_conversation_to_continue_sets_who_speaks_next_or_fails_cleanly(chinook: SQLDatabase) -> None:
+    from dialforge.model import AssistantMessage, ToolCall
+
+    engine, _ = engine_with(chinook)
+    asked = engine.start("music store", [REFUND], dialogue_id="h1", seed=1, messages=[UserMessage(content="Hi")])
+    assert asked.next_actor == "agent" and asked.history_length == 1
+    pending = [
+        UserMessage(content="Total of 412?"),
+        AssistantMessage(tool_calls=[ToolCall.make("c1", "get_invoice", {"invoice_id": 412})]),
+    ]
+    assert engine.start("music store", [REFUND], dialogue_id="h2", seed=1, messages=pending).next_actor == "tool"
+    foreign = [UserMessage(content="Hi"), AssistantMessage(tool_calls=[ToolCall.make("c1", "teleport", {})])]
+    broken = engine.start("music store", [REFUND], dialogue_id="h3", seed=1, messages=foreign)
+    assert broken.status == "failed" and "unknown tool 'teleport'" in broken.failure
+    assert engine.record(broken).status == "failed"
+
+
+async def test_stepping_the_same_tool_state_twice_does_not_run_the_write_twice(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(chinook, users=[user("Add Polka please.")], agents=[call("add_genre", name="Polka")])
+    state = engine.start("music store", [ADD_POLKA], dialogue_id="s1", seed=1)
+    state = await engine.step(await engine.step(state))
+    assert state.next_actor == "tool"
+    once, again = await engine.step(state), await engine.step(state)
+    assert tool_results(once) == tool_results(again) == ['{"rows_affected":1,"last_row_id":26}']

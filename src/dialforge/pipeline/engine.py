@@ -20,7 +20,7 @@ import orjson
 
 from dialforge.actors.agent import Agent, agent_system_prompt
 from dialforge.actors.judge import Judge
-from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, persona_named, pick_persona
+from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, pick_persona
 from dialforge.actors.user_simulator import UserSimulator
 from dialforge.config import DialogueConfig
 from dialforge.environments.base import Environment, ToolResult
@@ -32,11 +32,18 @@ from dialforge.llm.completion import Role
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
-from dialforge.model.dialogue import Dialogue, DialogueState, Mode
+from dialforge.model.conversation import conversation_problems
+from dialforge.model.dialogue import Actor, Dialogue, DialogueState, Mode
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.dialogue_stats import dialogue_stats
+
+DIRECT_REQUESTS = (
+    "Requests here come as complete instructions: a request that states a change in full is the person's "
+    "confirmation of it. Carry it out and report the result."
+)
+"""Added to the agent's system prompt in the task-oriented pipeline, where nobody answers a confirmation question."""
 
 
 class EngineError(Exception):
@@ -72,7 +79,8 @@ class DialogueEngine:
         self.tool_model: ChatModel = scoped["tool"]
         self.model_names = {role: model.name for role, model in models.items()}
         self._domains: dict[str, DomainSetup] = {}
-        self._live: dict[str, Environment] = {}
+        self._live: dict[str, tuple[int, Environment]] = {}
+        """dialogue id -> (message count of the state it belongs to, live environment)"""
 
     def add_domain(self, setup: DomainSetup) -> None:
         if self.mode == "user+exec" and setup.environment is None:
@@ -92,6 +100,9 @@ class DialogueEngine:
         today = random_reference_time(seed)
         system = SystemMessage(content=agent_system_prompt(domain, setup.policy, today=today))
         history = [m for m in messages if not isinstance(m, SystemMessage)]
+        problems = conversation_problems(history, [tool.name for tool in setup.tools], allow_pending=True)
+        if self.mode == "task":
+            system = SystemMessage(content=f"{system.content}\n\n{DIRECT_REQUESTS}")
         persona = pick_persona(self.personas, seed) if self.mode != "task" else None
         state = DialogueState(
             id=dialogue_id,
@@ -101,17 +112,22 @@ class DialogueEngine:
             policy=setup.policy,
             tasks=list(tasks),
             messages=[system, *history],
-            next_actor="user",
+            next_actor=_next_after(history),
+            history_length=len(history),
             seed=seed,
             persona=persona.name if persona else None,
         )
-        if not tasks:
+        if problems or not tasks:
             state.status, state.next_actor = "failed", "done"
-            state.failure = "no task to pursue: every task written for this dialogue failed its checks"
+            state.failure = (
+                f"the conversation to continue is not usable: {problems[0]}"
+                if problems
+                else "no task to pursue: every task written for this dialogue failed its checks"
+            )
             state.stats = dialogue_stats(state)
             return state
         environment = self._new_environment(setup, state, today)
-        self._live[state.id] = environment
+        self._live[state.id] = (len(state.messages), environment)
         state.env = self._snapshot(environment, state)
         state.stats = dialogue_stats(state)
         return state
@@ -146,30 +162,39 @@ class DialogueEngine:
                 elif actor == "judge":
                     await self._judge_step(state)
             except ModelError as exc:
+                self._guard(state, f"{actor}_{exc.kind}")
                 self._fail(state, f"{actor}: {exc.kind}: {exc}")
-        if state.next_actor not in ("judge", "done") and len(state.conversation) >= self.settings.max_turns:
+            except EngineError as exc:
+                self._fail(state, str(exc))
+        added = len(state.conversation) - state.history_length
+        if state.next_actor not in ("judge", "done") and added >= self.settings.max_turns:
             self._guard(state, "max_turns")
             self._fail(state, f"the dialogue reached {self.settings.max_turns} messages without finishing its tasks")
+        if (live := self._live.get(state.id)) is not None and actor != "tool" and state.next_actor != "done":
+            self._live[state.id] = (len(state.messages), live[1])  # only the tool step changes the environment
         state.stats = dialogue_stats(state)
         return state
 
     def _fail(self, state: DialogueState, reason: str) -> None:
         state.status, state.failure, state.next_actor = "failed", reason, "done"
-        self._live.pop(state.id, None)
+        self._release(state)
+
+    def _release(self, state: DialogueState) -> None:
+        live = self._live.pop(state.id, None)
+        if live is not None and isinstance(live[1], SQLEnvironment):
+            live[1].close()
 
     def _guard(self, state: DialogueState, name: str) -> None:
         state.guards[name] = state.guards.get(name, 0) + 1
 
     async def _user_step(self, state: DialogueState) -> None:
         task = state.current_task
-        if task is None:
-            state.next_actor = "judge"
-            return
+        assert task is not None, "the user only speaks while a task is open"
         if self.user is None:  # task-oriented baseline: each task is a direct request
             state.messages.append(UserMessage(content=task.description))
             state.next_actor = "agent"
             return
-        persona = persona_named(state.persona, self.personas) if state.persona else None
+        persona = next((p for p in self.personas if p.name == state.persona), None)
         turn = await self.user.next_turn(state, persona)
         if not turn.is_task_complete:
             state.messages.append(UserMessage(content=turn.user_message))
@@ -221,11 +246,14 @@ class DialogueEngine:
             return f"{call.name}({arguments})"
 
         seen: dict[str, int] = {}
-        for message in state.messages:
-            if isinstance(message, AssistantMessage):
-                for call in message.tool_calls or ():
-                    seen[signature(call)] = seen.get(signature(call), 0) + 1
-        return next((signature(c) for c in calls if seen[signature(c)] > self.settings.max_repeated_calls), None)
+        for message in state.messages:  # within one user request: reading a record again later is normal
+            if isinstance(message, UserMessage):
+                seen.clear()
+            elif isinstance(message, AssistantMessage):
+                for done in message.tool_calls or ():
+                    key = signature(done)
+                    seen[key] = seen.get(key, 0) + 1
+        return next((key for c in calls if seen[key := signature(c)] > self.settings.max_repeated_calls), None)
 
     async def _tool_step(self, state: DialogueState) -> None:
         last = next(m for m in reversed(state.messages) if isinstance(m, AssistantMessage))
@@ -243,13 +271,14 @@ class DialogueEngine:
             result = await environment.call(call.name, arguments)
         state.messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=result.to_text()))
         state.env = self._snapshot(environment, state)
+        self._live[state.id] = (len(state.messages), environment)
         state.next_actor = "tool" if len(pending) > 1 else "agent"
 
     async def _judge_step(self, state: DialogueState) -> None:
         verification = await self._verification(state)
         state.judgment = await self.judge.judge(state, verification=verification)
         state.status, state.next_actor = "completed", "done"
-        self._live.pop(state.id, None)
+        self._release(state)
 
     async def _verification(self, state: DialogueState) -> Verification | None:
         setup = self._domains[state.domain]
@@ -269,8 +298,9 @@ class DialogueEngine:
 
     async def _environment(self, state: DialogueState) -> Environment:
         """The dialogue's live environment, rebuilt from the state when this process has not got it."""
-        if (live := self._live.get(state.id)) is not None:
-            return live
+        live = self._live.get(state.id)
+        if live is not None and live[0] == len(state.messages):
+            return live[1]  # the environment as this very state left it; anything else is rebuilt
         setup = self._domains[state.domain]
         kind = state.env.get("kind")
         if kind == "sql" and isinstance(setup.environment, SQLEnvironment):
@@ -283,7 +313,7 @@ class DialogueEngine:
             environment = await self._replayed(setup.environment, state)
         else:
             raise EngineError(f"dialogue {state.id!r}: no way to rebuild a {kind!r} environment for {state.domain!r}")
-        self._live[state.id] = environment
+        self._live[state.id] = (len(state.messages), environment)
         return environment
 
     async def _replayed(self, root: PythonEnvironment, state: DialogueState) -> Environment:
@@ -321,6 +351,20 @@ class DialogueEngine:
             guards=state.guards,
             generator={"models": self.model_names},
         )
+
+
+def _next_after(history: Sequence[Message]) -> Actor:
+    """Who speaks next after an imported conversation: it may end mid-exchange."""
+    if not history:
+        return "user"
+    last = history[-1]
+    if isinstance(last, UserMessage) or (isinstance(last, ToolMessage) and not _pending_calls(history)):
+        return "agent"
+    return "tool" if _pending_calls(history) else "user"
+
+
+def _pending_calls(history: Sequence[Message]) -> bool:
+    return len(_complete_exchanges(history)) < len(history)
 
 
 def _complete_exchanges(messages: Sequence[Message]) -> list[Message]:
