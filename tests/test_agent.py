@@ -82,7 +82,7 @@ async def test_model_errors_propagate() -> None:
 def test_system_prompt_states_domain_policy_and_today_without_meta_words() -> None:
     prompt = agent_system_prompt("Online bookshop", POLICY, today="2024-03-14T10:27:00")
 
-    assert "customer service agent for Online bookshop" in prompt
+    assert "assistant of the Online bookshop service" in prompt
     assert POLICY in prompt
     assert "Thursday, 2024-03-14T10:27:00" in prompt
     assert meta_words(prompt, vocabulary="") == []
