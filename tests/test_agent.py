@@ -86,7 +86,7 @@ def test_system_prompt_states_domain_policy_and_today_without_meta_words() -> No
     assert POLICY in prompt
     assert "Thursday, 2024-03-14T10:27:00" in prompt
     assert meta_words(prompt, vocabulary="") == []
-    for word in ("assistant", "dialogue", "user simulator", "$"):
+    for word in ("dialogue", "user simulator", "simulat", "$"):  # "assistant" is what a deployment calls it
         assert word not in prompt.casefold()
 
 
