@@ -1,0 +1,74 @@
+"""Kill -9 at random moments, resume, repeat: the dataset equals an uninterrupted run's, exactly once each."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
+from dialforge.environments.sql.schema import introspect
+from dialforge.environments.sql.source import open_readonly
+from dialforge.model import Task
+
+
+def write_config(tmp_path: Path, chinook_path: Path) -> Path:
+    connection = open_readonly(chinook_path)
+    write_tools_json(scaffold_tools(introspect(connection)), tmp_path / "tools.json")
+    connection.close()
+    tasks = [
+        Task(id="a", description="You are customer 2: you want invoice 1 and its lines.", tools=["get_invoice"]),
+        Task(id="b", description="You want a genre called Polka added and then listed.", tools=["create_genre"]),
+    ]
+    (tmp_path / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        f"mode: user+exec\n"
+        f"domains: [{{name: music store, database: {chinook_path}, tools: tools.json, tasks: tasks.jsonl,"
+        f" policy: Confirm before changes.}}]\n"
+        "generation: {tasks_per_dialogue: [1, 2]}\n"
+        "dialogue: {per_domain: 40, max_turns: 24}\n"
+    )
+    return path
+
+
+def command(config: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "dialforge.cli.main", "run", str(config), "--dry-run", "--out", str(out),
+            "--concurrency", "4"]  # fmt: skip
+
+
+def content(out: Path) -> list[dict[str, Any]]:
+    rows = [orjson.loads(line) for line in (out / "dialogues.jsonl").read_bytes().splitlines()]
+    for row in rows:
+        row.pop("usage")  # wall-clock seconds differ between runs; everything else must not
+    return rows
+
+
+def test_killed_runs_resume_to_the_same_dataset(tmp_path: Path, chinook_path: Path) -> None:
+    config = write_config(tmp_path, chinook_path)
+    whole = tmp_path / "whole"
+    subprocess.run(command(config, whole), check=True, capture_output=True, timeout=120)
+
+    crashed = tmp_path / "crashed"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(6):
+        process = subprocess.Popen(command(config, crashed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.4, 1.6))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=30)
+    subprocess.run(command(config, crashed), check=True, capture_output=True, timeout=120)
+
+    assert kills >= 2, "the run must really have been killed mid-way"
+    expected, got = content(whole), content(crashed)
+    assert len(got) == len(expected) == 40
+    assert len({row["id"] for row in got}) == 40
+    assert got == expected
