@@ -6,6 +6,7 @@ Secrets never live in the file: a model entry names the environment variable hol
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -104,6 +105,9 @@ class DialogueConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     per_domain: int = Field(default=20, ge=1, description="dialogues planned per domain")
+    today: datetime | None = Field(
+        default=None, description="the agent's current date and time (default: a random one per dialogue)"
+    )
     limit: int | None = Field(default=None, ge=1, description="stop after this many finished dialogues (--limit)")
     max_turns: int = Field(default=60, ge=2, description="messages (user, agent, tool) before the dialogue is cut")
     max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")

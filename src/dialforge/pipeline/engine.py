@@ -97,7 +97,8 @@ class DialogueEngine:
     ) -> DialogueState:
         """A new dialogue (or one continuing ``messages``, an existing conversation) about ``tasks``."""
         setup = self._domains[domain]
-        today = random_reference_time(seed)
+        fixed = self.settings.today
+        today = fixed.isoformat(timespec="seconds") if fixed is not None else random_reference_time(seed)
         system = SystemMessage(content=agent_system_prompt(domain, setup.policy, today=today))
         history = [m for m in messages if not isinstance(m, SystemMessage)]
         problems = conversation_problems(history, [tool.name for tool in setup.tools], allow_pending=True)

@@ -2,7 +2,8 @@
 
 Deterministic, so a resumed run plans exactly the same dialogues and skips the finished ones. Each
 dialogue gets a primary task and, when ``tasks_per_dialogue`` allows more, follow-ups: extensions of
-that task first, then independent ones (or, without follow-ups, further primary tasks).
+that task first, then independent ones. Another primary task is never added: it belongs to another
+person, and one dialogue is one person.
 """
 
 from __future__ import annotations
@@ -51,9 +52,6 @@ def _extra_tasks(plan: DomainPlan, primary: Task, count: int, rng: random.Random
         return []
     extensions = [t for t in plan.followups if t.follows == primary.id]
     independent = [t for t in plan.followups if t.follows is None]
-    others = [t for t in plan.tasks if t.id != primary.id]
     rng.shuffle(extensions)
     rng.shuffle(independent)
-    rng.shuffle(others)
-    pool = extensions + (independent or others)
-    return pool[:count]
+    return (extensions + independent)[:count]
