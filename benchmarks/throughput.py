@@ -120,7 +120,9 @@ async def measure(base_url: str, concurrency: int, per_slot: int, clock: Checkpo
             store.close()
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         calls = sum(row["usage"]["calls"] for row in ledger.snapshot())
+        waited = sum(row["usage"]["seconds"] for row in ledger.snapshot())
     return {
+        "latency ms": 1000 * waited / max(calls, 1),
         "dialogues": summary.finished,
         "dialogues/s": summary.finished / wall,
         "calls/s": calls / wall,
@@ -154,7 +156,8 @@ def main() -> None:
                 f"concurrency {concurrency:>5}: {row['dialogues']:.0f} dialogues ({row['failed']:.0f} failed),"
                 f" {row['dialogues/s']:.1f} dialogues/s, {row['calls/s']:.0f} calls/s"
                 f" ({100 * row['calls/s'] / ideal:.0f}% of ideal {ideal:.0f}), {row['cpu ms/call']:.2f} CPU ms/call,"
-                f" checkpointing {100 * row['checkpoint share']:.0f}% of CPU, peak RSS {rss:.0f} MB"
+                f" checkpointing {100 * row['checkpoint share']:.0f}% of CPU, peak RSS {rss:.0f} MB,"
+                f" mean call latency {row['latency ms']:.0f} ms"
             )
         reuse = asyncio.run(prefix_reuse(base_url))
         print(f"prompt prefix reuse (mock server, chars-weighted): {reuse:.1%}" if reuse is not None else "")

@@ -150,7 +150,11 @@ class DialogueEngine:
 
     async def step(self, state: DialogueState) -> DialogueState:
         """Take the next action; never raises for model or tool trouble (the dialogue fails instead)."""
-        state = state.model_copy(deep=True)
+        # A new state; the caller's stays untouched. Only these containers are changed in place by a step
+        # (everything else is replaced whole), so copying them is enough and much cheaper than a deep copy.
+        state = state.model_copy(
+            update={"messages": list(state.messages), "guards": dict(state.guards), "usage": dict(state.usage)}
+        )
         actor = state.next_actor
         with usage_scope(state.usage):
             try:
