@@ -251,7 +251,7 @@ async def test_unknown_tool_names_the_available_ones(env: PythonEnvironment[Any]
     assert result.error.kind == "unknown_tool"
     assert "refund_order" in result.error.message
     assert "cancel_order" in result.error.message
-    assert result.error.details["available"] == sorted(function.__name__ for function in FUNCTIONS)
+    assert result.error.details["tools"] == sorted(function.__name__ for function in FUNCTIONS)
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,15 @@ class DialogueConfig(BaseModel):
     )
 
 
+class RayConfig(BaseModel):
+    """Where ``--executor ray`` runs: a cluster address (none: a local Ray instance) and how many shards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(default=None, description="e.g. ray://head:10001 or auto; none starts a local Ray")
+    workers: int = Field(default=2, ge=1, le=10_000, description="shards, one Ray task each")
+
+
 class DialforgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -126,6 +135,7 @@ class DialforgeConfig(BaseModel):
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     prices: dict[str, Price] = Field(default_factory=dict, description="model name -> USD per million tokens")
+    ray: RayConfig = Field(default_factory=RayConfig)
     seed: int = 0
 
     @field_validator("domains")

@@ -64,7 +64,30 @@ def run(
 ) -> None:
     """Generate (or resume) a dataset as the config describes."""
     if executor is Executor.ray:
-        not_implemented("run --executor ray", "Ray executor")
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            typer.echo("dialforge run --executor ray needs Ray: pip install 'dialforge[ray]'", err=True)
+            raise typer.Exit(2)
+        from dialforge.runner.ray_executor import RayExecutorError, run_on_ray
+        from dialforge.runner.run import RunOptions
+
+        settings = _load_config(config, dry_run)
+        run_dir = out or Path("runs") / config.stem
+        options = RunOptions(dry_run=dry_run, limit=limit, concurrency=concurrency, force_new_config=force_new_config)
+        command = f"dialforge run {config} --executor ray"
+        try:
+            _execute(
+                lambda reporter: run_on_ray(
+                    settings, run_dir, options, reporter, address=settings.ray.address, workers=settings.ray.workers
+                ),
+                run_dir,
+                command,
+            )
+        except RayExecutorError as exc:
+            typer.echo(f"{exc}\nresume with: {command} --out {run_dir}", err=True)
+            raise typer.Exit(1) from None
+        return
     from dialforge.runner.run import RunOptions
     from dialforge.runner.run import run as run_config
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dialforge.environments.base import ToolResult
 from dialforge.llm.structured import schema_violations
 from dialforge.model.tools import ToolSpec
+
+
+def call_problem(name: str, arguments: Any, specs: Mapping[str, ToolSpec]) -> ToolResult | None:
+    """Why a call cannot reach any tool, as the error a real API gives: unknown tool, or bad arguments."""
+    spec = specs.get(name)
+    if spec is None:
+        return ToolResult.failure(
+            "unknown_tool", f"there is no tool {name!r}; the tools are {sorted(specs)}", tools=sorted(specs)
+        )
+    if not isinstance(arguments, dict):
+        return ToolResult.failure("invalid_arguments", f"{name}: arguments must be a JSON object")
+    return argument_problem(spec, arguments)
 
 
 def argument_problem(spec: ToolSpec, arguments: dict[str, Any]) -> ToolResult | None:

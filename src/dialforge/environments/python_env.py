@@ -33,7 +33,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticUserError
 from pydantic_core import to_jsonable_python
 
-from dialforge.environments.arguments import argument_problem
+from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolResult
 from dialforge.model.tools import ToolSpec
 
@@ -414,6 +414,7 @@ class PythonEnvironment(Generic[S]):
         self.name = name
         self.state = state
         self._tools = tools
+        self._specs = {tool_name: tool.spec for tool_name, tool in tools.items()}
 
     @classmethod
     def from_module(
@@ -436,20 +437,9 @@ class PythonEnvironment(Generic[S]):
         return [tool.spec for tool in self._tools.values()]
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
-        tool = self._tools.get(name)
-        if tool is None:
-            available = sorted(self._tools)
-            return ToolResult.failure(
-                "unknown_tool",
-                f"there is no tool {name!r}; available tools: {', '.join(available)}",
-                available=available,
-            )
-        if not isinstance(arguments, dict):
-            return ToolResult.failure(
-                "invalid_arguments", f"{name}: arguments must be a JSON object, not {type(arguments).__name__}"
-            )
-        if (problem := argument_problem(tool.spec, arguments)) is not None:
+        if (problem := call_problem(name, arguments, self._specs)) is not None:
             return problem
+        tool = self._tools[name]
         try:
             args, kwargs = tool.bind(arguments, self.state)
         except _ConversionError as exc:

@@ -28,7 +28,7 @@ from typing import Any, get_args
 
 import orjson
 
-from dialforge.environments.arguments import argument_problem
+from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolError, ToolErrorKind, ToolResult
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.errors import ModelOutputError
@@ -141,17 +141,9 @@ class SimulatedEnvironment:
         A reply that stays invalid after the client's repair round becomes an ``execution_error`` and is not
         logged (the service did nothing); other ``ModelError``s propagate to the engine.
         """
-        tool = self._tools.get(name)
-        if tool is None:
-            return ToolResult.failure(
-                "unknown_tool",
-                f"there is no tool {name!r}; the tools are {sorted(self._tools)}",
-                tools=sorted(self._tools),
-            )
-        if not isinstance(arguments, dict):
-            return ToolResult.failure("invalid_arguments", f"{name}: arguments must be a JSON object")
-        if problem := argument_problem(tool, arguments):
+        if problem := call_problem(name, arguments, self._tools):
             return problem
+        tool = self._tools[name]
         try:
             completion = await self.model.complete(
                 [UserMessage(content=self._prompt(tool, arguments))],

@@ -17,14 +17,12 @@ import orjson
 
 from dialforge.actors.generators.tasks import generate_continuation
 from dialforge.config import DialforgeConfig
-from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.role_models import RoleModels
 from dialforge.model.tasks import Task
 from dialforge.pipeline.conversations import ImportedConversation, read_conversations
 from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed
 from dialforge.runner.progress import Reporter
-from dialforge.runner.run import RunOptions, RunSummary, _check_config, _concurrency, build_engine, generate
+from dialforge.runner.run import RunOptions, RunSummary, _concurrency, build_engine, generate, run_session
 from dialforge.runner.store import RunStore
 from dialforge.runner.work import DialogueWork
 
@@ -35,30 +33,15 @@ async def extend(
     imported = read_conversations(conversations)  # a bad file fails here, before any model call
     if not config.domains:
         raise ValueError("extend needs one domain in the config (domains: [{name: ...}]) for tools and policy")
-    store = RunStore(run_dir)
-    try:
-        _check_config(store, config, force=options.force_new_config)
-        ledger = UsageLedger(config.prices)
-        models = (
-            RoleModels.dry_run(seed=config.seed, ledger=ledger)
-            if options.dry_run
-            else RoleModels.from_settings(config.models, ledger=ledger)
-        )
-        async with models:
-            reporter.stage("preparing tools")
-            plans = await Preparation(config.model_copy(update={"domains": config.domains[:1]}), models["generator"],
-                                      store, tasks=False).run()  # fmt: skip
-            engine = build_engine(config, models, plans)
-            reporter.stage(f"writing continuation goals for {len(imported)} conversations")
-            work = await _continuations(config, models["generator"], store, plans[0], imported)
-            limit = options.limit or config.dialogue.limit
-            summary = await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
-        summary.run_dir = run_dir
-        return summary
-    finally:
-        store.flush()
-        store.write_dialogues()
-        store.close()
+    async with run_session(config, run_dir, options) as (store, models, ledger):
+        reporter.stage("preparing tools")
+        only_first = config.model_copy(update={"domains": config.domains[:1]})
+        plans = await Preparation(only_first, models["generator"], store, tasks=False).run()
+        engine = build_engine(config, models, plans)
+        reporter.stage(f"writing continuation goals for {len(imported)} conversations")
+        work = await _continuations(config, models["generator"], store, plans[0], imported)
+        limit = options.limit or config.dialogue.limit
+        return await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
 
 
 async def _continuations(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +97,12 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
     return engine
 
 
-async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter) -> RunSummary:
+@asynccontextmanager
+async def run_session(
+    config: DialforgeConfig, run_dir: Path, options: RunOptions
+) -> AsyncIterator[tuple[RunStore, RoleModels, UsageLedger]]:
+    """The store and the models of a run; on the way out, the store is flushed and ``dialogues.jsonl``
+    rewritten, whether the run finished, failed or was interrupted."""
     store = RunStore(run_dir)
     try:
         _check_config(store, config, force=options.force_new_config)
@@ -107,23 +113,26 @@ async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, repor
             else RoleModels.from_settings(config.models, ledger=ledger)
         )
         async with models:
-            reporter.stage("preparing tools and tasks")
-            plans = await Preparation(config, models["generator"], store).run()
-            engine = build_engine(config, models, plans)
-            work = plan_dialogues(
-                plans,
-                per_domain=config.dialogue.per_domain,
-                tasks_per_dialogue=config.generation.tasks_per_dialogue,
-                run_seed=config.seed,
-            )
-            limit = options.limit or config.dialogue.limit
-            summary = await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
-        summary.run_dir = run_dir
-        return summary
+            yield store, models, ledger
     finally:
         store.flush()
         store.write_dialogues()
         store.close()
+
+
+async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter) -> RunSummary:
+    async with run_session(config, run_dir, options) as (store, models, ledger):
+        reporter.stage("preparing tools and tasks")
+        plans = await Preparation(config, models["generator"], store).run()
+        engine = build_engine(config, models, plans)
+        work = plan_dialogues(
+            plans,
+            per_domain=config.dialogue.per_domain,
+            tasks_per_dialogue=config.generation.tasks_per_dialogue,
+            run_seed=config.seed,
+        )
+        limit = options.limit or config.dialogue.limit
+        return await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
 
 
 async def generate(

@@ -23,7 +23,7 @@ import orjson
 import sqlglot
 from sqlglot import exp
 
-from dialforge.environments.arguments import argument_problem
+from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import StateDiff, TableDiff, ToolResult
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect
 from dialforge.environments.sql.sandbox import (
@@ -303,17 +303,9 @@ class SQLEnvironment:
 
     def execute(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Run one tool call; never raises: every problem is a ``ToolResult`` error the agent can read."""
-        tool = self._tools.get(name)
-        if tool is None:
-            return ToolResult.failure(
-                "unknown_tool",
-                f"there is no tool {name!r}; the tools are {sorted(self._tools)}",
-                tools=sorted(self._tools),
-            )
-        if not isinstance(arguments, dict):
-            return ToolResult.failure("invalid_arguments", f"{name}: arguments must be a JSON object")
-        if problem := argument_problem(self._specs[name], arguments):
+        if problem := call_problem(name, arguments, self._specs):
             return problem
+        tool = self._tools[name]
         return self._guarded(tool.name, lambda: self._run(tool, arguments))
 
     def _statement(
