@@ -13,16 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from dialforge.actors.generators.tool_specs import (
-    TOOLS_FORMAT,
     check_tool_entries,
     describe_tools,
     domain_description,
-    merge_tool_specs,
+    generate_tool_batch,
 )
-from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.llm.item_repair import Checked, ItemBatch
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
@@ -77,26 +75,7 @@ async def expand_tools(
             extra_rule=lambda tool: expansion_problems(tool, domain_text),
         )
 
-    def repair(failed: Sequence[Checked[ToolSpec]], accepted: Sequence[ToolSpec]) -> str:
-        return render_prompt(
-            "tool_expansion_repair",
-            failures=describe_failures(failed),
-            count=len(failed),
-            kept=", ".join(tool.name for tool in accepted) or "none",
-        )
-
-    batch = await generate_items(
-        model,
-        [UserMessage(content=prompt)],
-        TOOLS_FORMAT,
-        entries=lambda parsed: parsed["tools"],
-        check=check,
-        repair_instruction=repair,
-        limit=max_new,
-        seed=seed,
-    )
-    batch.items, _ = merge_tool_specs(batch.items)  # the checks let through only exact repeats
-    return batch
+    return await generate_tool_batch(model, prompt, "tool_expansion_repair", check, max_new, seed)
 
 
 def expansion_problems(tool: ToolSpec, domain_text: str) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
+from dialforge.llm.item_repair import Check, Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
@@ -80,9 +80,17 @@ async def generate_tool_specs(
     def check(entries: Sequence[Any], accepted: Sequence[ToolSpec]) -> list[Checked[ToolSpec]]:
         return check_tool_entries(entries, known=known, accepted=accepted, reuse_known=True)
 
+    return await generate_tool_batch(model, prompt, "tool_specs_repair", check, MAX_TOOLS_PER_QUESTION, seed)
+
+
+async def generate_tool_batch(
+    model: ChatModel, prompt: str, repair_prompt: str, check: Check[ToolSpec], limit: int, seed: int
+) -> ItemBatch[ToolSpec]:
+    """Ask for ``{"tools": [...]}``, check, repair once with ``repair_prompt``, merge exact repeats."""
+
     def repair(failed: Sequence[Checked[ToolSpec]], accepted: Sequence[ToolSpec]) -> str:
         return render_prompt(
-            "tool_specs_repair",
+            repair_prompt,
             failures=describe_failures(failed),
             count=len(failed),
             kept=", ".join(tool.name for tool in accepted) or "none",
@@ -95,7 +103,7 @@ async def generate_tool_specs(
         entries=lambda parsed: parsed["tools"],
         check=check,
         repair_instruction=repair,
-        limit=MAX_TOOLS_PER_QUESTION,
+        limit=limit,
         seed=seed,
     )
     batch.items, _ = merge_tool_specs(batch.items)  # the checks let through only exact repeats
