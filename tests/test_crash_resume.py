@@ -72,3 +72,20 @@ def test_killed_runs_resume_to_the_same_dataset(tmp_path: Path, chinook_path: Pa
     assert len(got) == len(expected) == 40
     assert len({row["id"] for row in got}) == 40
     assert got == expected
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, chinook_path: Path) -> None:
+    config = write_config(tmp_path, chinook_path)
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen(command(config, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (out / "state.sqlite").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and f"--out {out}" in stderr
+    subprocess.run(command(config, out), check=True, capture_output=True, timeout=120)
+    rows = content(out)
+    assert len(rows) == 40 and len({row["id"] for row in rows}) == 40
