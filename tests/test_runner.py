@@ -112,3 +112,39 @@ def test_extend_continues_existing_conversations(music_config: Path, tmp_path: P
         kept = [m for m in row["messages"] if m["role"] != "system"][:2]
         assert [m["content"] for m in kept] == ["Hi! I love jazz.", "Me too!"]
         assert row["status"] == "completed" or row["failure"]
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_with_a_way_to_resume(
+    music_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from dialforge.runner.store import RunStore
+
+    real_flush = RunStore.flush
+    calls = {"n": 0}
+
+    def failing_flush(store: RunStore) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_flush(store)
+
+    def full_disk(store: RunStore) -> None:
+        try:
+            failing_flush(store)
+        except sqlite3.OperationalError as exc:
+            from dialforge.runner.store import StoreError
+
+            raise StoreError(f"cannot write the checkpoint store: {exc}") from None
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(RunStore, "flush", full_disk)
+    stopped = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out)])
+    assert stopped.exit_code == 1
+    assert "database or disk is full" in stopped.stderr and "resume with: dialforge run" in stopped.stderr
+    monkeypatch.setattr(RunStore, "flush", real_flush)
+    resumed = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    rows = records(out)
+    assert len(rows) == 8 and len({row["id"] for row in rows}) == 8

@@ -206,8 +206,12 @@ async def _launch(
             ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
             try:
                 ray.get(ready)  # a shard that raised stops the run, as an exception would in a local run
-            except ray.exceptions.RayTaskError:
-                raise  # also an instance of the shard's own exception (StoreError, ConfigError, ...)
+            except ray.exceptions.RayTaskError as exc:
+                # The shard's own exception (StoreError, ConfigError, ...), its remote traceback chained.
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, Exception):
+                    raise cause from exc
+                raise
             except ray.exceptions.RayError as exc:
                 raise RayExecutorError(
                     f"a shard did not finish after {MAX_RETRIES} retries; what it finished is stored. {exc}"

@@ -54,7 +54,8 @@ class RunSummary:
 
 
 def _config_text(config: DialforgeConfig) -> str:
-    data = orjson.loads(config.model_dump_json())
+    """The config as the run's identity: where it runs (``ray:``) does not change what it generates."""
+    data = orjson.loads(config.model_dump_json(exclude={"ray"}))
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
 
 
