@@ -84,6 +84,25 @@ def config_for(workdir: Path, base_url: str, concurrency: int, dialogues: int) -
     )
 
 
+class SteadyStateReporter(LogReporter):
+    """Notes the model calls made until the last dialogue starts: until then every slot is busy, so
+    that rate is the steady state, free of the ramp-down while the longest dialogues finish."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(every_s=30)
+        self.expected = expected
+        self.started_count = 0
+        self.steady: tuple[float, int] | None = None
+        self.t0 = time.perf_counter()
+
+    def started(self) -> None:
+        super().started()
+        self.started_count += 1
+        if self.started_count == self.expected and self.ledger is not None:
+            calls = sum(row["usage"]["calls"] for row in self.ledger.snapshot())
+            self.steady = (time.perf_counter() - self.t0, calls)
+
+
 class CheckpointClock:
     """Times every store write, to report checkpointing's share of the CPU."""
 
@@ -116,13 +135,17 @@ async def measure(base_url: str, concurrency: int, per_slot: int, clock: Checkpo
             store = RunStore(Path(workdir) / "run")
             clock.seconds = 0.0
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            summary = await generate(engine, store, work, None, concurrency, LogReporter(every_s=30), ledger)
+            reporter = SteadyStateReporter(len(work))
+            summary = await generate(engine, store, work, None, concurrency, reporter, ledger)
             store.close()
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         calls = sum(row["usage"]["calls"] for row in ledger.snapshot())
         waited = sum(row["usage"]["seconds"] for row in ledger.snapshot())
+        retries = sum(sum(row["retries"].values()) for row in ledger.snapshot())
     return {
         "latency ms": 1000 * waited / max(calls, 1),
+        "retries": retries,
+        "steady calls/s": reporter.steady[1] / reporter.steady[0] if reporter.steady else 0.0,
         "dialogues": summary.finished,
         "dialogues/s": summary.finished / wall,
         "calls/s": calls / wall,
@@ -155,9 +178,11 @@ def main() -> None:
             print(
                 f"concurrency {concurrency:>5}: {row['dialogues']:.0f} dialogues ({row['failed']:.0f} failed),"
                 f" {row['dialogues/s']:.1f} dialogues/s, {row['calls/s']:.0f} calls/s"
-                f" ({100 * row['calls/s'] / ideal:.0f}% of ideal {ideal:.0f}), {row['cpu ms/call']:.2f} CPU ms/call,"
+                f" ({100 * row['calls/s'] / ideal:.0f}% of ideal {ideal:.0f}; while every slot was busy"
+                f" {row['steady calls/s']:.0f}, {100 * row['steady calls/s'] / ideal:.0f}%),"
+                f" {row['cpu ms/call']:.2f} CPU ms/call,"
                 f" checkpointing {100 * row['checkpoint share']:.0f}% of CPU, peak RSS {rss:.0f} MB,"
-                f" mean call latency {row['latency ms']:.0f} ms"
+                f" mean call latency {row['latency ms']:.0f} ms, {row['retries']:.0f} retries"
             )
         reuse = asyncio.run(prefix_reuse(base_url))
         print(f"prompt prefix reuse (mock server, chars-weighted): {reuse:.1%}" if reuse is not None else "")
