@@ -333,3 +333,15 @@ async def test_stepping_the_same_tool_state_twice_does_not_run_the_write_twice(c
     assert state.next_actor == "tool"
     once, again = await engine.step(state), await engine.step(state)
     assert tool_results(once) == tool_results(again) == ['{"rows_affected":1,"last_row_id":26}']
+
+
+async def test_a_goal_cannot_be_completed_before_anything_was_asked(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("All done, thanks!", complete=True), user("Thanks.", complete=True)],
+        agents=[{"content": "Happy to help. Anything you need?"}],
+        judges=[VALID],
+    )
+    state = await engine.run(engine.start("music store", [ADD_POLKA], dialogue_id="p1", seed=1))
+    assert state.guards == {"premature_completion": 1}
+    assert [m.role for m in state.conversation] == ["user", "assistant"] and state.status == "completed"

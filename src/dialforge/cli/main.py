@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -42,12 +42,6 @@ class Reasoning(StrEnum):
     none = "none"
     field = "field"
     think = "think"
-
-
-def not_implemented(command: str, topic: str) -> NoReturn:
-    """Exit 2 with one line on stderr: the command is part of the contract but not built yet."""
-    typer.echo(f"dialforge {command} is not implemented yet; it arrives with the {topic} work", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -255,9 +249,46 @@ def export(
     dataset_format: Annotated[ExportFormat, typer.Option("--format", help="training data format")],
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the dataset")],
     only_valid: Annotated[bool, typer.Option("--only-valid", help="skip dialogues the judge rejected")] = False,
+    split: Annotated[
+        str | None, typer.Option("--split", help="deterministic split into OUT.<name>.ext, e.g. train=0.95,test=0.05")
+    ] = None,
+    reasoning: Annotated[
+        str, typer.Option("--reasoning", help="keep or drop the assistant's reasoning (openai: always dropped)")
+    ] = "drop",
+    hf_dataset: Annotated[
+        Path | None, typer.Option("--hf-dataset", help="also save a datasets DatasetDict here (needs dialforge[hf])")
+    ] = None,
+    include_failed: Annotated[
+        bool, typer.Option("--include-failed", help="also export dialogues that stopped early")
+    ] = False,
+    one_call_per_message: Annotated[
+        bool,
+        typer.Option("--one-call-per-message", help="split parallel tool calls (for Llama 3.1-style templates)"),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
-    not_implemented("export", "export")
+    from dialforge.export.writer import ExportError, export_run, parse_split
+
+    try:
+        if reasoning not in ("keep", "drop"):
+            raise ExportError(f"--reasoning must be keep or drop, not {reasoning!r}")
+        result = export_run(
+            run_dir,
+            dataset_format.value,
+            output,
+            only_valid=only_valid,
+            reasoning=reasoning,  # type: ignore[arg-type]
+            split=parse_split(split) if split else None,
+            hf_dataset=hf_dataset,
+            include_failed=include_failed,
+            one_call_per_message=one_call_per_message,
+            seed=seed,
+        )
+    except ExportError as exc:
+        typer.echo(f"dialforge export: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(result.summary())
 
 
 @app.command()
@@ -266,7 +297,14 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Summarize a run: dialogues, turns, tool calls, validity, usage and cost."""
-    not_implemented("stats", "statistics")
+    from dialforge.report.stats import read_records, render_text, run_statistics
+
+    try:
+        statistics = run_statistics(read_records(_dialogues_file(run_dir, "stats")))
+    except ValueError as exc:
+        typer.echo(f"dialforge stats: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(statistics.model_dump_json(indent=2) if as_json else render_text(statistics).rstrip("\n"))
 
 
 @app.command()
@@ -275,7 +313,27 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the HTML report")],
 ) -> None:
     """Write an HTML report of a run."""
-    not_implemented("report", "HTML report")
+    from dialforge.report.html import write_report
+
+    _dialogues_file(run_dir, "report")
+    try:
+        written = write_report(run_dir, output)
+    except ValueError as exc:
+        typer.echo(f"dialforge report: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {written}")
+
+
+def _dialogues_file(run_dir: Path, command: str) -> Path:
+    """RUN_DIR/dialogues.jsonl, or exit 2 with one line saying what is missing."""
+    if not run_dir.is_dir():
+        typer.echo(f"dialforge {command}: no run directory at {run_dir}", err=True)
+        raise typer.Exit(2)
+    path = run_dir / "dialogues.jsonl"
+    if not path.is_file():
+        typer.echo(f"dialforge {command}: no dialogues.jsonl in {run_dir}", err=True)
+        raise typer.Exit(2)
+    return path
 
 
 @app.command("mock-server")

@@ -80,6 +80,7 @@ class DialogueState(BaseModel):
     guards: dict[str, int] = Field(default_factory=dict, description="guard name -> times it fired")
     closing_message: str | None = Field(default=None, description="the user's last words, after the last task")
     history_length: int = Field(default=0, description="messages imported from an existing conversation")
+    goal_started_at: int = Field(default=0, description="index in messages where the current task began")
     seed: int = 0
     persona: str | None = None
     env: dict[str, Any] = Field(default_factory=dict)

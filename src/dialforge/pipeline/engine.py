@@ -115,6 +115,7 @@ class DialogueEngine:
             messages=[system, *history],
             next_actor=_next_after(history),
             history_length=len(history),
+            goal_started_at=1 + len(history),
             seed=seed,
             persona=persona.name if persona else None,
         )
@@ -201,6 +202,10 @@ class DialogueEngine:
             return
         persona = next((p for p in self.personas if p.name == state.persona), None)
         turn = await self.user.next_turn(state, persona)
+        if turn.is_task_complete and not _goal_answered(state):
+            # Nothing of this goal was asked and answered yet: a completion now would leave it undone.
+            self._guard(state, "premature_completion")
+            turn = turn.model_copy(update={"is_task_complete": False})
         if not turn.is_task_complete:
             state.messages.append(UserMessage(content=turn.user_message))
             state.next_actor = "agent"
@@ -211,6 +216,7 @@ class DialogueEngine:
             state.next_actor = "judge"
         else:  # the acknowledgement stays; the agent answers it, then the next goal begins
             state.messages.append(UserMessage(content=turn.user_message))
+            state.goal_started_at = len(state.messages)
             state.next_actor = "agent"
 
     def _steps_since_user(self, state: DialogueState) -> int:
@@ -356,6 +362,17 @@ class DialogueEngine:
             guards=state.guards,
             generator={"models": self.model_names},
         )
+
+
+def _goal_answered(state: DialogueState) -> bool:
+    """Whether a request of the current goal was made and the agent answered it."""
+    asked = False
+    for message in state.messages[state.goal_started_at :]:
+        if isinstance(message, UserMessage):
+            asked = True
+        elif asked and isinstance(message, AssistantMessage):
+            return True
+    return False
 
 
 def _next_after(history: Sequence[Message]) -> Actor:

@@ -1,0 +1,33 @@
+"""Training-format exports of a run (``dialforge export``)."""
+
+from dialforge.export.formats import (
+    CONVERTERS,
+    FORMATS,
+    Unexportable,
+    convert,
+    split_parallel_calls,
+    to_hermes_record,
+    to_openai_record,
+    to_sharegpt_record,
+    to_trl_record,
+)
+from dialforge.export.templates import render, template_problems
+from dialforge.export.writer import ExportError, ExportResult, export_run, parse_split
+
+__all__ = [
+    "CONVERTERS",
+    "FORMATS",
+    "ExportError",
+    "ExportResult",
+    "Unexportable",
+    "convert",
+    "export_run",
+    "parse_split",
+    "render",
+    "split_parallel_calls",
+    "template_problems",
+    "to_hermes_record",
+    "to_openai_record",
+    "to_sharegpt_record",
+    "to_trl_record",
+]

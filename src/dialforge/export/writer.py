@@ -1,0 +1,260 @@
+"""``export_run``: a run's ``dialogues.jsonl`` as a training dataset (JSONL, Parquet, or a ``datasets`` dir).
+
+Which dialogues are written: ``running`` ones never; ``failed`` ones only with ``include_failed=True``
+(they stopped early and rarely make good training data); with ``only_valid`` only those the judge called
+valid (unjudged ones are skipped too); dialogues with no assistant turn (nothing to learn) never. Every skip is
+counted by reason.
+
+Splits are deterministic: records are ordered by a SHA-256 of ``"{seed}:{id}"`` and cut into exact-size parts
+(``round(n * fraction)``, the last split takes the rest), so the same run and seed always split the same way.
+With a split, ``out.jsonl`` becomes ``out.train.jsonl``, ``out.test.jsonl``...
+
+Parquet and ``datasets`` outputs: a nested column (``messages``, ``tools``...) is stored as Arrow lists and
+structs only when that is lossless; Arrow merges the keys of all structs in a column, so tool schemas or
+tool-call arguments that differ between records would come back with extra ``null`` keys. Such a column is
+stored as JSON strings instead (one per row) and named in ``ExportResult.notes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dialforge.export.formats import FORMAT_NOTES, FORMATS, ReasoningMode, Unexportable, convert
+from dialforge.model.dialogue import Dialogue
+
+HF_HINT = "pip install 'dialforge[hf]'"
+
+
+class ExportError(Exception):
+    """A problem with the export request or its inputs (one line for the user)."""
+
+
+@dataclass
+class ExportResult:
+    written: dict[str, int] = field(default_factory=dict)
+    """split name (``all`` without splits) -> records written"""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """reason -> dialogues skipped"""
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_written(self) -> int:
+        return sum(self.written.values())
+
+    def summary(self) -> str:
+        lines = [f"written: {self.total_written} ({', '.join(f'{k} {v}' for k, v in self.written.items())})"]
+        if self.skipped:
+            lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
+        lines += [f"file: {path}" for path in self.files]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def parse_split(text: str) -> dict[str, float]:
+    """``"train=0.95,test=0.05"`` -> ``{"train": 0.95, "test": 0.05}``; fractions positive, summing to 1."""
+    split: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = math.nan
+        if not sep or not name or not (fraction > 0) or name in split:
+            raise ExportError(f"bad split {part.strip()!r}: expected name=fraction, e.g. train=0.95,test=0.05")
+        split[name] = fraction
+    _check_split(split)
+    return split
+
+
+def _check_split(split: dict[str, float]) -> None:
+    if not split or any(not (f > 0) for f in split.values()):
+        raise ExportError("split fractions must be positive")
+    if abs(sum(split.values()) - 1.0) > 1e-6:
+        raise ExportError(f"split fractions must sum to 1, not {sum(split.values()):g}")
+    for name in split:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ExportError(f"split name {name!r}: use letters, digits, '-' or '_'")
+
+
+def split_records(
+    items: list[tuple[str, dict[str, Any]]], split: dict[str, float], seed: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """Deterministic exact-size split of ``(id, record)`` pairs."""
+    _check_split(split)
+    ordered = sorted(items, key=lambda item: hashlib.sha256(f"{seed}:{item[0]}".encode()).hexdigest())
+    parts: dict[str, list[dict[str, Any]]] = {}
+    start = 0
+    names = list(split)
+    for index, name in enumerate(names):
+        end = len(ordered) if index == len(names) - 1 else min(len(ordered), start + round(len(ordered) * split[name]))
+        parts[name] = [record for _, record in ordered[start:end]]
+        start = end
+    return parts
+
+
+def read_dialogues(run_dir: Path) -> tuple[list[Dialogue], dict[str, int]]:
+    """The run's dialogues and the count of malformed lines (skipped)."""
+    path = Path(run_dir) / "dialogues.jsonl"
+    if not Path(run_dir).is_dir():
+        raise ExportError(f"run directory not found: {run_dir}")
+    if not path.is_file():
+        raise ExportError(f"no dialogues.jsonl in {run_dir} (has the run written any dialogue yet?)")
+    dialogues: list[Dialogue] = []
+    malformed = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                dialogues.append(Dialogue.model_validate_json(line))
+            except ValidationError:
+                malformed += 1
+    return dialogues, ({"malformed record": malformed} if malformed else {})
+
+
+def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool) -> str | None:
+    if dialogue.status == "running":
+        return "running"
+    if dialogue.status == "failed" and not include_failed:
+        return "failed"
+    if only_valid:
+        if dialogue.judgment is None:
+            return "not judged"
+        if dialogue.judgment.judgment != "valid":
+            return "judged invalid"
+    return None
+
+
+def export_run(
+    run_dir: Path,
+    fmt: str,
+    output: Path,
+    *,
+    only_valid: bool = False,
+    reasoning: ReasoningMode = "drop",
+    split: dict[str, float] | None = None,
+    hf_dataset: Path | None = None,
+    include_failed: bool = False,
+    one_call_per_message: bool = False,
+    seed: int = 0,
+) -> ExportResult:
+    """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl``/``.json`` or ``.parquet``)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if reasoning not in ("keep", "drop"):
+        raise ExportError(f"reasoning must be keep or drop, not {reasoning!r}")
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in (".jsonl", ".json", ".parquet"):
+        raise ExportError(f"output {output}: use a .jsonl or .parquet file name")
+    if suffix == ".parquet":
+        _require_pyarrow()
+    if hf_dataset is not None:
+        _require_datasets()
+    if split is not None:
+        _check_split(split)
+
+    dialogues, skipped = read_dialogues(run_dir)
+    result = ExportResult(skipped=skipped)
+    if reasoning == "keep" and fmt == "openai":
+        result.notes.append("--reasoning keep is not supported for openai: " + FORMAT_NOTES["openai"])
+    items: list[tuple[str, dict[str, Any]]] = []
+    for dialogue in dialogues:
+        reason = _skip_reason(dialogue, only_valid, include_failed)
+        if reason is None:
+            try:
+                items.append(
+                    (dialogue.id, convert(dialogue, fmt, reasoning, one_call_per_message=one_call_per_message))
+                )
+                continue
+            except Unexportable as exc:
+                reason = exc.reason
+        result.skipped[reason] = result.skipped.get(reason, 0) + 1
+
+    parts = split_records(items, split, seed) if split else {"all": [record for _, record in items]}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for name, records in parts.items():
+        path = output if name == "all" else output.with_name(f"{output.stem}.{name}{output.suffix}")
+        if suffix == ".parquet":
+            _write_parquet(path, records, result.notes)
+        else:
+            _write_jsonl(path, records)
+        result.written[name] = len(records)
+        result.files.append(path)
+    if hf_dataset is not None:
+        _write_hf_dataset(Path(hf_dataset), {("train" if k == "all" else k): v for k, v in parts.items()}, result)
+    return result
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ExportError(f"Parquet output needs pyarrow: {HF_HINT}") from None
+
+
+def _require_datasets() -> None:
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise ExportError(f"--hf-dataset needs the datasets library: {HF_HINT}") from None
+
+
+def records_to_table(records: list[dict[str, Any]], notes: list[str] | None = None) -> Any:
+    """A pyarrow Table of the records; nested columns Arrow cannot hold losslessly become JSON strings."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {}
+    for record in records:
+        for key in record:
+            columns.setdefault(key, [])
+    for key, values in columns.items():
+        values.extend(record.get(key) for record in records)
+    arrays: dict[str, Any] = {}
+    for key, values in columns.items():
+        array = None
+        try:
+            array = pa.array(values)
+            if array.to_pylist() != values:
+                array = None
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            array = None
+        if array is None:
+            array = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
+            if notes is not None:
+                note = f"column {key!r} stored as JSON strings (its nested values differ in shape between records)"
+                if note not in notes:
+                    notes.append(note)
+        arrays[key] = array
+    return pa.table(arrays) if arrays else pa.table({})
+
+
+def _write_parquet(path: Path, records: list[dict[str, Any]], notes: list[str]) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(records_to_table(records, notes), path)
+
+
+def _write_hf_dataset(directory: Path, parts: dict[str, list[dict[str, Any]]], result: ExportResult) -> None:
+    import datasets
+
+    dataset = datasets.DatasetDict(
+        {name: datasets.Dataset(records_to_table(records, result.notes)) for name, records in parts.items()}
+    )
+    dataset.save_to_disk(str(directory))
+    result.files.append(directory)

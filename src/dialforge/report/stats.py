@@ -1,0 +1,522 @@
+"""Statistics of a run's dialogues: the paper's Table 1 per (mode, domain) and overall, and more.
+
+Table 1 (PAPER.md) gives Step, Turn and Task as "mean (max) per dialogue", with the quantities counted as
+``pipeline/dialogue_stats.py`` does and stored in each record's ``stats``: Turn is every message (user,
+assistant text, each tool call, each tool output), Step is one tool-use iteration (``steps`` per dialogue;
+``max_steps_per_request`` is the longest run of them for one user request), Task is objectives done.
+
+Beyond the table: tool calls per dialogue, the tool error rate (tool errors / tool calls), the judge's
+verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category, failure reasons
+(grouped, see ``failure_reason``), guards fired, tokens and seconds per dialogue per role, and diversity:
+distinct tools used, near-duplicate first user messages and distinct tool-name sequences.
+
+Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
+fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
+order (rarest first), two sets with Jaccard >= t must share one of the first ``n - ceil(t * n) + 1`` shingles
+of each, so only texts sharing such a shingle are ever compared. The result is exact, not an estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from dialforge.actors.generators.near_duplicates import shingles
+from dialforge.model.dialogue import Dialogue
+
+NEAR_DUPLICATE_THRESHOLD = 0.8
+"""Jaccard similarity of word shingles from which two first user messages count as near-duplicates."""
+
+_ACTOR_KIND = re.compile(r"^(\w+): (\w+):")
+_DIGITS = re.compile(r"\d+")
+_KNOWN_FAILURES = (
+    (re.compile(r"^the dialogue reached \d+ messages"), "max_turns"),
+    (re.compile(r"^the agent repeated the call "), "repeated_tool_call"),
+)
+
+
+class MeanMax(BaseModel):
+    """A per-dialogue quantity as the paper's table shows it: mean (max)."""
+
+    mean: float = 0.0
+    max: int = 0
+    total: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} ({_number(self.max)})"
+
+
+class RoleUsage(BaseModel):
+    """One role's model usage: totals over the dialogues and means per dialogue."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    seconds: float = 0.0
+    calls_per_dialogue: float = 0.0
+    prompt_tokens_per_dialogue: float = 0.0
+    completion_tokens_per_dialogue: float = 0.0
+    reasoning_tokens_per_dialogue: float = 0.0
+    seconds_per_dialogue: float = 0.0
+
+
+class PassRate(BaseModel):
+    passed: int = 0
+    total: int = 0
+    rate: float | None = None
+
+
+class Judging(BaseModel):
+    """The judge's verdicts: ``valid``, ``invalid`` and ``unjudged`` (no judgment) counts."""
+
+    verdicts: dict[str, int] = Field(default_factory=dict)
+    judged: int = 0
+    pass_rate: float | None = Field(default=None, description="valid / judged; None when nothing was judged")
+    rubric_items: dict[str, PassRate] = Field(default_factory=dict, description="rubric category -> items passed")
+    checks: PassRate = Field(default_factory=PassRate, description="SQL checks passed")
+
+
+class Diversity(BaseModel):
+    distinct_tools: int = 0
+    tools_offered: int = 0
+    tool_usage: dict[str, int] = Field(default_factory=dict, description="tool name -> calls, most used first")
+    first_user_messages: int = 0
+    near_duplicate_first_user_messages: int = 0
+    near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
+    near_duplicate_examples: list[tuple[str, str]] = Field(
+        default_factory=list, description="(dialogue id, id of the earlier one it nearly repeats), the first few"
+    )
+    distinct_tool_sequences: int = 0
+    dialogues_with_tool_calls: int = 0
+
+
+class GroupStatistics(BaseModel):
+    """Everything for one (mode, domain), or for the whole run (mode and domain ``"all"``)."""
+
+    mode: str
+    domain: str
+    dialogues: int = 0
+    completed: int = 0
+    failed: int = 0
+    step: MeanMax = Field(default_factory=MeanMax)
+    turn: MeanMax = Field(default_factory=MeanMax)
+    task: MeanMax = Field(default_factory=MeanMax)
+    max_steps_per_request: MeanMax = Field(default_factory=MeanMax)
+    tool_calls: MeanMax = Field(default_factory=MeanMax)
+    tool_errors: int = 0
+    tool_error_rate: float | None = Field(default=None, description="tool errors / tool calls")
+    judging: Judging = Field(default_factory=Judging)
+    failure_reasons: dict[str, int] = Field(default_factory=dict)
+    guards: dict[str, int] = Field(default_factory=dict, description="guard -> times fired")
+    guard_dialogues: dict[str, int] = Field(default_factory=dict, description="guard -> dialogues it fired in")
+    usage: dict[str, RoleUsage] = Field(default_factory=dict)
+    diversity: Diversity = Field(default_factory=Diversity)
+
+
+class RunStatistics(BaseModel):
+    """The statistics of a run: ``overall`` and one group per (mode, domain), sorted."""
+
+    dialogues: int = 0
+    overall: GroupStatistics = Field(default_factory=lambda: GroupStatistics(mode="all", domain="all"))
+    groups: list[GroupStatistics] = Field(default_factory=list)
+    histograms: dict[str, dict[int, int]] = Field(
+        default_factory=dict, description="'turn', 'step', 'task' -> value -> dialogues (whole run)"
+    )
+
+
+def failure_reason(failure: str | None) -> str:
+    """The group a failure message belongs to: a guard name where one applies, else the text before ':'.
+
+    ``"agent: timeout: ..."`` (an actor's model error) becomes ``agent_timeout``, the guard the engine
+    fires with it; the max-turns and repeated-call failures become their guards' names; anything else
+    is the text before the first ``:``, numbers replaced by ``N`` so counts of the same kind fall together.
+    """
+    if not failure:
+        return "unknown"
+    if match := _ACTOR_KIND.match(failure):
+        return f"{match[1]}_{match[2]}"
+    for pattern, name in _KNOWN_FAILURES:
+        if pattern.match(failure):
+            return name
+    head = failure.split(":", 1)[0].strip()
+    return _DIGITS.sub("N", head)[:120] or "unknown"
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a ``dialogues.jsonl`` (blank lines skipped); ValueError names a line that is not JSON."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not a JSON record ({exc})") from None
+
+
+def run_statistics(records: Iterable[dict[str, Any] | Dialogue]) -> RunStatistics:
+    """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects)."""
+    rows = [_row(record) for record in records]
+    groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
+    for row in rows:
+        groups[(row.mode, row.domain)].append(row)
+    histograms = {
+        name: dict(sorted(Counter(getattr(row, name) for row in rows).items())) for name in ("turn", "step", "task")
+    }
+    return RunStatistics(
+        dialogues=len(rows),
+        overall=_group("all", "all", rows),
+        groups=[_group(mode, domain, members) for (mode, domain), members in sorted(groups.items())],
+        histograms=histograms,
+    )
+
+
+class _Row:
+    """What the statistics need from one record, read once."""
+
+    __slots__ = (
+        "calls",
+        "domain",
+        "failure",
+        "first_user",
+        "guards",
+        "id",
+        "judgment",
+        "max_steps",
+        "mode",
+        "status",
+        "step",
+        "task",
+        "tool_calls",
+        "tool_errors",
+        "tools_offered",
+        "turn",
+        "usage",
+    )
+
+
+def _row(record: dict[str, Any] | Dialogue) -> _Row:
+    data = record.model_dump(mode="json") if isinstance(record, Dialogue) else record
+    stats = data.get("stats") or {}
+    row = _Row()
+    row.id = str(data.get("id", ""))
+    row.mode = str(data.get("mode", "?"))
+    row.domain = str(data.get("domain", "?"))
+    row.status = str(data.get("status", "completed"))
+    row.failure = data.get("failure")
+    row.turn = int(stats.get("turns", 0))
+    row.step = int(stats.get("steps", 0))
+    row.task = int(stats.get("tasks", 0))
+    row.max_steps = int(stats.get("max_steps_per_request", 0))
+    row.tool_calls = int(stats.get("tool_calls", 0))
+    row.tool_errors = int(stats.get("tool_errors", 0))
+    row.judgment = data.get("judgment")
+    row.guards = data.get("guards") or {}
+    row.usage = data.get("usage") or {}
+    row.tools_offered = [
+        name for tool in data.get("tools") or () if (name := (tool.get("function") or tool).get("name"))
+    ]
+    row.calls = []
+    row.first_user = None
+    for message in data.get("messages") or ():
+        role = message.get("role")
+        if role == "user" and row.first_user is None:
+            row.first_user = message.get("content") or ""
+        elif role == "assistant":
+            row.calls.extend((call.get("function") or {}).get("name", "?") for call in message.get("tool_calls") or ())
+    return row
+
+
+def _mean_max(values: list[int]) -> MeanMax:
+    if not values:
+        return MeanMax()
+    total = sum(values)
+    return MeanMax(mean=total / len(values), max=max(values), total=total)
+
+
+def _group(mode: str, domain: str, rows: list[_Row]) -> GroupStatistics:
+    count = len(rows)
+    tool_calls = sum(row.tool_calls for row in rows)
+    tool_errors = sum(row.tool_errors for row in rows)
+    guards: Counter[str] = Counter()
+    guard_dialogues: Counter[str] = Counter()
+    for row in rows:
+        for name, fired in row.guards.items():
+            guards[name] += int(fired)
+            guard_dialogues[name] += 1
+    return GroupStatistics(
+        mode=mode,
+        domain=domain,
+        dialogues=count,
+        completed=sum(row.status == "completed" for row in rows),
+        failed=sum(row.status == "failed" for row in rows),
+        step=_mean_max([row.step for row in rows]),
+        turn=_mean_max([row.turn for row in rows]),
+        task=_mean_max([row.task for row in rows]),
+        max_steps_per_request=_mean_max([row.max_steps for row in rows]),
+        tool_calls=_mean_max([row.tool_calls for row in rows]),
+        tool_errors=tool_errors,
+        tool_error_rate=tool_errors / tool_calls if tool_calls else None,
+        judging=_judging(rows),
+        failure_reasons=dict(
+            Counter(failure_reason(row.failure) for row in rows if row.status == "failed").most_common()
+        ),
+        guards=dict(guards.most_common()),
+        guard_dialogues=dict(guard_dialogues.most_common()),
+        usage=_usage(rows),
+        diversity=_diversity(rows),
+    )
+
+
+def _judging(rows: list[_Row]) -> Judging:
+    verdicts: Counter[str] = Counter()
+    items: dict[str, PassRate] = {}
+    checks = PassRate()
+    for row in rows:
+        judgment = row.judgment
+        if not judgment:
+            verdicts["unjudged"] += 1
+            continue
+        verdicts[str(judgment.get("judgment", "unjudged"))] += 1
+        for item in judgment.get("items") or ():
+            tally = items.setdefault(str(item.get("category", "?")), PassRate())
+            tally.total += 1
+            tally.passed += bool(item.get("passed"))
+        for passed in (judgment.get("checks") or {}).values():
+            checks.total += 1
+            checks.passed += bool(passed)
+    for tally in [*items.values(), checks]:
+        tally.rate = tally.passed / tally.total if tally.total else None
+    judged = verdicts.get("valid", 0) + verdicts.get("invalid", 0)
+    return Judging(
+        verdicts=dict(sorted(verdicts.items())),
+        judged=judged,
+        pass_rate=verdicts.get("valid", 0) / judged if judged else None,
+        rubric_items=dict(sorted(items.items())),
+        checks=checks,
+    )
+
+
+def _usage(rows: list[_Row]) -> dict[str, RoleUsage]:
+    totals: dict[str, RoleUsage] = {}
+    for row in rows:
+        for role, usage in row.usage.items():
+            total = totals.setdefault(role, RoleUsage())
+            total.calls += int(usage.get("calls", 0))
+            total.prompt_tokens += int(usage.get("prompt_tokens", 0))
+            total.completion_tokens += int(usage.get("completion_tokens", 0))
+            total.reasoning_tokens += int(usage.get("reasoning_tokens", 0))
+            total.seconds += float(usage.get("seconds", 0.0))
+    count = len(rows) or 1
+    for total in totals.values():
+        total.calls_per_dialogue = total.calls / count
+        total.prompt_tokens_per_dialogue = total.prompt_tokens / count
+        total.completion_tokens_per_dialogue = total.completion_tokens / count
+        total.reasoning_tokens_per_dialogue = total.reasoning_tokens / count
+        total.seconds_per_dialogue = total.seconds / count
+    return dict(sorted(totals.items()))
+
+
+def _diversity(rows: list[_Row]) -> Diversity:
+    usage = Counter(name for row in rows for name in row.calls)
+    offered = {name for row in rows for name in row.tools_offered}
+    firsts = [(row.id, row.first_user) for row in rows if row.first_user is not None]
+    duplicates = near_duplicate_pairs([text for _, text in firsts])
+    return Diversity(
+        distinct_tools=len(usage),
+        tools_offered=len(offered),
+        tool_usage=dict(sorted(usage.items(), key=lambda item: (-item[1], item[0]))),
+        first_user_messages=len(firsts),
+        near_duplicate_first_user_messages=len(duplicates),
+        near_duplicate_examples=[(firsts[later][0], firsts[earlier][0]) for later, earlier in duplicates[:10]],
+        distinct_tool_sequences=len({tuple(row.calls) for row in rows if row.calls}),
+        dialogues_with_tool_calls=sum(bool(row.calls) for row in rows),
+    )
+
+
+def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_THRESHOLD) -> list[tuple[int, int]]:
+    """``(i, j)`` with ``j < i`` for every text ``i`` that nearly repeats an earlier text ``j`` (its closest).
+
+    The same decision as ``near_duplicate_of(texts[i], texts[:i], threshold)`` (Jaccard of ``shingles``),
+    but only earlier texts sharing one of the rarest shingles (prefix filtering) are compared, and each
+    text's shingles are computed once; texts without words are left out.
+    """
+    sets = [shingles(text) for text in texts]
+    frequency = Counter(shingle for words in sets for shingle in words)
+    index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    exact: dict[frozenset[tuple[str, ...]], int] = {}
+    pairs: list[tuple[int, int]] = []
+    for position, words in enumerate(sets):
+        if not words:
+            continue
+        if words in exact:
+            pairs.append((position, exact[words]))
+            continue
+        size = len(words)
+        ordered = sorted(words, key=lambda shingle: (frequency[shingle], shingle))
+        prefix = ordered[: size - math.ceil(threshold * size - 1e-9) + 1]
+        best, best_score = -1, threshold
+        for other in sorted({other for shingle in prefix for other in index[shingle]}):
+            theirs = sets[other]
+            if min(size, len(theirs)) < threshold * max(size, len(theirs)):
+                continue
+            overlap = len(words & theirs)
+            score = overlap / (size + len(theirs) - overlap)
+            if score > best_score or (best < 0 and score >= threshold):
+                best, best_score = other, score
+        if best >= 0:
+            pairs.append((position, best))
+        exact[words] = position
+        for shingle in prefix:
+            index[shingle].append(position)
+    return pairs
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if index == 0 else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in [headers, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def render_text(stats: RunStatistics) -> str:
+    """The statistics as plain text tables (no colour, no box drawing), for a terminal or a log."""
+    groups = [*stats.groups, stats.overall] if len(stats.groups) != 1 else stats.groups
+    out: list[str] = [f"{stats.dialogues} dialogues", ""]
+    out.append("Table 1 (mean (max) per dialogue)")
+    out.append(
+        _table(
+            ["mode", "domain", "Step", "Turn", "Task", "dialogues"],
+            [[g.mode, g.domain, str(g.step), str(g.turn), str(g.task), str(g.dialogues)] for g in groups],
+        )
+    )
+    out.append("")
+    out.append("Outcome")
+    out.append(
+        _table(
+            [
+                "mode",
+                "domain",
+                "completed",
+                "failed",
+                "tool calls",
+                "tool errors",
+                "error rate",
+                "valid",
+                "invalid",
+                "unjudged",
+                "pass rate",
+            ],
+            [
+                [
+                    g.mode,
+                    g.domain,
+                    str(g.completed),
+                    str(g.failed),
+                    str(g.tool_calls),
+                    str(g.tool_errors),
+                    _percent(g.tool_error_rate),
+                    str(g.judging.verdicts.get("valid", 0)),
+                    str(g.judging.verdicts.get("invalid", 0)),
+                    str(g.judging.verdicts.get("unjudged", 0)),
+                    _percent(g.judging.pass_rate),
+                ]
+                for g in groups
+            ],
+        )
+    )
+    overall = stats.overall
+    judging = overall.judging
+    graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
+    if judging.checks.total:
+        graded.append(("SQL checks", judging.checks))
+    if graded:
+        out += ["", "Judge: items passed"]
+        out.append(
+            _table(
+                ["item", "passed", "total", "rate"],
+                [[name, str(t.passed), str(t.total), _percent(t.rate)] for name, t in graded],
+            )
+        )
+    out += ["", "Failure reasons"]
+    out.append(
+        _table(["reason", "dialogues"], [[reason, str(n)] for reason, n in overall.failure_reasons.items()])
+        if overall.failure_reasons
+        else "none"
+    )
+    out += ["", "Guards fired"]
+    out.append(
+        _table(
+            ["guard", "times", "dialogues"],
+            [[name, str(n), str(overall.guard_dialogues.get(name, 0))] for name, n in overall.guards.items()],
+        )
+        if overall.guards
+        else "none"
+    )
+    out += ["", "Usage per dialogue, by role"]
+    out.append(
+        _table(
+            ["role", "calls", "prompt tokens", "completion tokens", "reasoning tokens", "seconds"],
+            [
+                [
+                    role,
+                    _number(u.calls_per_dialogue),
+                    _number(u.prompt_tokens_per_dialogue, 1),
+                    _number(u.completion_tokens_per_dialogue, 1),
+                    _number(u.reasoning_tokens_per_dialogue, 1),
+                    f"{u.seconds_per_dialogue:.4f}",
+                ]
+                for role, u in overall.usage.items()
+            ],
+        )
+        if overall.usage
+        else "none"
+    )
+    d = overall.diversity
+    out += ["", "Diversity"]
+    out.append(
+        _table(
+            ["measure", "value"],
+            [
+                ["distinct tools used", f"{d.distinct_tools} of {d.tools_offered} offered"],
+                [
+                    f"near-duplicate first user messages (Jaccard >= {d.near_duplicate_threshold})",
+                    f"{d.near_duplicate_first_user_messages} of {d.first_user_messages}",
+                ],
+                [
+                    "distinct tool sequences",
+                    f"{d.distinct_tool_sequences} of {d.dialogues_with_tool_calls} dialogues with tool calls",
+                ],
+                ["max steps per request", str(overall.max_steps_per_request)],
+            ],
+        )
+    )
+    if d.tool_usage:
+        out += ["", "Tool usage"]
+        out.append(_table(["tool", "calls"], [[name, str(n)] for name, n in d.tool_usage.items()]))
+    return "\n".join(out) + "\n"

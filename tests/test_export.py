@@ -1,0 +1,363 @@
+"""``dialforge export``: every format on hand-made dialogues, the writer's filters, splits, Parquet and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dialforge.cli.main import app
+from dialforge.export import (
+    ExportError,
+    Unexportable,
+    convert,
+    export_run,
+    parse_split,
+    split_parallel_calls,
+    to_hermes_record,
+    to_openai_record,
+    to_sharegpt_record,
+    to_trl_record,
+)
+from dialforge.export.writer import split_records
+from dialforge.model import parse_messages
+from dialforge.model.dialogue import Dialogue, Judgment
+from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+
+runner = CliRunner()
+
+
+def tool(name: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"the {name} tool",
+            "parameters": {"type": "object", "properties": properties, "required": list(properties)},
+        },
+    }
+
+
+TOOLS = [
+    tool("get_weather", city={"type": "string", "description": "city name"}),
+    tool("get_time", zone={"type": "string", "description": "IANA zone"}),
+]
+
+
+def dialogue(id: str = "d-1", *, status: str = "completed", verdict: str | None = "valid", **extra: Any) -> Dialogue:
+    messages = [
+        SystemMessage(content="You are a travel helper."),
+        UserMessage(content="Weather and time in Oslo?"),
+        AssistantMessage(
+            content="Let me check both.",
+            reasoning="Two independent lookups: call both at once.",
+            tool_calls=[
+                ToolCall.make("c1", "get_weather", {"city": "Oslo"}),
+                ToolCall.make("c2", "get_time", {"zone": "Europe/Oslo"}),
+            ],
+        ),
+        ToolMessage(tool_call_id="c2", name="get_time", content='{"error": "unknown zone"}'),
+        ToolMessage(tool_call_id="c1", name="get_weather", content='{"temp_c": 4, "sky": "rain"}'),
+        AssistantMessage(content="It is 4 °C and raining; I could not get the time.", reasoning="Report both."),
+        UserMessage(content="Thanks!"),
+        AssistantMessage(content="You're welcome."),
+    ]
+    judgment = Judgment(judgment=verdict, reasoning="ok") if verdict else None
+    return Dialogue(
+        id=id, mode="user", domain="travel", status=status, tools=TOOLS, messages=messages, judgment=judgment, **extra
+    )
+
+
+def write_run(run_dir: Path, dialogues: list[Dialogue]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "dialogues.jsonl").write_text("".join(d.model_dump_json() + "\n" for d in dialogues))
+    return run_dir
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ---- formats -----------------------------------------------------------------------------------------------
+
+
+def test_openai_round_trips_through_the_canonical_model_and_never_carries_reasoning() -> None:
+    d = dialogue()
+    for reasoning in ("keep", "drop"):
+        record = json.loads(json.dumps(to_openai_record(d, reasoning)))
+        assert set(record) == {"messages", "tools", "parallel_tool_calls"}
+        assert record["parallel_tool_calls"] is True
+        assert all("reasoning" not in m for m in record["messages"])
+        calls = record["messages"][2]["tool_calls"]
+        assert [c["function"]["arguments"] for c in calls] == ['{"city":"Oslo"}', '{"zone":"Europe/Oslo"}']
+        back = parse_messages(record["messages"])
+        assert back == [
+            m.model_copy(update={"reasoning": None}) if isinstance(m, AssistantMessage) else m for m in d.messages
+        ]
+        Dialogue(id="x", mode="user", domain="t", tools=record["tools"], messages=back)  # still well formed
+
+
+def test_openai_one_call_per_message_sets_parallel_false() -> None:
+    record = to_openai_record(dialogue(), one_call_per_message=True)
+    assert record["parallel_tool_calls"] is False
+    assert all(len(m.get("tool_calls") or []) <= 1 for m in record["messages"])
+
+
+def test_trl_has_object_arguments_named_tool_messages_and_reasoning_content_on_keep() -> None:
+    kept = to_trl_record(dialogue(), "keep")
+    assert kept["tools"] == TOOLS
+    assistant = kept["messages"][2]
+    assert assistant["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
+    assert assistant["reasoning_content"].startswith("Two independent")
+    assert kept["messages"][3] == {
+        "role": "tool",
+        "tool_call_id": "c2",
+        "name": "get_time",
+        "content": '{"error": "unknown zone"}',
+    }
+    assert "tool_calls" not in kept["messages"][5]
+    dropped = to_trl_record(dialogue(), "drop")
+    assert all("reasoning_content" not in m for m in dropped["messages"])
+
+
+def test_split_parallel_calls_puts_each_result_right_after_its_call() -> None:
+    messages = split_parallel_calls(dialogue().messages)
+    roles = [(m.role, getattr(m, "tool_call_id", None)) for m in messages[2:6]]
+    assert roles == [("assistant", None), ("tool", "c1"), ("assistant", None), ("tool", "c2")]
+    assert messages[2].content == "Let me check both." and messages[4].content is None
+    Dialogue(id="x", mode="user", domain="t", tools=TOOLS, messages=messages)
+
+
+def check_llama_factory_alternation(record: dict[str, Any]) -> None:
+    turns = record["conversations"]
+    assert len(turns) % 2 == 0
+    for index, turn in enumerate(turns):
+        allowed = ("human", "observation") if index % 2 == 0 else ("gpt", "function_call")
+        assert turn["from"] in allowed, (index, turn)
+
+
+def test_sharegpt_alternates_merges_parallel_results_and_lists_parallel_calls() -> None:
+    record = to_sharegpt_record(dialogue(), "drop")
+    check_llama_factory_alternation(record)
+    assert record["system"] == "You are a travel helper."
+    assert [t["function"]["name"] for t in [{"function": f} for f in json.loads(record["tools"])]] == [
+        "get_weather",
+        "get_time",
+    ]
+    turns = record["conversations"]
+    assert [t["from"] for t in turns] == ["human", "function_call", "observation", "gpt", "human", "gpt"]
+    assert json.loads(turns[1]["value"]) == [
+        {"name": "get_weather", "arguments": {"city": "Oslo"}},
+        {"name": "get_time", "arguments": {"zone": "Europe/Oslo"}},
+    ]
+    # results in call order (c1 then c2), although the tool messages came c2 first
+    assert json.loads(turns[2]["value"]) == ['{"temp_c": 4, "sky": "rain"}', '{"error": "unknown zone"}']
+    assert "Let me check" not in turns[1]["value"]  # text beside calls is dropped (documented)
+    kept = to_sharegpt_record(dialogue(), "keep")
+    assert kept["conversations"][1]["value"].startswith("<think>\nTwo independent")
+    check_llama_factory_alternation(to_sharegpt_record(dialogue(), "keep", one_call_per_message=True))
+
+
+def test_sharegpt_single_result_is_the_bare_content_and_trailing_user_is_dropped() -> None:
+    d = dialogue()
+    messages = split_parallel_calls(d.messages)[:-1]  # ends on the user's "Thanks!"
+    record = to_sharegpt_record(d.model_copy(update={"messages": messages}))
+    check_llama_factory_alternation(record)
+    assert record["conversations"][2] == {"from": "observation", "value": '{"temp_c": 4, "sky": "rain"}'}
+    assert record["conversations"][-1]["from"] == "gpt"
+
+
+def test_hermes_uses_tool_call_and_tool_response_blocks() -> None:
+    record = to_hermes_record(dialogue(), "keep")
+    turns = record["conversations"]
+    assert [t["from"] for t in turns] == ["system", "human", "gpt", "tool", "gpt", "human", "gpt"]
+    assert "<tools>" in turns[0]["value"] and turns[0]["value"].endswith("You are a travel helper.")
+    assert turns[2]["value"].startswith("<think>\nTwo independent")
+    assert turns[2]["value"].count("<tool_call>") == 2
+    assert '{"name": "get_weather", "arguments": {"city": "Oslo"}}' in turns[2]["value"]
+    assert turns[3]["value"].count("<tool_response>") == 2
+    assert "unknown zone" in turns[3]["value"]
+    assert "<think>" not in json.dumps(to_hermes_record(dialogue(), "drop"))
+
+
+def test_a_dialogue_without_an_assistant_turn_is_unexportable() -> None:
+    d = Dialogue(id="e", mode="user", domain="t", tools=TOOLS, messages=[SystemMessage(content="s")])
+    for fmt in ("openai", "trl", "sharegpt", "hermes"):
+        with pytest.raises(Unexportable):
+            convert(d, fmt)
+
+
+# ---- writer ------------------------------------------------------------------------------------------------
+
+
+def test_export_skips_failed_always_and_invalid_with_only_valid(tmp_path: Path) -> None:
+    run = write_run(
+        tmp_path / "run",
+        [
+            dialogue("ok"),
+            dialogue("bad", verdict="invalid"),
+            dialogue("unjudged", verdict=None),
+            dialogue("broke", status="failed", failure="agent error"),
+        ],
+    )
+    everything = export_run(run, "openai", tmp_path / "all.jsonl")
+    assert everything.written == {"all": 3} and everything.skipped == {"failed": 1}
+    valid = export_run(run, "trl", tmp_path / "valid.jsonl", only_valid=True)
+    assert valid.written == {"all": 1}
+    assert valid.skipped == {"failed": 1, "judged invalid": 1, "not judged": 1}
+    assert len(read_jsonl(tmp_path / "valid.jsonl")) == 1
+    with_failed = export_run(run, "hermes", tmp_path / "f.jsonl", include_failed=True)
+    assert with_failed.written == {"all": 4}
+
+
+def test_split_is_deterministic_exact_and_disjoint(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(20)])
+    first = export_run(run, "openai", tmp_path / "a" / "out.jsonl", split={"train": 0.8, "test": 0.2})
+    second = export_run(run, "openai", tmp_path / "b" / "out.jsonl", split={"train": 0.8, "test": 0.2})
+    assert first.written == second.written == {"train": 16, "test": 4}
+    for name in ("train", "test"):
+        assert (tmp_path / "a" / f"out.{name}.jsonl").read_text() == (tmp_path / "b" / f"out.{name}.jsonl").read_text()
+    other_seed = split_records([(f"d-{i}", {"i": i}) for i in range(20)], {"train": 0.8, "test": 0.2}, seed=1)
+    same_seed = split_records([(f"d-{i}", {"i": i}) for i in range(20)], {"train": 0.8, "test": 0.2}, seed=0)
+    assert other_seed != same_seed
+    assert sorted(r["i"] for part in same_seed.values() for r in part) == list(range(20))
+
+
+def test_parse_split_rejects_bad_input() -> None:
+    assert parse_split("train=0.95,test=0.05") == {"train": 0.95, "test": 0.05}
+    for bad in ("train=0.9", "train", "train=x,test=0.5", "train=1.2,test=-0.2", "a=0.5,a=0.5"):
+        with pytest.raises(ExportError):
+            parse_split(bad)
+
+
+def test_parquet_is_written_and_read_back(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (pip install 'dialforge[hf]')")
+    run = write_run(tmp_path / "run", [dialogue("a"), dialogue("b")])
+    result = export_run(run, "sharegpt", tmp_path / "out.parquet")
+    assert result.written == {"all": 2}
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert rows == read_jsonl_of(run, "sharegpt", tmp_path)
+    # trl: nested columns whose shapes differ between records fall back to JSON strings, losslessly
+    odd = dialogue("c").model_copy(update={"tools": [*TOOLS, tool("extra", n={"type": "integer"})]})
+    write_run(run, [dialogue("a"), odd])
+    result = export_run(run, "trl", tmp_path / "trl.parquet")
+    table = pq.read_table(tmp_path / "trl.parquet")
+    decoded = [{k: json.loads(v) if isinstance(v, str) else v for k, v in row.items()} for row in table.to_pylist()]
+    assert decoded == read_jsonl_of(run, "trl", tmp_path)
+    assert any("'tools'" in note for note in result.notes)
+
+
+def read_jsonl_of(run: Path, fmt: str, tmp_path: Path) -> list[dict[str, Any]]:
+    export_run(run, fmt, tmp_path / f"ref-{fmt}.jsonl")
+    return read_jsonl(tmp_path / f"ref-{fmt}.jsonl")
+
+
+def test_missing_optional_dependencies_name_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_hf(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] in ("pyarrow", "datasets"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    run = write_run(tmp_path / "run", [dialogue()])
+    monkeypatch.setattr(builtins, "__import__", no_hf)
+    with pytest.raises(ExportError, match=r"pip install 'dialforge\[hf\]'"):
+        export_run(run, "trl", tmp_path / "out.parquet")
+    with pytest.raises(ExportError, match=r"pip install 'dialforge\[hf\]'"):
+        export_run(run, "trl", tmp_path / "out.jsonl", hf_dataset=tmp_path / "ds")
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+
+
+def test_cli_exports_and_prints_counts(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(10)] + [dialogue("x", status="failed")])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(run),
+            "--format",
+            "sharegpt",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--split",
+            "train=0.8,test=0.2",
+            "--reasoning",
+            "keep",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "written: 10 (train 8, test 2)" in result.stdout and "failed 1" in result.stdout
+    for record in read_jsonl(tmp_path / "o.train.jsonl"):
+        check_llama_factory_alternation(record)
+
+
+def test_cli_missing_run_dir_or_dialogues_exits_2_with_one_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["export", str(tmp_path / "nope"), "--format", "trl", "-o", str(tmp_path / "o.jsonl")])
+    assert missing.exit_code == 2 and "run directory not found" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["export", str(tmp_path / "empty"), "--format", "trl", "-o", str(tmp_path / "o.jsonl")])
+    assert empty.exit_code == 2 and "no dialogues.jsonl" in empty.stderr
+    bad = runner.invoke(
+        app,
+        ["export", str(tmp_path / "empty"), "--format", "trl", "-o", str(tmp_path / "o.jsonl"), "--split", "train=2"],
+    )
+    assert bad.exit_code == 2
+
+
+def test_a_real_dry_run_exports_in_every_format(tmp_path: Path, chinook_path: Path) -> None:
+
+    tools_dir = tmp_path / "cfg"
+    tools_dir.mkdir()
+    config = _music_config(tools_dir, chinook_path)
+    out = tmp_path / "run"
+    ran = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out), "--limit", "4"])
+    assert ran.exit_code == 0, ran.output
+    total = len((out / "dialogues.jsonl").read_text().splitlines())
+    for fmt in ("openai", "trl", "sharegpt", "hermes"):
+        result = export_run(out, fmt, tmp_path / f"{fmt}.jsonl", reasoning="keep")
+        assert result.total_written + sum(result.skipped.values()) == total
+        assert result.total_written > 0
+        records = read_jsonl(tmp_path / f"{fmt}.jsonl")
+        if fmt == "openai":
+            for record in records:
+                parse_messages(record["messages"])
+        if fmt == "sharegpt":
+            for record in records:
+                check_llama_factory_alternation(record)
+
+
+def _music_config(directory: Path, chinook_path: Path) -> Path:
+    from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
+    from dialforge.environments.sql.schema import introspect
+    from dialforge.environments.sql.source import open_readonly
+    from dialforge.model import Task
+
+    connection = open_readonly(chinook_path)
+    write_tools_json(scaffold_tools(introspect(connection)), directory / "tools.json")
+    connection.close()
+    tasks = [Task(id="ms-1", description="You are customer 2 and want to see invoice 1.", tools=["get_invoice"])]
+    (directory / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
+    path = directory / "run.yaml"
+    path.write_text(
+        f"""
+mode: user+exec
+domains:
+  - name: music store
+    description: A digital music store.
+    database: {chinook_path}
+    tools: tools.json
+    tasks: tasks.jsonl
+generation: {{tasks_per_dialogue: [1, 1]}}
+dialogue: {{per_domain: 4, max_turns: 12}}
+"""
+    )
+    return path

@@ -1,0 +1,314 @@
+"""Run statistics: the paper's Table 1 per (mode, domain) and overall, judge, failures, usage, diversity."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dialforge.cli.main import app
+from dialforge.model.dialogue import Dialogue
+from dialforge.report.stats import failure_reason, near_duplicate_pairs, render_text, run_statistics
+
+runner = CliRunner()
+
+
+def record(
+    id: str,
+    *,
+    mode: str = "user",
+    domain: str = "shop",
+    first_user: str = "hello there",
+    calls: tuple[str, ...] = (),
+    turns: int = 0,
+    steps: int = 0,
+    tasks: int = 1,
+    tool_errors: int = 0,
+    verdict: str | None = "valid",
+    status: str = "completed",
+    failure: str | None = None,
+    guards: dict[str, int] | None = None,
+    usage: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A canonical record: one user message, then one assistant message per tool call with its result."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "policy"}, {"role": "user", "content": first_user}]
+    for index, name in enumerate(calls):
+        call_id = f"call_{index}"
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}],
+            }
+        )
+        messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": "{}"})
+    messages.append({"role": "assistant", "content": "done"})
+    tools = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("a", "b", "c")]
+    return {
+        "id": id,
+        "mode": mode,
+        "domain": domain,
+        "status": status,
+        "failure": failure,
+        "tools": tools,
+        "messages": messages,
+        "tasks": [],
+        "judgment": None
+        if verdict is None
+        else {"judgment": verdict, "reasoning": "because", "items": [], "checks": {}},
+        "stats": {
+            "turns": turns,
+            "steps": steps,
+            "max_steps_per_request": steps,
+            "tasks": tasks,
+            "tool_calls": len(calls),
+            "tool_errors": tool_errors,
+        },
+        "usage": usage or {},
+        "env": {},
+        "seed": 0,
+        "persona": None,
+        "guards": guards or {},
+        "generator": {},
+    }
+
+
+def sample_records() -> list[dict[str, Any]]:
+    return [
+        record(
+            "u1",
+            first_user="Show me order 1234 please",
+            calls=("a", "b"),
+            turns=6,
+            steps=2,
+            tasks=1,
+            tool_errors=1,
+            usage={"agent": {"calls": 3, "prompt_tokens": 300, "completion_tokens": 30, "seconds": 1.5}},
+        ),
+        record(
+            "u2",
+            first_user="show me ORDER 5678, please!",
+            calls=("a", "b"),
+            turns=10,
+            steps=4,
+            tasks=3,
+            verdict="invalid",
+            usage={"agent": {"calls": 1, "prompt_tokens": 100, "completion_tokens": 10, "seconds": 0.5}},
+        ),
+        record("u3", first_user="What is the weather like in Oslo tomorrow", calls=("c",), turns=2, steps=1, tasks=2),
+        record(
+            "t1",
+            mode="task",
+            domain="shop",
+            first_user="Cancel my subscription right now",
+            calls=("a",),
+            turns=4,
+            steps=1,
+            tasks=1,
+            verdict=None,
+            status="failed",
+            failure="agent: timeout: the server did not answer in 60 s",
+            guards={"agent_timeout": 2},
+        ),
+        record(
+            "t2",
+            mode="task",
+            domain="bank",
+            first_user="Transfer 50 dollars to savings",
+            turns=3,
+            steps=0,
+            tasks=0,
+            verdict=None,
+            status="failed",
+            failure="the dialogue reached 40 messages without finishing its tasks",
+            guards={"max_turns": 1, "max_steps_per_turn": 3},
+        ),
+        record(
+            "t3",
+            mode="task",
+            domain="bank",
+            first_user="Transfer 75 dollars to savings",
+            calls=("b", "a"),
+            turns=8,
+            steps=5,
+            tasks=2,
+            status="failed",
+            failure="no task to pursue: every task written for this dialogue failed its checks",
+        ),
+    ]
+
+
+def group(stats: Any, mode: str, domain: str) -> Any:
+    return next(g for g in stats.groups if (g.mode, g.domain) == (mode, domain))
+
+
+def test_table_1_per_mode_and_domain_and_overall() -> None:
+    stats = run_statistics(sample_records())
+
+    assert stats.dialogues == 6
+    assert [(g.mode, g.domain, g.dialogues) for g in stats.groups] == [
+        ("task", "bank", 2),
+        ("task", "shop", 1),
+        ("user", "shop", 3),
+    ]
+    user = group(stats, "user", "shop")
+    assert (user.turn.mean, user.turn.max) == (6.0, 10)
+    assert (user.step.mean, user.step.max) == (pytest.approx(7 / 3), 4)
+    assert (user.task.mean, user.task.max) == (2.0, 3)
+    assert str(user.turn) == "6.00 (10)"
+    bank = group(stats, "task", "bank")
+    assert (bank.turn.mean, bank.turn.max, bank.step.mean, bank.step.max) == (5.5, 8, 2.5, 5)
+    overall = stats.overall
+    assert (overall.turn.mean, overall.turn.max) == (pytest.approx(33 / 6), 10)
+    assert (overall.step.total, overall.task.max) == (13, 3)
+    assert stats.histograms["turn"] == {2: 1, 3: 1, 4: 1, 6: 1, 8: 1, 10: 1}
+
+
+def test_tool_calls_errors_and_judge() -> None:
+    stats = run_statistics(sample_records())
+    user = group(stats, "user", "shop")
+
+    assert (user.tool_calls.mean, user.tool_calls.max, user.tool_errors) == (pytest.approx(5 / 3), 2, 1)
+    assert user.tool_error_rate == pytest.approx(1 / 5)
+    assert user.judging.verdicts == {"invalid": 1, "valid": 2}
+    assert user.judging.pass_rate == pytest.approx(2 / 3)
+    overall = stats.overall.judging
+    assert overall.verdicts == {"invalid": 1, "unjudged": 2, "valid": 3}
+    assert (overall.judged, overall.pass_rate) == (4, 0.75)
+    assert group(stats, "task", "shop").judging.pass_rate is None  # nothing judged
+
+
+def test_failure_reasons_are_grouped_and_guards_counted() -> None:
+    stats = run_statistics(sample_records())
+
+    assert stats.overall.failed == 3 and stats.overall.completed == 3
+    assert stats.overall.failure_reasons == {"agent_timeout": 1, "max_turns": 1, "no task to pursue": 1}
+    assert stats.overall.guards == {"max_steps_per_turn": 3, "agent_timeout": 2, "max_turns": 1}
+    assert stats.overall.guard_dialogues == {"agent_timeout": 1, "max_turns": 1, "max_steps_per_turn": 1}
+    assert failure_reason('the agent repeated the call a({"x": 1}) more than 3 times') == "repeated_tool_call"
+    assert (
+        failure_reason("the conversation to continue is not usable: x") == "the conversation to continue is not usable"
+    )
+    assert failure_reason(None) == "unknown"
+
+
+def test_usage_per_dialogue_per_role() -> None:
+    usage = run_statistics(sample_records()).groups[2].usage["agent"]
+
+    assert (usage.calls, usage.prompt_tokens, usage.seconds) == (4, 400, 2.0)
+    assert usage.prompt_tokens_per_dialogue == pytest.approx(400 / 3)
+    assert usage.seconds_per_dialogue == pytest.approx(2 / 3)
+
+
+def test_diversity() -> None:
+    stats = run_statistics(sample_records())
+    diversity = stats.overall.diversity
+
+    assert (diversity.distinct_tools, diversity.tools_offered) == (3, 3)
+    assert diversity.tool_usage == {"a": 4, "b": 3, "c": 1}
+    # "order 1234" ~ "ORDER 5678" and "Transfer 50" ~ "Transfer 75": numbers and case do not matter
+    assert diversity.near_duplicate_first_user_messages == 2
+    assert diversity.near_duplicate_examples == [("u2", "u1"), ("t3", "t2")]
+    # sequences: (a, b) twice, (c), (a), (b, a); t2 calls nothing
+    assert (diversity.distinct_tool_sequences, diversity.dialogues_with_tool_calls) == (4, 5)
+    assert group(stats, "task", "bank").diversity.near_duplicate_first_user_messages == 1
+
+
+def test_near_duplicates_match_the_pairwise_definition() -> None:
+    texts = [
+        "where is my parcel",
+        "Where is my parcel?",
+        "where is my parcel now",
+        "completely different question about refunds",
+        "",
+        "a different question about refunds, completely",
+        "where is my parcel",
+    ]
+
+    pairs = near_duplicate_pairs(texts)
+
+    assert [later for later, _ in pairs] == [1, 2, 5, 6]
+    assert dict(pairs)[6] == 0 and dict(pairs)[1] == 0
+
+
+def test_near_duplicates_stay_fast_for_ten_thousand_texts() -> None:
+    words = [f"w{i}" for i in range(3000)]
+    texts = [" ".join(words[(i * 7 + k * 13) % 3000] for k in range(12)) + f" order {i}" for i in range(10_000)]
+    texts += texts[:50]
+
+    start = time.perf_counter()
+    pairs = near_duplicate_pairs(texts)
+
+    assert time.perf_counter() - start < 10
+    assert len(pairs) >= 50
+
+
+def test_dialogue_objects_count_like_dicts() -> None:
+    records = sample_records()
+    dialogues = [Dialogue.model_validate(r) for r in records]
+
+    assert run_statistics(dialogues) == run_statistics(records)
+
+
+def test_text_and_json_agree() -> None:
+    stats = run_statistics(sample_records())
+    text = render_text(stats)
+    data = json.loads(stats.model_dump_json())
+
+    assert text.startswith("6 dialogues")
+    for g in data["groups"]:
+        line = next(line for line in text.splitlines() if line.split()[:2] == [g["mode"], g["domain"]])
+        assert f"{g['step']['mean']:.2f} ({g['step']['max']})" in line
+        assert f"{g['turn']['mean']:.2f} ({g['turn']['max']})" in line
+        assert f"{g['task']['mean']:.2f} ({g['task']['max']})" in line
+        assert line.split()[-1] == str(g["dialogues"])
+    assert "75.0%" in text  # overall pass rate
+    assert "agent_timeout" in text and "max_turns" in text
+    assert "2 of 6" in text  # near-duplicate first user messages
+
+
+def write_run(tmp_path: Path, records: list[dict[str, Any]]) -> Path:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run_dir
+
+
+def test_cli_stats_text_and_json(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, sample_records())
+
+    text = runner.invoke(app, ["stats", str(run_dir)], terminal_width=200)
+    as_json = runner.invoke(app, ["stats", str(run_dir), "--json"])
+
+    assert text.exit_code == 0 and as_json.exit_code == 0
+    assert text.stdout == render_text(run_statistics(sample_records()))
+    assert json.loads(as_json.stdout) == json.loads(run_statistics(sample_records()).model_dump_json())
+
+
+@pytest.mark.parametrize("make_dir", [False, True])
+def test_cli_stats_exits_2_without_a_run(tmp_path: Path, make_dir: bool) -> None:
+    run_dir = tmp_path / "run"
+    if make_dir:
+        run_dir.mkdir()
+
+    result = runner.invoke(app, ["stats", str(run_dir), "--json"])
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ("dialogues.jsonl" if make_dir else "no run directory") in result.stderr
+
+
+def test_cli_stats_names_a_line_that_is_not_json(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, sample_records()[:1])
+    with (run_dir / "dialogues.jsonl").open("a") as handle:
+        handle.write("{not json\n")
+
+    result = runner.invoke(app, ["stats", str(run_dir)])
+
+    assert result.exit_code == 2
+    assert "dialogues.jsonl:2: not a JSON record" in result.stderr
