@@ -1,6 +1,12 @@
 """Test data used across test modules."""
 
+from pathlib import Path
+
+from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
+from dialforge.environments.sql.schema import introspect
+from dialforge.environments.sql.source import open_readonly
 from dialforge.llm import ResponseSchema
+from dialforge.model import Task
 
 USER_TURN = ResponseSchema(
     name="user_turn",
@@ -12,3 +18,34 @@ USER_TURN = ResponseSchema(
     },
 )
 """The user simulator's reply (PAPER.md): a message and whether the whole task is done."""
+
+
+def write_music_config(
+    directory: Path,
+    chinook_path: Path,
+    *,
+    per_domain: int = 8,
+    max_turns: int = 24,
+    tasks_per_dialogue: tuple[int, int] = (1, 2),
+    extra: str = "",
+) -> Path:
+    """A user+exec run config over the real Chinook database, with scaffolded tools and two short tasks,
+    for whole runs in tests (``--dry-run``)."""
+    connection = open_readonly(chinook_path)
+    write_tools_json(scaffold_tools(introspect(connection)), directory / "tools.json")
+    connection.close()
+    tasks = [
+        Task(id="a", description="You are customer 2: you want invoice 1 and its lines.", tools=["get_invoice"]),
+        Task(id="b", description="You want a genre called Polka added and then listed.", tools=["create_genre"]),
+    ]
+    (directory / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
+    low, high = tasks_per_dialogue
+    path = directory / "run.yaml"
+    path.write_text(
+        "mode: user+exec\n"
+        f"domains: [{{name: music store, description: A digital music store., database: {chinook_path},"
+        " tools: tools.json, tasks: tasks.jsonl, policy: Confirm with the customer before changing anything.}]\n"
+        f"generation: {{tasks_per_dialogue: [{low}, {high}]}}\n"
+        f"dialogue: {{per_domain: {per_domain}, max_turns: {max_turns}}}\n" + extra
+    )
+    return path

@@ -12,30 +12,11 @@ from typing import Any
 
 import orjson
 
-from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
-from dialforge.environments.sql.schema import introspect
-from dialforge.environments.sql.source import open_readonly
-from dialforge.model import Task
+from samples import write_music_config
 
 
 def write_config(tmp_path: Path, chinook_path: Path) -> Path:
-    connection = open_readonly(chinook_path)
-    write_tools_json(scaffold_tools(introspect(connection)), tmp_path / "tools.json")
-    connection.close()
-    tasks = [
-        Task(id="a", description="You are customer 2: you want invoice 1 and its lines.", tools=["get_invoice"]),
-        Task(id="b", description="You want a genre called Polka added and then listed.", tools=["create_genre"]),
-    ]
-    (tmp_path / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
-    path = tmp_path / "run.yaml"
-    path.write_text(
-        f"mode: user+exec\n"
-        f"domains: [{{name: music store, database: {chinook_path}, tools: tools.json, tasks: tasks.jsonl,"
-        f" policy: Confirm before changes.}}]\n"
-        "generation: {tasks_per_dialogue: [1, 2]}\n"
-        "dialogue: {per_domain: 40, max_turns: 24}\n"
-    )
-    return path
+    return write_music_config(tmp_path, chinook_path, per_domain=40)
 
 
 def command(config: Path, out: Path) -> list[str]:

@@ -26,6 +26,7 @@ from dialforge.export.writer import split_records
 from dialforge.model import parse_messages
 from dialforge.model.dialogue import Dialogue, Judgment
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+from samples import write_music_config
 
 runner = CliRunner()
 
@@ -336,28 +337,4 @@ def test_a_real_dry_run_exports_in_every_format(tmp_path: Path, chinook_path: Pa
 
 
 def _music_config(directory: Path, chinook_path: Path) -> Path:
-    from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
-    from dialforge.environments.sql.schema import introspect
-    from dialforge.environments.sql.source import open_readonly
-    from dialforge.model import Task
-
-    connection = open_readonly(chinook_path)
-    write_tools_json(scaffold_tools(introspect(connection)), directory / "tools.json")
-    connection.close()
-    tasks = [Task(id="ms-1", description="You are customer 2 and want to see invoice 1.", tools=["get_invoice"])]
-    (directory / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
-    path = directory / "run.yaml"
-    path.write_text(
-        f"""
-mode: user+exec
-domains:
-  - name: music store
-    description: A digital music store.
-    database: {chinook_path}
-    tools: tools.json
-    tasks: tasks.jsonl
-generation: {{tasks_per_dialogue: [1, 1]}}
-dialogue: {{per_domain: 4, max_turns: 12}}
-"""
-    )
-    return path
+    return write_music_config(directory, chinook_path, per_domain=4, max_turns=12, tasks_per_dialogue=(1, 1))

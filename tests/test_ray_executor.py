@@ -16,13 +16,10 @@ from typer.testing import CliRunner
 
 from dialforge.cli.main import app
 from dialforge.config import load_config
-from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
-from dialforge.environments.sql.schema import introspect
-from dialforge.environments.sql.source import open_readonly
-from dialforge.model import Task
 from dialforge.runner.progress import Reporter
 from dialforge.runner.ray_executor import KILL_AFTER_ENV, run_on_ray, shard_of
 from dialforge.runner.run import RunOptions, run
+from samples import write_music_config
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'dialforge[ray]')"
@@ -30,24 +27,7 @@ needs_ray = pytest.mark.skipif(
 
 
 def write_config(tmp_path: Path, chinook_path: Path, per_domain: int) -> Path:
-    connection = open_readonly(chinook_path)
-    write_tools_json(scaffold_tools(introspect(connection)), tmp_path / "tools.json")
-    connection.close()
-    tasks = [
-        Task(id="a", description="You are customer 2: you want invoice 1 and its lines.", tools=["get_invoice"]),
-        Task(id="b", description="You want a genre called Polka added and then listed.", tools=["create_genre"]),
-    ]
-    (tmp_path / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
-    path = tmp_path / "run.yaml"
-    path.write_text(
-        f"mode: user+exec\n"
-        f"domains: [{{name: music store, database: {chinook_path}, tools: tools.json, tasks: tasks.jsonl,"
-        f" policy: Confirm before changes.}}]\n"
-        "generation: {tasks_per_dialogue: [1, 2]}\n"
-        f"dialogue: {{per_domain: {per_domain}, max_turns: 24}}\n"
-        "ray: {workers: 2}\n"
-    )
-    return path
+    return write_music_config(tmp_path, chinook_path, per_domain=per_domain, extra="ray: {workers: 2}\n")
 
 
 def content(out: Path) -> list[dict[str, Any]]:

@@ -9,42 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from dialforge.cli.main import app
-from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
-from dialforge.environments.sql.schema import introspect
-from dialforge.environments.sql.source import open_readonly
-from dialforge.model import Task
+from samples import write_music_config
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def music_config(tmp_path: Path, chinook_path: Path) -> Path:
-    connection = open_readonly(chinook_path)
-    write_tools_json(scaffold_tools(introspect(connection)), tmp_path / "tools.json")
-    connection.close()
-    tasks = [
-        Task(
-            id="ms-1", description="You are customer 2 and want to see invoice 1 and its lines.", tools=["get_invoice"]
-        ),
-        Task(id="ms-2", description="You want a new genre called Polka added and then listed.", tools=["create_genre"]),
-    ]
-    (tmp_path / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
-    path = tmp_path / "run.yaml"
-    path.write_text(
-        f"""
-mode: user+exec
-domains:
-  - name: music store
-    description: A digital music store.
-    database: {chinook_path}
-    tools: tools.json
-    tasks: tasks.jsonl
-    policy: Confirm with the customer before changing anything.
-generation: {{tasks_per_dialogue: [1, 2]}}
-dialogue: {{per_domain: 8, max_turns: 24}}
-"""
-    )
-    return path
+    return write_music_config(tmp_path, chinook_path)
 
 
 def records(run_dir: Path) -> list[dict]:
