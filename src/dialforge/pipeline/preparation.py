@@ -136,8 +136,20 @@ class Preparation:
             await self._tasks(config, plan)
         return plan
 
-    def _report(self, plan: DomainPlan, stage: str, batch: ItemBatch[Any]) -> None:
+    async def _stage(
+        self,
+        stage: str,
+        plan: DomainPlan,
+        prompts: Sequence[str],
+        kind: TypeAdapter[list[T]],
+        produce: Callable[[], Awaitable[ItemBatch[T]]],
+        **inputs: Any,
+    ) -> ItemBatch[T]:
+        """One stage for one domain: keyed by its inputs and prompts, cached, and reported."""
+        key = self._key(plan.domain, prompts, **inputs)
+        batch = await self._cached(stage, plan.domain.name, key, kind, produce)
         plan.reports.append(StageReport.of(stage, plan.domain.name, batch))
+        return batch
 
     async def _sql_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
         assert config.database is not None
@@ -149,19 +161,17 @@ class Preparation:
         elif config.sql_tools == "synthesize":
             name, count = plan.domain.name, self.settings.sql_tools_per_domain
             database = plan.database
-            key = self._key(
-                plan.domain, ["sql_tools", "sql_tools_repair"], count=count, database=database.schema.model_dump()
-            )
-            batch = await self._cached(
+            batch = await self._stage(
                 "sql_tools",
-                name,
-                key,
+                plan,
+                ["sql_tools", "sql_tools_repair"],
                 TypeAdapter(list[SQLTool]),
                 lambda: synthesize_sql_tools(
                     self.model, database, domain=name, count=count, seed=stage_seed(self.config.seed, name, "sql")
                 ),
+                count=count,
+                database=database.schema.model_dump(),
             )
-            self._report(plan, "sql_tools", batch)
             plan.sql_tools = batch.items
         if not plan.sql_tools:
             plan.sql_tools = scaffold_tools(plan.database.schema)[: self.settings.max_tools_per_domain]
@@ -175,17 +185,15 @@ class Preparation:
         if config.questions is not None:
             plan.questions = load_questions(config.questions, config.name)
         else:
-            key = self._key(domain, ["questions", "questions_repair"], count=self.settings.questions_per_domain)
-            batch = await self._cached(
+            count = self.settings.questions_per_domain
+            batch = await self._stage(
                 "questions",
-                name,
-                key,
+                plan,
+                ["questions", "questions_repair"],
                 TypeAdapter(list[str]),
-                lambda: generate_questions(
-                    self.model, domain, count=self.settings.questions_per_domain, seed=stage_seed(seed, name, "q")
-                ),
+                lambda: generate_questions(self.model, domain, count=count, seed=stage_seed(seed, name, "q")),
+                count=count,
             )
-            self._report(plan, "questions", batch)
             plan.questions = batch.items
         proposed: list[ToolSpec] = list(domain.seed_tools)
         per_question = StageReport(stage="tool_specs", domain=name)
@@ -212,29 +220,28 @@ class Preparation:
         tools = merged[: self.settings.max_tools_per_domain]
         if self.settings.expansion_tools and len(tools) < self.settings.max_tools_per_domain:
             room = min(self.settings.expansion_tools, self.settings.max_tools_per_domain - len(tools))
-            key = self._key(domain, ["tool_expansion", "tool_expansion_repair"], tools=tools, room=room)
-            batch = await self._cached(
+            batch = await self._stage(
                 "expansion",
-                name,
-                key,
+                plan,
+                ["tool_expansion", "tool_expansion_repair"],
                 TypeAdapter(list[ToolSpec]),
                 lambda: expand_tools(self.model, domain, tools, max_new=room, seed=stage_seed(seed, name, "expand")),
+                tools=tools,
+                room=room,
             )
-            self._report(plan, "expansion", batch)
             tools = [*tools, *batch.items]
         plan.tools = tools
 
     async def _return_schemas(self, plan: DomainPlan) -> None:
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
-        key = self._key(domain, ["return_schemas", "return_schemas_repair"], tools=tools)
-        batch = await self._cached(
+        batch = await self._stage(
             "return_schemas",
-            name,
-            key,
+            plan,
+            ["return_schemas", "return_schemas_repair"],
             TypeAdapter(list[ToolSpec]),
             lambda: predict_return_schemas(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "ret")),
+            tools=tools,
         )
-        self._report(plan, "return_schemas", batch)
         if batch.items:
             plan.tools = batch.items
         if conflicts := field_type_conflicts(plan.tools):
@@ -246,15 +253,14 @@ class Preparation:
             plan.policy = config.policy
             return
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
-        key = self._key(domain, ["policy", "policy_repair"], tools=tools)
-        batch = await self._cached(
+        batch = await self._stage(
             "policy",
-            name,
-            key,
+            plan,
+            ["policy", "policy_repair"],
             TypeAdapter(list[str]),
             lambda: generate_policy(self.model, domain, tools, seed=stage_seed(self.config.seed, name, "policy")),
+            tools=tools,
         )
-        self._report(plan, "policy", batch)
         plan.policy = batch.items[0] if batch.items else ""
 
     async def _tasks(self, config: DomainConfig, plan: DomainPlan) -> None:
@@ -271,18 +277,11 @@ class Preparation:
             self.settings,
         )
         style = "rubric" if self.config.mode == "task" else "descriptive"
-        key = self._key(
-            domain,
-            [f"tasks_{style}", "tasks_repair"],
-            tools=tools,
-            count=settings.tasks_per_domain,
-            mix=settings.difficulty_mix,
-            database=database.schema.model_dump() if database else None,
-        )
-        batch = await self._cached(
+        schema = database.schema.model_dump() if database else None
+        batch = await self._stage(
             f"tasks_{style}",
-            name,
-            key,
+            plan,
+            [f"tasks_{style}", "tasks_repair"],
             TypeAdapter(list[Task]),
             lambda: generate_tasks(
                 self.model,
@@ -294,26 +293,20 @@ class Preparation:
                 database=database,
                 seed=stage_seed(self.config.seed, name, "tasks", style),
             ),
+            tools=tools,
+            count=settings.tasks_per_domain,
+            mix=settings.difficulty_mix,
+            database=schema,
         )
-        self._report(plan, f"tasks_{style}", batch)
         plan.tasks = batch.items
         # Follow-ups are written as descriptive goals; the task-oriented baseline chains primary tasks instead.
         multi_task = settings.tasks_per_dialogue[1] > 1 and self.config.mode != "task"
         if multi_task and settings.followups_per_domain and plan.tasks:
             primary = plan.tasks
-            key = self._key(
-                domain,
-                ["tasks_followup", "tasks_repair"],
-                tools=tools,
-                primary=primary,
-                count=settings.followups_per_domain,
-                share=settings.followup_extension_share,
-                database=database.schema.model_dump() if database else None,
-            )
-            followups = await self._cached(
+            followups = await self._stage(
                 "followups",
-                name,
-                key,
+                plan,
+                ["tasks_followup", "tasks_repair"],
                 TypeAdapter(list[Task]),
                 lambda: generate_followups(
                     self.model,
@@ -325,8 +318,12 @@ class Preparation:
                     database=database,
                     seed=stage_seed(self.config.seed, name, "followups"),
                 ),
+                tools=tools,
+                primary=primary,
+                count=settings.followups_per_domain,
+                share=settings.followup_extension_share,
+                database=schema,
             )
-            self._report(plan, "followups", followups)
             plan.followups = followups.items
 
     def _write_artifacts(self, plans: Sequence[DomainPlan]) -> None:

@@ -48,14 +48,21 @@ from dialforge.config import DialforgeConfig
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.role_models import RoleModels
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.domain import Domain
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.preparation import DomainPlan, Preparation
 from dialforge.runner.progress import Reporter
-from dialforge.runner.run import RunOptions, RunSummary, _check_config, _concurrency, build_engine, generate
+from dialforge.runner.run import (
+    RunOptions,
+    RunSummary,
+    _check_config,
+    _concurrency,
+    build_engine,
+    generate,
+    open_models,
+)
 from dialforge.runner.store import RunStore
 from dialforge.runner.work import plan_dialogues
 
@@ -117,12 +124,7 @@ async def run_on_ray(
     ledger = UsageLedger(config.prices)
     try:
         _check_config(store, config, force=options.force_new_config)
-        models = (
-            RoleModels.dry_run(seed=config.seed, ledger=ledger)
-            if options.dry_run
-            else RoleModels.from_settings(config.models, ledger=ledger)
-        )
-        async with models:
+        async with open_models(config, dry_run=options.dry_run, ledger=ledger) as models:
             reporter.stage("preparing tools and tasks")
             plans = await Preparation(config, models["generator"], store).run()
         work = plan_dialogues(
@@ -300,12 +302,7 @@ async def _run_shard(config: DialforgeConfig, plan_data: list[dict[str, Any]], j
     store = RunStore(Path(job.store_dir))
     try:
         ledger = UsageLedger(config.prices)
-        models = (
-            RoleModels.dry_run(seed=config.seed, ledger=ledger)
-            if job.dry_run
-            else RoleModels.from_settings(config.models, ledger=ledger)
-        )
-        async with models:
+        async with open_models(config, dry_run=job.dry_run, ledger=ledger) as models:
             engine = build_engine(config, models, plans)
             reporter = _ShardReporter(shard, progress)
             summary = await generate(engine, store, work, None, job.concurrency, reporter, ledger)

@@ -98,6 +98,13 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
     return engine
 
 
+def open_models(config: DialforgeConfig, *, dry_run: bool, ledger: UsageLedger) -> RoleModels:
+    """Every role's model: the offline dry-run model, or the configured endpoints."""
+    if dry_run:
+        return RoleModels.dry_run(seed=config.seed, ledger=ledger)
+    return RoleModels.from_settings(config.models, ledger=ledger)
+
+
 @asynccontextmanager
 async def run_session(
     config: DialforgeConfig, run_dir: Path, options: RunOptions
@@ -108,12 +115,7 @@ async def run_session(
     try:
         _check_config(store, config, force=options.force_new_config)
         ledger = UsageLedger(config.prices)
-        models = (
-            RoleModels.dry_run(seed=config.seed, ledger=ledger)
-            if options.dry_run
-            else RoleModels.from_settings(config.models, ledger=ledger)
-        )
-        async with models:
+        async with open_models(config, dry_run=options.dry_run, ledger=ledger) as models:
             yield store, models, ledger
     finally:
         store.flush()
