@@ -270,7 +270,7 @@ CONVERTERS: dict[str, Converter] = {
 
 
 def convert(
-    dialogue: Dialogue, fmt: str, reasoning: ReasoningMode = "drop", *, one_call_per_message: bool = False
+    dialogue: Dialogue, fmt: FormatName, reasoning: ReasoningMode = "drop", *, one_call_per_message: bool = False
 ) -> dict[str, Any]:
     """The dialogue in format ``fmt``; raises ``Unexportable`` when the format cannot express it."""
     try:

@@ -62,7 +62,6 @@ class OpenAICompatible(RepairingChatModel):
         self._max_tokens = max_tokens
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_retries = max_retries
-        self._structured_output = structured_output
         self._native_json: bool | None = {"native": True, "prompt": False}.get(structured_output)
         self._max_tokens_field = max_tokens_field
         self._extra_body = extra_body or {}
