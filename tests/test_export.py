@@ -15,6 +15,7 @@ from dialforge.export import (
     Unexportable,
     convert,
     export_run,
+    nullable_as_flag,
     parse_split,
     split_parallel_calls,
     to_hermes_record,
@@ -235,20 +236,34 @@ def test_parse_split_rejects_bad_input() -> None:
 
 
 def test_parquet_is_written_and_read_back(tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (pip install 'dialforge[hf]')")
+    datasets = pytest.importorskip("datasets", reason="datasets not installed (pip install 'dialforge[hf]')")
     run = write_run(tmp_path / "run", [dialogue("a"), dialogue("b")])
     result = export_run(run, "sharegpt", tmp_path / "out.parquet")
     assert result.written == {"all": 2}
-    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
-    assert rows == read_jsonl_of(run, "sharegpt", tmp_path)
-    # trl: nested columns whose shapes differ between records fall back to JSON strings, losslessly
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "out.parquet"), split="train")
+    assert loaded.to_list() == read_jsonl_of(run, "sharegpt", tmp_path)
+
+
+def test_records_of_varying_shape_load_back_exactly_without_null_padding(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="datasets not installed (pip install 'dialforge[hf]')")
     odd = dialogue("c").model_copy(update={"tools": [*TOOLS, tool("extra", n={"type": "integer"})]})
-    write_run(run, [dialogue("a"), odd])
-    result = export_run(run, "trl", tmp_path / "trl.parquet")
-    table = pq.read_table(tmp_path / "trl.parquet")
-    decoded = [{k: json.loads(v) if isinstance(v, str) else v for k, v in row.items()} for row in table.to_pylist()]
-    assert decoded == read_jsonl_of(run, "trl", tmp_path)
-    assert any("'tools'" in note for note in result.notes)
+    run = write_run(tmp_path / "run", [dialogue("a"), odd])
+    expected = read_jsonl_of(run, "trl", tmp_path)
+    argument_keys = [
+        set(call["function"]["arguments"])
+        for record in expected
+        for message in record["messages"]
+        for call in message.get("tool_calls") or []
+    ]
+    assert len({frozenset(keys) for keys in argument_keys}) > 1, "the fixture must mix argument shapes"
+
+    result = export_run(run, "trl", tmp_path / "trl.parquet", hf_dataset=tmp_path / "hf")
+    from_parquet = datasets.load_dataset("parquet", data_files=str(tmp_path / "trl.parquet"), split="train")
+    from_disk = datasets.load_from_disk(str(tmp_path / "hf"))["train"]
+    for loaded in (from_parquet, from_disk):
+        assert loaded.to_list() == expected
+        assert loaded[0]["messages"] == expected[0]["messages"]  # row access too: lists of message objects
+    assert any("'messages'" in note and "Json" in note for note in result.notes)
 
 
 def read_jsonl_of(run: Path, fmt: str, tmp_path: Path) -> list[dict[str, Any]]:
@@ -338,3 +353,22 @@ def test_a_real_dry_run_exports_in_every_format(tmp_path: Path, chinook_path: Pa
 
 def _music_config(directory: Path, chinook_path: Path) -> Path:
     return write_music_config(directory, chinook_path, per_domain=4, max_turns=12, tasks_per_dialogue=(1, 1))
+
+
+def test_nullable_as_flag_moves_null_out_of_type_lists_at_every_depth() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "status": {"type": ["string", "null"], "enum": ["placed", "shipped", None]},
+            "ids": {"type": "array", "items": {"type": ["integer", "null"]}},
+            "either": {"type": ["integer", "string", "null"]},
+            "plain": {"type": "string"},
+        },
+    }
+    flagged = nullable_as_flag(schema)
+    properties = flagged["properties"]
+    assert properties["status"] == {"type": "string", "enum": ["placed", "shipped", None], "nullable": True}
+    assert properties["ids"]["items"] == {"type": "integer", "nullable": True}
+    assert properties["either"] == {"type": ["integer", "string"], "nullable": True}
+    assert properties["plain"] == {"type": "string"}
+    assert schema["properties"]["status"]["type"] == ["string", "null"], "the input is not changed"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tests.test_export import TOOLS, dialogue, tool
 
-from dialforge.export import render, template_problems, to_trl_record
+from dialforge.export import convert, render, template_problems, to_trl_record
 from dialforge.model.dialogue import Dialogue
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 
@@ -102,9 +102,14 @@ def test_known_limits_are_reported_and_met_by_an_export_option(templates: dict[s
     mistral = outcome(templates, "tool_chat_template_mistral.jinja", split)
     assert any("tool call 'get_weather' not rendered" in p for p in mistral)
     assert any("system prompt not rendered" in p for p in mistral)
-    # Hermes' json_to_python_type recurses forever on a "null" type: reported, not a crash
-    nullable = to_trl_record(nullable_tool_dialogue(), "drop")
-    assert any("recursed" in p for p in outcome(templates, "tool_chat_template_hermes.jinja", nullable))
+    # Hermes' json_to_python_type recurses forever on a "null" type: reported, not a crash, and met by
+    # exporting nullable types as a flag
+    hermes = "tool_chat_template_hermes.jinja"
+    nullable = convert(nullable_tool_dialogue(), "trl")
+    assert any("recursed" in p and "--nullable-as-flag" in p for p in outcome(templates, hermes, nullable))
+    flagged = convert(nullable_tool_dialogue(), "trl", nullable_flag=True)
+    assert outcome(templates, hermes, flagged) == []
+    assert "query(str): text" in render(templates[hermes], flagged)
     # the ChatML-style templates render a plain record whole
     for name in ("tool_chat_template_hermes.jinja", "tool_chat_template_xlam_qwen.jinja"):
         problems = outcome(templates, name, to_trl_record(single_call_dialogue(), "keep"))

@@ -265,6 +265,13 @@ def export(
         bool,
         typer.Option("--one-call-per-message", help="split parallel tool calls (for Llama 3.1-style templates)"),
     ] = False,
+    nullable_as_flag: Annotated[
+        bool,
+        typer.Option(
+            "--nullable-as-flag",
+            help='write nullable types ["T", "null"] as "T" plus "nullable": true (for Hermes-style templates)',
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
@@ -283,6 +290,7 @@ def export(
             hf_dataset=hf_dataset,
             include_failed=include_failed,
             one_call_per_message=one_call_per_message,
+            nullable_as_flag=nullable_as_flag,
             seed=seed,
         )
     except ExportError as exc:

@@ -29,6 +29,10 @@ Choices where the target formats leave room (also in ``FORMAT_NOTES``):
   ``<tool_call>\\n{"name": .., "arguments": {..}}\\n</tool_call>`` blocks after any assistant text; the results
   of one assistant message form one ``tool`` turn of ``<tool_response>\\n{"name": .., "content": ..}\\n
   </tool_response>`` blocks. Kept reasoning is a ``<think>...</think>`` prefix of the gpt turn.
+
+``nullable_as_flag`` (any format) rewrites a nullable parameter type ``["T", "null"]`` as ``"T"`` with
+``"nullable": true`` (the OpenAPI spelling). Templates that turn JSON-schema types into Python type names, such as
+the Hermes one vLLM ships, know no ``"null"`` and recurse without end on it.
 """
 
 from __future__ import annotations
@@ -85,6 +89,23 @@ def split_parallel_calls(messages: Sequence[Message]) -> list[Message]:
                     out.append(results[call.id])
             continue
         out.append(message)
+    return out
+
+
+def nullable_as_flag(schema: Any) -> Any:
+    """A copy of a JSON schema (or a list of tool specs) in which no ``type`` list names ``"null"``: the
+    nullability moves to ``"nullable": true``."""
+    if isinstance(schema, list):
+        return [nullable_as_flag(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: nullable_as_flag(value) for key, value in schema.items()}
+    types = schema.get("type")
+    if isinstance(types, list) and "null" in types:
+        others = [t for t in types if t != "null"]
+        if others:
+            out["type"] = others[0] if len(others) == 1 else others
+            out["nullable"] = True
     return out
 
 
@@ -270,7 +291,12 @@ CONVERTERS: dict[str, Converter] = {
 
 
 def convert(
-    dialogue: Dialogue, fmt: FormatName, reasoning: ReasoningMode = "drop", *, one_call_per_message: bool = False
+    dialogue: Dialogue,
+    fmt: FormatName,
+    reasoning: ReasoningMode = "drop",
+    *,
+    one_call_per_message: bool = False,
+    nullable_flag: bool = False,
 ) -> dict[str, Any]:
     """The dialogue in format ``fmt``; raises ``Unexportable`` when the format cannot express it."""
     try:
@@ -279,4 +305,6 @@ def convert(
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
     if not any(isinstance(m, AssistantMessage) for m in dialogue.messages):
         raise Unexportable("no assistant turn")
+    if nullable_flag:
+        dialogue = dialogue.model_copy(update={"tools": nullable_as_flag(dialogue.tools)})
     return converter(dialogue, reasoning, one_call_per_message=one_call_per_message)

@@ -134,7 +134,7 @@ def template_problems(template: Path | str, record: dict[str, Any], **render_kwa
     except RecursionError:
         return [
             "render failed: the template recursed without end (e.g. Hermes' json_to_python_type on a "
-            "JSON-schema type it does not know, such as 'null')"
+            "JSON-schema type it does not know, such as 'null'; export with --nullable-as-flag)"
         ]
     except Exception as exc:
         return [f"render failed: {type(exc).__name__}: {exc}"]

@@ -9,10 +9,12 @@ Splits are deterministic: records are ordered by a SHA-256 of ``"{seed}:{id}"`` 
 (``round(n * fraction)``, the last split takes the rest), so the same run and seed always split the same way.
 With a split, ``out.jsonl`` becomes ``out.train.jsonl``, ``out.test.jsonl``...
 
-Parquet and ``datasets`` outputs: a nested column (``messages``, ``tools``...) is stored as Arrow lists and
-structs only when that is lossless; Arrow merges the keys of all structs in a column, so tool schemas or
-tool-call arguments that differ between records would come back with extra ``null`` keys. Such a column is
-stored as JSON strings instead (one per row) and named in ``ExportResult.notes``.
+Parquet and ``datasets`` outputs are built by ``datasets`` itself. Arrow merges the keys of all structs in a
+column, so tool-call arguments or tool schemas that differ between records would come back padded with ``null``
+keys, which chat templates then render. Values whose shape varies are therefore stored with the ``datasets``
+``Json`` feature (``on_mixed_types="use_json"``, the same choice ``load_dataset("json")`` makes): ``messages``
+stays a list of message objects, exactly as exported, for SFTTrainer and axolotl; readers other than
+``datasets`` see those values as JSON text. Such columns are named in ``ExportResult.notes``.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def export_run(
     hf_dataset: Path | None = None,
     include_failed: bool = False,
     one_call_per_message: bool = False,
+    nullable_as_flag: bool = False,
     seed: int = 0,
 ) -> ExportResult:
     """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl``/``.json`` or ``.parquet``)."""
@@ -157,9 +160,9 @@ def export_run(
     if suffix not in (".jsonl", ".json", ".parquet"):
         raise ExportError(f"output {output}: use a .jsonl or .parquet file name")
     if suffix == ".parquet":
-        _require_pyarrow()
+        _require_datasets("Parquet output")
     if hf_dataset is not None:
-        _require_datasets()
+        _require_datasets("--hf-dataset")
     if split is not None:
         _check_split(split)
 
@@ -173,7 +176,16 @@ def export_run(
         if reason is None:
             try:
                 items.append(
-                    (dialogue.id, convert(dialogue, fmt, reasoning, one_call_per_message=one_call_per_message))
+                    (
+                        dialogue.id,
+                        convert(
+                            dialogue,
+                            fmt,
+                            reasoning,
+                            one_call_per_message=one_call_per_message,
+                            nullable_flag=nullable_as_flag,
+                        ),
+                    )
                 )
                 continue
             except Unexportable as exc:
@@ -201,60 +213,39 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _require_pyarrow() -> None:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise ExportError(f"Parquet output needs pyarrow: {HF_HINT}") from None
-
-
-def _require_datasets() -> None:
+def _require_datasets(why: str) -> None:
     try:
         import datasets  # noqa: F401
     except ImportError:
-        raise ExportError(f"--hf-dataset needs the datasets library: {HF_HINT}") from None
+        raise ExportError(f"{why} needs the datasets library (4.7 or newer): {HF_HINT}") from None
 
 
-def records_to_table(records: list[dict[str, Any]], notes: list[str] | None = None) -> Any:
-    """A pyarrow Table of the records; nested columns Arrow cannot hold losslessly become JSON strings."""
-    import pyarrow as pa
+def records_to_dataset(records: list[dict[str, Any]], notes: list[str] | None = None) -> Any:
+    """A ``datasets.Dataset`` of the records, lossless: values of varying shape use the ``Json`` feature."""
+    import datasets
 
-    columns: dict[str, list[Any]] = {}
-    for record in records:
-        for key in record:
-            columns.setdefault(key, [])
-    for key, values in columns.items():
-        values.extend(record.get(key) for record in records)
-    arrays: dict[str, Any] = {}
-    for key, values in columns.items():
-        array = None
-        try:
-            array = pa.array(values)
-            if array.to_pylist() != values:
-                array = None
-        except (pa.ArrowException, TypeError, ValueError, OverflowError):
-            array = None
-        if array is None:
-            array = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
-            if notes is not None:
-                note = f"column {key!r} stored as JSON strings (its nested values differ in shape between records)"
+    dataset = datasets.Dataset.from_list(records, on_mixed_types="use_json")
+    if notes is not None:
+        for name, feature in dataset.features.items():
+            if "Json(" in repr(feature):
+                note = (
+                    f"column {name!r} holds values of varying shape as the datasets Json feature "
+                    "(exact with datasets; other Parquet readers see JSON text)"
+                )
                 if note not in notes:
                     notes.append(note)
-        arrays[key] = array
-    return pa.table(arrays) if arrays else pa.table({})
+    return dataset
 
 
 def _write_parquet(path: Path, records: list[dict[str, Any]], notes: list[str]) -> None:
     import pyarrow.parquet as pq
 
-    pq.write_table(records_to_table(records, notes), path)
+    pq.write_table(records_to_dataset(records, notes).data.table, path)
 
 
 def _write_hf_dataset(directory: Path, parts: dict[str, list[dict[str, Any]]], result: ExportResult) -> None:
     import datasets
 
-    dataset = datasets.DatasetDict(
-        {name: datasets.Dataset(records_to_table(records, result.notes)) for name, records in parts.items()}
-    )
+    dataset = datasets.DatasetDict({name: records_to_dataset(records, result.notes) for name, records in parts.items()})
     dataset.save_to_disk(str(directory))
     result.files.append(directory)
