@@ -258,6 +258,14 @@ def export(
     hf_dataset: Annotated[
         Path | None, typer.Option("--hf-dataset", help="also save a datasets DatasetDict here (needs dialforge[hf])")
     ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option("--push-to-hub", help="also push the dataset to this Hugging Face Hub repo (needs dialforge[hf])"),
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="create the Hub repo as private")] = False,
+    hub_token_env: Annotated[
+        str, typer.Option("--hub-token-env", help="environment variable holding the Hub write token")
+    ] = "HF_TOKEN",
     include_failed: Annotated[
         bool, typer.Option("--include-failed", help="also export dialogues that stopped early")
     ] = False,
@@ -275,11 +283,13 @@ def export(
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
-    from dialforge.export.writer import ExportError, export_run, parse_split
+    from dialforge.export.writer import ExportError, HubPush, export_run, parse_split
 
     try:
         if reasoning not in ("keep", "drop"):
             raise ExportError(f"--reasoning must be keep or drop, not {reasoning!r}")
+        if private and not push_to_hub:
+            raise ExportError("--private applies to --push-to-hub REPO_ID; add that, or drop --private")
         result = export_run(
             run_dir,
             dataset_format.value,
@@ -288,6 +298,7 @@ def export(
             reasoning=reasoning,  # type: ignore[arg-type]
             split=parse_split(split) if split else None,
             hf_dataset=hf_dataset,
+            push_to_hub=HubPush(push_to_hub, private, hub_token_env) if push_to_hub else None,
             include_failed=include_failed,
             one_call_per_message=one_call_per_message,
             nullable_as_flag=nullable_as_flag,

@@ -13,13 +13,14 @@ from dialforge.export.formats import (
     to_trl_record,
 )
 from dialforge.export.templates import render, template_problems
-from dialforge.export.writer import ExportError, ExportResult, export_run, parse_split
+from dialforge.export.writer import ExportError, ExportResult, HubPush, export_run, parse_split
 
 __all__ = [
     "CONVERTERS",
     "FORMATS",
     "ExportError",
     "ExportResult",
+    "HubPush",
     "Unexportable",
     "convert",
     "export_run",

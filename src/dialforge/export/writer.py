@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,35 @@ HF_HINT = "pip install 'dialforge[hf]'"
 
 class ExportError(Exception):
     """A problem with the export request or its inputs (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class HubPush:
+    """Where ``export_run`` pushes the dataset on the Hugging Face Hub, and as whom."""
+
+    repo_id: str
+    private: bool = False
+    token_env: str = "HF_TOKEN"
+
+    def check(self) -> str:
+        """The write token (the environment variable ``token_env``, else the login stored by ``hf auth login``),
+        after checking the repository id, so that nothing is written before a push that cannot start."""
+        import huggingface_hub
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(self.repo_id)
+        except HFValidationError as exc:
+            raise ExportError(
+                f"--push-to-hub {self.repo_id!r}: {exc} (expected e.g. your-name/bookstore-dialogues)"
+            ) from None
+        token = os.environ.get(self.token_env) or huggingface_hub.get_token()
+        if not token:
+            raise ExportError(
+                f"pushing to {self.repo_id} needs a Hugging Face write token: set {self.token_env} to one "
+                "(https://huggingface.co/settings/tokens) or run `hf auth login`"
+            )
+        return token
 
 
 @dataclass
@@ -145,6 +175,7 @@ def export_run(
     reasoning: ReasoningMode = "drop",
     split: dict[str, float] | None = None,
     hf_dataset: Path | None = None,
+    push_to_hub: HubPush | None = None,
     include_failed: bool = False,
     one_call_per_message: bool = False,
     nullable_as_flag: bool = False,
@@ -163,6 +194,9 @@ def export_run(
         _require_datasets("Parquet output")
     if hf_dataset is not None:
         _require_datasets("--hf-dataset")
+    if push_to_hub is not None:
+        _require_datasets("--push-to-hub")
+        token = push_to_hub.check()
     if split is not None:
         _check_split(split)
 
@@ -202,8 +236,14 @@ def export_run(
             _write_jsonl(path, records)
         result.written[name] = len(records)
         result.files.append(path)
-    if hf_dataset is not None:
-        _write_hf_dataset(Path(hf_dataset), {("train" if k == "all" else k): v for k, v in parts.items()}, result)
+    if hf_dataset is not None or push_to_hub is not None:
+        dataset = _dataset_dict(parts, result.notes)
+        if hf_dataset is not None:
+            dataset.save_to_disk(str(hf_dataset))
+            result.files.append(Path(hf_dataset))
+        if push_to_hub is not None:
+            _push(dataset, push_to_hub, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
+            result.notes.append(f"pushed to the Hub: {push_to_hub.repo_id}")
     return result
 
 
@@ -243,9 +283,20 @@ def _write_parquet(path: Path, records: list[dict[str, Any]], notes: list[str]) 
     pq.write_table(records_to_dataset(records, notes).data.table, path)
 
 
-def _write_hf_dataset(directory: Path, parts: dict[str, list[dict[str, Any]]], result: ExportResult) -> None:
+def _dataset_dict(parts: dict[str, list[dict[str, Any]]], notes: list[str]) -> Any:
     import datasets
 
-    dataset = datasets.DatasetDict({name: records_to_dataset(records, result.notes) for name, records in parts.items()})
-    dataset.save_to_disk(str(directory))
-    result.files.append(directory)
+    return datasets.DatasetDict(
+        {("train" if name == "all" else name): records_to_dataset(records, notes) for name, records in parts.items()}
+    )
+
+
+def _push(dataset: Any, target: HubPush, token: str, message: str) -> None:
+    try:
+        private = True if target.private else None  # None: the account's default visibility for new repos
+        dataset.push_to_hub(target.repo_id, private=private, token=token, commit_message=message)
+    except Exception as exc:  # HTTP, network and Hub validation errors all arrive here
+        raise ExportError(
+            f"pushing to the Hub repository {target.repo_id} failed: {type(exc).__name__}: {exc}; "
+            "the local output is complete, so fix the cause and run the same export again"
+        ) from exc
