@@ -108,6 +108,19 @@ def test_openai_one_call_per_message_sets_parallel_false() -> None:
     assert all(len(m.get("tool_calls") or []) <= 1 for m in record["messages"])
 
 
+def test_trl_string_arguments_are_the_agents_own_json_text_in_both_call_layouts() -> None:
+    for split in (False, True):
+        objects = convert(dialogue(), "trl", one_call_per_message=split)
+        texts = convert(dialogue(), "trl", one_call_per_message=split, string_arguments=True)
+        calls = [c for m in texts["messages"] for c in m.get("tool_calls") or []]
+        assert [c["function"]["arguments"] for c in calls] == ['{"city":"Oslo"}', '{"zone":"Europe/Oslo"}']
+        assert [m for m in texts["messages"] if "tool_calls" not in m] == [
+            m for m in objects["messages"] if "tool_calls" not in m
+        ]
+    with pytest.raises(ValueError, match="trl"):
+        convert(dialogue(), "sharegpt", string_arguments=True)
+
+
 def test_trl_has_object_arguments_named_tool_messages_and_reasoning_content_on_keep() -> None:
     kept = to_trl_record(dialogue(), "keep")
     assert kept["tools"] == TOOLS

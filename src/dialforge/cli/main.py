@@ -280,6 +280,10 @@ def export(
             help='write nullable types ["T", "null"] as "T" plus "nullable": true (for Hermes-style templates)',
         ),
     ] = False,
+    string_arguments: Annotated[
+        bool,
+        typer.Option("--string-arguments", help="trl: tool-call arguments as JSON text (keeps nulls through axolotl)"),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
@@ -302,6 +306,7 @@ def export(
             include_failed=include_failed,
             one_call_per_message=one_call_per_message,
             nullable_as_flag=nullable_as_flag,
+            string_arguments=string_arguments,
             seed=seed,
         )
     except ExportError as exc:

@@ -30,6 +30,10 @@ Choices where the target formats leave room (also in ``FORMAT_NOTES``):
   of one assistant message form one ``tool`` turn of ``<tool_response>\\n{"name": .., "content": ..}\\n
   </tool_response>`` blocks. Kept reasoning is a ``<think>...</think>`` prefix of the gpt turn.
 
+``string_arguments`` (``trl`` only) writes tool-call arguments as the JSON text the agent produced, for loaders
+that parse them themselves: axolotl's ``chat_template`` loader deletes every ``null`` value of a record before it
+parses string arguments, so ``null`` arguments survive only as text.
+
 ``nullable_as_flag`` (any format) rewrites a nullable parameter type ``["T", "null"]`` as ``"T"`` with
 ``"nullable": true`` (the OpenAPI spelling). Templates that turn JSON-schema types into Python type names, such as
 the Hermes one vLLM ships, know no ``"null"`` and recurse without end on it.
@@ -107,6 +111,15 @@ def nullable_as_flag(schema: Any) -> Any:
             out["type"] = others[0] if len(others) == 1 else others
             out["nullable"] = True
     return out
+
+
+def _arguments_as_text(message: dict[str, Any], calls: dict[str, str]) -> dict[str, Any]:
+    if "tool_calls" not in message:
+        return message
+    tool_calls = [
+        {**call, "function": {**call["function"], "arguments": calls[call["id"]]}} for call in message["tool_calls"]
+    ]
+    return {**message, "tool_calls": tool_calls}
 
 
 def _messages(dialogue: Dialogue, one_call_per_message: bool) -> list[Message]:
@@ -297,14 +310,26 @@ def convert(
     *,
     one_call_per_message: bool = False,
     nullable_flag: bool = False,
+    string_arguments: bool = False,
 ) -> dict[str, Any]:
     """The dialogue in format ``fmt``; raises ``Unexportable`` when the format cannot express it."""
     try:
         converter = CONVERTERS[fmt]
     except KeyError:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+    if string_arguments and fmt != "trl":
+        raise ValueError("string arguments are an option of the trl format (openai's are always strings)")
     if not any(isinstance(m, AssistantMessage) for m in dialogue.messages):
         raise Unexportable("no assistant turn")
     if nullable_flag:
         dialogue = dialogue.model_copy(update={"tools": nullable_as_flag(dialogue.tools)})
-    return converter(dialogue, reasoning, one_call_per_message=one_call_per_message)
+    record = converter(dialogue, reasoning, one_call_per_message=one_call_per_message)
+    if string_arguments:
+        calls = {
+            call.id: call.function.arguments
+            for message in dialogue.messages
+            if isinstance(message, AssistantMessage)
+            for call in message.tool_calls or []
+        }
+        record["messages"] = [_arguments_as_text(message, calls) for message in record["messages"]]
+    return record

@@ -179,6 +179,7 @@ def export_run(
     include_failed: bool = False,
     one_call_per_message: bool = False,
     nullable_as_flag: bool = False,
+    string_arguments: bool = False,
     seed: int = 0,
 ) -> ExportResult:
     """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl``/``.json`` or ``.parquet``)."""
@@ -186,6 +187,8 @@ def export_run(
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if reasoning not in ("keep", "drop"):
         raise ExportError(f"reasoning must be keep or drop, not {reasoning!r}")
+    if string_arguments and fmt != "trl":
+        raise ExportError(f"--string-arguments is an option of --format trl, not {fmt}")
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".jsonl", ".json", ".parquet"):
@@ -218,6 +221,7 @@ def export_run(
                             reasoning,
                             one_call_per_message=one_call_per_message,
                             nullable_flag=nullable_as_flag,
+                            string_arguments=string_arguments,
                         ),
                     )
                 )
