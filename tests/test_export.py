@@ -248,13 +248,14 @@ def test_parse_split_rejects_bad_input() -> None:
             parse_split(bad)
 
 
-def test_parquet_is_written_and_read_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["openai", "trl", "sharegpt", "hermes"])
+def test_parquet_is_written_and_read_back(tmp_path: Path, fmt: str) -> None:
     datasets = pytest.importorskip("datasets", reason="datasets not installed (pip install 'dialforge[hf]')")
     run = write_run(tmp_path / "run", [dialogue("a"), dialogue("b")])
-    result = export_run(run, "sharegpt", tmp_path / "out.parquet")
+    result = export_run(run, fmt, tmp_path / "out.parquet")
     assert result.written == {"all": 2}
     loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "out.parquet"), split="train")
-    assert loaded.to_list() == read_jsonl_of(run, "sharegpt", tmp_path)
+    assert loaded.to_list() == read_jsonl_of(run, fmt, tmp_path)
 
 
 def test_records_of_varying_shape_load_back_exactly_without_null_padding(tmp_path: Path) -> None:
@@ -276,7 +277,7 @@ def test_records_of_varying_shape_load_back_exactly_without_null_padding(tmp_pat
     for loaded in (from_parquet, from_disk):
         assert loaded.to_list() == expected
         assert loaded[0]["messages"] == expected[0]["messages"]  # row access too: lists of message objects
-    assert any("'messages'" in note and "Json" in note for note in result.notes)
+    assert any("messages and tools" in note and "Json" in note for note in result.notes)
 
 
 def read_jsonl_of(run: Path, fmt: str, tmp_path: Path) -> list[dict[str, Any]]:
@@ -385,3 +386,28 @@ def test_nullable_as_flag_moves_null_out_of_type_lists_at_every_depth() -> None:
     assert properties["either"] == {"type": ["integer", "string"], "nullable": True}
     assert properties["plain"] == {"type": "string"}
     assert schema["properties"]["status"]["type"] == ["string", "null"], "the input is not changed"
+
+
+def test_a_failed_write_keeps_the_previous_output_and_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dialforge.export import writer
+
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(5)])
+    out = tmp_path / "out.jsonl"
+    export_run(run, "trl", out)
+    before = out.read_bytes()
+    write_run(run, [dialogue(f"e-{i}") for i in range(5)])
+    reads = iter(range(100))
+
+    def failing_read(spool: Any, span: tuple[int, int]) -> bytes:
+        if next(reads) == 2:
+            raise OSError(28, "No space left on device")
+        spool.seek(span[0])
+        return spool.read(span[1])
+
+    monkeypatch.setattr(writer, "_read", failing_read)
+    with pytest.raises(ExportError, match=r"No space left on device.*earlier file there is unchanged"):
+        export_run(run, "trl", out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "run"]

@@ -113,6 +113,33 @@ def test_hostile_text_is_escaped_everywhere(report: Path) -> None:
     assert evil["judgment"]["reasoning"] == HOSTILE[1]
 
 
+def embedded_ids(report: Path) -> list[str]:
+    found = re.search(r'<script type="application/json" id="dialogues-data">(.*?)</script>', report.read_text(), re.S)
+    assert found is not None
+    return [dialogue["id"] for dialogue in json.loads(found.group(1))]
+
+
+def test_a_large_run_shows_a_fixed_sample_and_counts_every_dialogue(tmp_path: Path) -> None:
+    records = [record(f"d{i:03}", domain="shop", calls=("a",), turns=2, steps=1) for i in range(60)]
+    ids = {r["id"] for r in records}
+    shuffled = tmp_path / "shuffled"
+    for run_dir, ordered in ((tmp_path / "run", records), (shuffled, records[::-1])):
+        run_dir.mkdir()
+        (run_dir / "dialogues.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ordered))
+
+    report = write_report(tmp_path / "run", tmp_path / "a.html", max_dialogues=10)
+    shown = embedded_ids(report)
+    assert len(shown) == 10 and set(shown) <= ids
+    assert shown == sorted(shown), "the sample keeps the order of the file"
+    assert set(embedded_ids(write_report(shuffled, tmp_path / "b.html", max_dialogues=10))) == set(shown)
+    assert "holds 10 of the 60 dialogues" in report.read_text()
+    assert ">60<" in report.read_text(), "the summary counts all of them"
+    whole = write_report(tmp_path / "run", tmp_path / "c.html")
+    assert sorted(embedded_ids(whole)) == sorted(ids) and "The browser holds" not in whole.read_text()
+    with pytest.raises(ValueError, match="at least 1"):
+        write_report(tmp_path / "run", tmp_path / "d.html", max_dialogues=0)
+
+
 def test_embed_json_cannot_close_the_script_element() -> None:
     text = embed_json({"x": "</script><!--\u2028&"})
 

@@ -335,13 +335,17 @@ def stats(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="the run directory")],
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the HTML report")],
+    max_dialogues: Annotated[
+        int | None,
+        typer.Option("--max-dialogues", help="dialogues in the browser, default 2000 (a fixed sample; stats use all)"),
+    ] = None,
 ) -> None:
     """Write an HTML report of a run."""
     from dialforge.report.html import write_report
 
     _dialogues_file(run_dir, "report")
     try:
-        written = write_report(run_dir, output)
+        written = write_report(run_dir, output, **({} if max_dialogues is None else {"max_dialogues": max_dialogues}))
     except ValueError as exc:
         typer.echo(f"dialforge report: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -9,30 +9,39 @@ Splits are deterministic: records are ordered by a SHA-256 of ``"{seed}:{id}"`` 
 (``round(n * fraction)``, the last split takes the rest), so the same run and seed always split the same way.
 With a split, ``out.jsonl`` becomes ``out.train.jsonl``, ``out.test.jsonl``...
 
-Parquet and ``datasets`` outputs are built by ``datasets`` itself. Arrow merges the keys of all structs in a
-column, so tool-call arguments or tool schemas that differ between records would come back padded with ``null``
-keys, which chat templates then render. Values whose shape varies are therefore stored with the ``datasets``
-``Json`` feature (``on_mixed_types="use_json"``, the same choice ``load_dataset("json")`` makes): ``messages``
-stays a list of message objects, exactly as exported, for SFTTrainer and axolotl; readers other than
-``datasets`` see those values as JSON text. Such columns are named in ``ExportResult.notes``.
+Memory stays flat: dialogues are read and converted one at a time, their JSON lines spooled to a temporary
+directory beside the output, and the outputs are made from the spool: JSONL by copying, Parquet and ``datasets``
+through Arrow files that ``datasets`` writes batch by batch. Each output file is written to ``.NAME.partial`` and
+renamed when complete, so an interrupted export never leaves a truncated file under the real name.
+
+Parquet and ``datasets`` outputs are built by ``datasets`` with one fixed schema per format
+(``dataset_features``). Arrow merges the keys of all structs in a column, so tool-call arguments or tool schemas
+that differ between records would come back padded with ``null`` keys, which chat templates then render.
+Messages and tools are therefore ``Json`` values: read back by ``datasets``, ``messages`` is a list of message
+objects exactly as exported, for SFTTrainer and axolotl; other Parquet readers see them as JSON text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
+import orjson
 from pydantic import ValidationError
 
 from dialforge.export.formats import FORMAT_NOTES, FORMATS, ReasoningMode, Unexportable, convert
 from dialforge.model.dialogue import Dialogue
 
 HF_HINT = "pip install 'dialforge[hf]'"
+T = TypeVar("T")
+Span = tuple[int, int]
+"""where one exported record's JSON line lies in the spool file: (offset, length)"""
 
 
 class ExportError(Exception):
@@ -117,40 +126,34 @@ def _check_split(split: dict[str, float]) -> None:
             raise ExportError(f"split name {name!r}: use letters, digits, '-' or '_'")
 
 
-def split_records(
-    items: list[tuple[str, dict[str, Any]]], split: dict[str, float], seed: int = 0
-) -> dict[str, list[dict[str, Any]]]:
-    """Deterministic exact-size split of ``(id, record)`` pairs."""
+def split_records(items: list[tuple[str, T]], split: dict[str, float], seed: int = 0) -> dict[str, list[T]]:
+    """Deterministic exact-size split of ``(id, value)`` pairs."""
     _check_split(split)
     ordered = sorted(items, key=lambda item: hashlib.sha256(f"{seed}:{item[0]}".encode()).hexdigest())
-    parts: dict[str, list[dict[str, Any]]] = {}
+    parts: dict[str, list[T]] = {}
     start = 0
     names = list(split)
     for index, name in enumerate(names):
         end = len(ordered) if index == len(names) - 1 else min(len(ordered), start + round(len(ordered) * split[name]))
-        parts[name] = [record for _, record in ordered[start:end]]
+        parts[name] = [value for _, value in ordered[start:end]]
         start = end
     return parts
 
 
-def read_dialogues(run_dir: Path) -> tuple[list[Dialogue], dict[str, int]]:
-    """The run's dialogues and the count of malformed lines (skipped)."""
+def iter_dialogues(run_dir: Path) -> Iterator[Dialogue | None]:
+    """The run's dialogues one at a time, ``None`` for a malformed line, so exports hold one record at a time."""
     path = Path(run_dir) / "dialogues.jsonl"
     if not Path(run_dir).is_dir():
         raise ExportError(f"run directory not found: {run_dir}")
     if not path.is_file():
         raise ExportError(f"no dialogues.jsonl in {run_dir} (has the run written any dialogue yet?)")
-    dialogues: list[Dialogue] = []
-    malformed = 0
     with path.open("rb") as handle:
         for line in handle:
-            if not line.strip():
-                continue
-            try:
-                dialogues.append(Dialogue.model_validate_json(line))
-            except ValidationError:
-                malformed += 1
-    return dialogues, ({"malformed record": malformed} if malformed else {})
+            if line.strip():
+                try:
+                    yield Dialogue.model_validate_json(line)
+                except ValidationError:
+                    yield None
 
 
 def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool) -> str | None:
@@ -203,58 +206,74 @@ def export_run(
     if split is not None:
         _check_split(split)
 
-    dialogues, skipped = read_dialogues(run_dir)
-    result = ExportResult(skipped=skipped)
+    result = ExportResult()
     if reasoning == "keep" and fmt == "openai":
         result.notes.append("--reasoning keep is not supported for openai: " + FORMAT_NOTES["openai"])
-    items: list[tuple[str, dict[str, Any]]] = []
-    for dialogue in dialogues:
-        reason = _skip_reason(dialogue, only_valid, include_failed)
-        if reason is None:
-            try:
-                items.append(
-                    (
-                        dialogue.id,
-                        convert(
-                            dialogue,
-                            fmt,
-                            reasoning,
-                            one_call_per_message=one_call_per_message,
-                            nullable_flag=nullable_as_flag,
-                            string_arguments=string_arguments,
-                        ),
-                    )
-                )
-                continue
-            except Unexportable as exc:
-                reason = exc.reason
-        result.skipped[reason] = result.skipped.get(reason, 0) + 1
-
-    parts = split_records(items, split, seed) if split else {"all": [record for _, record in items]}
+    options = {
+        "one_call_per_message": one_call_per_message,
+        "nullable_flag": nullable_as_flag,
+        "string_arguments": string_arguments,
+    }
+    wants_datasets = suffix == ".parquet" or hf_dataset is not None or push_to_hub is not None
+    if wants_datasets and fmt in ("openai", "trl"):
+        result.notes.append("messages and tools are stored as datasets Json values (other Parquet readers: JSON text)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    for name, records in parts.items():
-        path = output if name == "all" else output.with_name(f"{output.stem}.{name}{output.suffix}")
-        if suffix == ".parquet":
-            _write_parquet(path, records, result.notes)
-        else:
-            _write_jsonl(path, records)
-        result.written[name] = len(records)
-        result.files.append(path)
-    if hf_dataset is not None or push_to_hub is not None:
-        dataset = _dataset_dict(parts, result.notes)
-        if hf_dataset is not None:
-            dataset.save_to_disk(str(hf_dataset))
-            result.files.append(Path(hf_dataset))
-        if push_to_hub is not None:
-            _push(dataset, push_to_hub, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
-            result.notes.append(f"pushed to the Hub: {push_to_hub.repo_id}")
+    splits: dict[str, Any] = {}  # split name -> datasets.Dataset, when a datasets output was asked for
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-") as work:
+        spool = Path(work) / "records.jsonl"
+        spans: list[tuple[str, Span]] = []
+        with spool.open("wb") as handle:
+            for dialogue in iter_dialogues(run_dir):
+                reason = "malformed record" if dialogue is None else _skip_reason(dialogue, only_valid, include_failed)
+                if dialogue is not None and reason is None:
+                    try:
+                        record = convert(dialogue, fmt, reasoning, **options)  # type: ignore[arg-type]
+                    except Unexportable as exc:
+                        reason = exc.reason
+                    else:
+                        line = orjson.dumps(record) + b"\n"
+                        spans.append((dialogue.id, (handle.tell(), len(line))))
+                        handle.write(line)
+                        continue
+                assert reason is not None
+                result.skipped[reason] = result.skipped.get(reason, 0) + 1
+
+        parts = split_records(spans, split, seed) if split else {"all": [span for _, span in spans]}
+        for name, part in parts.items():
+            path = output if name == "all" else output.with_name(f"{output.stem}.{name}{output.suffix}")
+            if wants_datasets:
+                splits["train" if name == "all" else name] = spooled_dataset(fmt, spool, part, Path(work) / "cache")
+            partial = path.with_name(f".{path.name}.partial")  # renamed over path only once complete
+            try:
+                with partial.open("wb") as handle, spool.open("rb") as records:
+                    if suffix == ".parquet":
+                        splits["train" if name == "all" else name].to_parquet(handle)
+                    else:
+                        for span in part:
+                            handle.write(_read(records, span))
+                partial.replace(path)
+            except OSError as exc:
+                raise ExportError(f"could not write {path}: {exc}; any earlier file there is unchanged") from exc
+            finally:
+                partial.unlink(missing_ok=True)
+            result.written[name] = len(part)
+            result.files.append(path)
+        if hf_dataset is not None or push_to_hub is not None:  # still inside: the splits' Arrow files are in work
+            import datasets
+
+            dataset = datasets.DatasetDict(splits)
+            if hf_dataset is not None:
+                dataset.save_to_disk(str(hf_dataset))
+                result.files.append(Path(hf_dataset))
+            if push_to_hub is not None:
+                _push(dataset, push_to_hub, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
+                result.notes.append(f"pushed to the Hub: {push_to_hub.repo_id}")
     return result
 
 
-def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+def _read(spool: IO[bytes], span: Span) -> bytes:
+    spool.seek(span[0])
+    return spool.read(span[1])
 
 
 def _require_datasets(why: str) -> None:
@@ -264,34 +283,41 @@ def _require_datasets(why: str) -> None:
         raise ExportError(f"{why} needs the datasets library (4.7 or newer): {HF_HINT}") from None
 
 
-def records_to_dataset(records: list[dict[str, Any]], notes: list[str] | None = None) -> Any:
-    """A ``datasets.Dataset`` of the records, lossless: values of varying shape use the ``Json`` feature."""
+def dataset_features(fmt: str) -> Any:
+    """The ``datasets.Features`` of a format's records, fixed so that every export of a format has one schema.
+
+    Messages and tools are ``Json`` values (objects whose keys vary: tool-call arguments, tool schemas): read
+    back by ``datasets`` they are the exported dicts, exactly, with no ``null`` padding."""
+    from datasets import Features, Json, List, Value
+
+    turns = List({"from": Value("string"), "value": Value("string")})
+    features = {
+        "openai": {"messages": List(Json()), "tools": List(Json()), "parallel_tool_calls": Value("bool")},
+        "trl": {"messages": List(Json()), "tools": List(Json())},
+        "sharegpt": {"conversations": turns, "system": Value("string"), "tools": Value("string")},
+        "hermes": {"conversations": turns},
+    }
+    return Features(features[fmt])
+
+
+def _spooled_records(spool: str, spans: list[Span]) -> Iterator[dict[str, Any]]:
+    with open(spool, "rb") as handle:
+        for span in spans:
+            yield orjson.loads(_read(handle, span))
+
+
+def spooled_dataset(fmt: str, spool: Path, spans: list[Span], cache_dir: Path) -> Any:
+    """The records at ``spans`` of the spool file as a ``datasets.Dataset``, written batch by batch to Arrow
+    files in ``cache_dir`` (so memory does not grow with the split)."""
     import datasets
 
-    dataset = datasets.Dataset.from_list(records, on_mixed_types="use_json")
-    if notes is not None:
-        for name, feature in dataset.features.items():
-            if "Json(" in repr(feature):
-                note = (
-                    f"column {name!r} holds values of varying shape as the datasets Json feature "
-                    "(exact with datasets; other Parquet readers see JSON text)"
-                )
-                if note not in notes:
-                    notes.append(note)
-    return dataset
-
-
-def _write_parquet(path: Path, records: list[dict[str, Any]], notes: list[str]) -> None:
-    import pyarrow.parquet as pq
-
-    pq.write_table(records_to_dataset(records, notes).data.table, path)
-
-
-def _dataset_dict(parts: dict[str, list[dict[str, Any]]], notes: list[str]) -> Any:
-    import datasets
-
-    return datasets.DatasetDict(
-        {("train" if name == "all" else name): records_to_dataset(records, notes) for name, records in parts.items()}
+    if not spans:
+        return datasets.Dataset.from_list([], features=dataset_features(fmt))
+    return datasets.Dataset.from_generator(
+        _spooled_records,
+        features=dataset_features(fmt),
+        gen_kwargs={"spool": str(spool), "spans": spans},
+        cache_dir=str(cache_dir),
     )
 
 

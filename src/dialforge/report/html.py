@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import html
 import math
 from pathlib import Path
@@ -21,22 +22,53 @@ import orjson
 
 from dialforge.report.stats import GroupStatistics, RunStatistics, read_records, run_statistics
 
+MAX_DIALOGUES = 2000
+"""dialogues the browser holds by default: about 20 MB of page with the quickstart's dialogues"""
 _PALETTE = ("#3b6ea8", "#e08a2c", "#5a9e54", "#b8455a", "#7d62a8", "#8c6d4f")
 
 
-def write_report(run_dir: Path | str, output: Path | str) -> Path:
-    """Write the report of ``run_dir`` (its ``dialogues.jsonl``) to ``output``; returns the path."""
+def write_report(run_dir: Path | str, output: Path | str, *, max_dialogues: int = MAX_DIALOGUES) -> Path:
+    """Write the report of ``run_dir`` (its ``dialogues.jsonl``) to ``output``; returns the path.
+
+    The statistics cover every dialogue; the browser holds at most ``max_dialogues`` of them (a sample chosen by
+    a hash of the id, so the same run always shows the same ones), because a page carrying tens of thousands of
+    transcripts is too heavy for a browser. The records are read once, in a stream."""
+    if max_dialogues < 1:
+        raise ValueError(f"max_dialogues must be at least 1, not {max_dialogues}")
     run_dir, output = Path(run_dir), Path(output)
-    records = list(read_records(run_dir / "dialogues.jsonl"))
-    document = render_report(records, title=f"dialforge report: {run_dir.resolve().name}")
+    sample = IdSample(max_dialogues)
+    stats = run_statistics(sample.offer(record) for record in read_records(run_dir / "dialogues.jsonl"))
+    document = render_report(stats, sample.records(), title=f"dialforge report: {run_dir.resolve().name}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document, encoding="utf-8")
     return output
 
 
-def render_report(records: list[dict[str, Any]], *, title: str = "dialforge report") -> str:
-    """The report's HTML for these canonical records (dicts, as in ``dialogues.jsonl``)."""
-    stats = run_statistics(records)
+class IdSample:
+    """The ``size`` records with the lowest SHA-256 of their id, kept while the records stream past."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._heap: list[tuple[int, int, dict[str, Any]]] = []  # (-hash, position, record): largest hash on top
+        self._seen = 0
+
+    def offer(self, record: dict[str, Any]) -> dict[str, Any]:
+        digest = hashlib.sha256(str(record.get("id")).encode()).digest()
+        entry = (-int.from_bytes(digest[:8], "big"), self._seen, record)
+        self._seen += 1
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, entry)
+        elif entry[0] > self._heap[0][0]:
+            heapq.heapreplace(self._heap, entry)
+        return record
+
+    def records(self) -> list[dict[str, Any]]:
+        """The kept records, in the order they came."""
+        return [record for _, _, record in sorted(self._heap, key=lambda entry: entry[1])]
+
+
+def render_report(stats: RunStatistics, shown: list[dict[str, Any]], *, title: str = "dialforge report") -> str:
+    """The report's HTML: ``stats`` of the whole run, and the canonical records ``shown`` in the browser."""
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     policy = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -60,8 +92,9 @@ def render_report(records: list[dict[str, Any]], *, title: str = "dialforge repo
         "</div>",
         _details_tables(stats),
         "<h2>Dialogues</h2>",
+        _sample_note(len(shown), stats.dialogues),
         _BROWSER,
-        f'<script type="application/json" id="dialogues-data">{embed_json(_browser_data(records))}</script>',
+        f'<script type="application/json" id="dialogues-data">{embed_json(_browser_data(shown))}</script>',
         f"<script>{_SCRIPT}</script>",
     ]
     return (
@@ -69,6 +102,15 @@ def render_report(records: list[dict[str, Any]], *, title: str = "dialforge repo
         f'<meta http-equiv="Content-Security-Policy" content="{_e(policy)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _sample_note(shown: int, total: int) -> str:
+    if shown >= total:
+        return ""
+    return (
+        f'<p class="note">The browser holds {shown:,} of the {total:,} dialogues, chosen by a hash of their id '
+        "(the statistics above cover all of them); <code>dialforge report --max-dialogues N</code> changes that.</p>"
     )
 
 
@@ -392,7 +434,7 @@ padding:8px 14px;min-width:110px}.card .v{font-size:20px;font-weight:600}.card .
 .plots{display:flex;flex-wrap:wrap;gap:18px}figure{margin:0;background:#fff;border:1px solid #dde2e7;
 border-radius:6px;padding:8px}figcaption{font-weight:600;margin-bottom:4px}
 svg text{font-size:11px;fill:#333}svg .grid{stroke:#e4e8ec}
-.filters{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin:8px 0}#count{color:#667}
+.filters{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin:8px 0}#count{color:#667}.note{color:#667}
 .panes{display:flex;gap:14px;align-items:flex-start}
 #dialogue-list{list-style:none;margin:0;padding:0;width:340px;flex:none;max-height:80vh;overflow:auto;
 border:1px solid #dde2e7;background:#fff;border-radius:6px}
