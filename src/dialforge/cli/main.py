@@ -284,6 +284,10 @@ def export(
         bool,
         typer.Option("--string-arguments", help="trl: tool-call arguments as JSON text (keeps nulls through axolotl)"),
     ] = False,
+    check_template: Annotated[
+        list[Path] | None,
+        typer.Option("--check-template", help="trl: render every record through this Jinja chat template (repeatable)"),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
@@ -307,6 +311,7 @@ def export(
             one_call_per_message=one_call_per_message,
             nullable_as_flag=nullable_as_flag,
             string_arguments=string_arguments,
+            check_templates=check_template or (),
             seed=seed,
         )
     except ExportError as exc:

@@ -10,6 +10,10 @@ the calls themselves.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -160,3 +164,34 @@ def template_problems(template: Path | str, record: dict[str, Any], **render_kwa
                 what = "assistant text beside tool calls" if message.get("tool_calls") else "assistant text"
                 problems.append(f"message {index}: {what} not rendered")
     return problems
+
+
+@dataclass
+class TemplateCheck:
+    """How one template fared on a set of records: how many render whole, and each kind of problem's count."""
+
+    template: str
+    records: int = 0
+    whole: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+    """problem (without its message index) -> records that have it"""
+
+    def summary(self) -> str:
+        line = f"template {self.template}: {self.whole} of {self.records} records render whole"
+        kinds = "; ".join(f"{problem} ({count})" for problem, count in self.problems.most_common(5))
+        return f"{line}; {kinds}" if kinds else line
+
+
+_KIND = re.compile(r"^message \d+: |(?<=tool call) '[^']*'")
+"""what varies between problems of one kind: the message index, the tool's name"""
+
+
+def check_template(template: Path | str, records: Iterable[dict[str, Any]]) -> TemplateCheck:
+    """``template_problems`` over many records, counted by kind of problem."""
+    check = TemplateCheck(Path(str(template)).name if _is_path(template) else "(inline)")
+    for record in records:
+        problems = template_problems(template, record)
+        check.records += 1
+        check.whole += not problems
+        check.problems.update({_KIND.sub("", problem) for problem in problems})
+    return check

@@ -27,7 +27,7 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -36,6 +36,7 @@ import orjson
 from pydantic import ValidationError
 
 from dialforge.export.formats import FORMAT_NOTES, FORMATS, ReasoningMode, Unexportable, convert
+from dialforge.export.templates import check_template
 from dialforge.model.dialogue import Dialogue
 
 HF_HINT = "pip install 'dialforge[hf]'"
@@ -183,6 +184,7 @@ def export_run(
     one_call_per_message: bool = False,
     nullable_as_flag: bool = False,
     string_arguments: bool = False,
+    check_templates: Sequence[Path] = (),
     seed: int = 0,
 ) -> ExportResult:
     """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl``/``.json`` or ``.parquet``)."""
@@ -192,6 +194,11 @@ def export_run(
         raise ExportError(f"reasoning must be keep or drop, not {reasoning!r}")
     if string_arguments and fmt != "trl":
         raise ExportError(f"--string-arguments is an option of --format trl, not {fmt}")
+    if check_templates and fmt != "trl":
+        raise ExportError(f"--check-template renders the chat-template shape: use --format trl, not {fmt}")
+    for template in check_templates:
+        if not Path(template).is_file():
+            raise ExportError(f"--check-template {template}: no such file (a Jinja chat template, e.g. from vLLM)")
     output = Path(output)
     suffix = output.suffix.lower()
     if suffix not in (".jsonl", ".json", ".parquet"):
@@ -258,6 +265,9 @@ def export_run(
                 partial.unlink(missing_ok=True)
             result.written[name] = len(part)
             result.files.append(path)
+        for template in check_templates:
+            check = check_template(Path(template), _spooled_records(str(spool), [span for _, span in spans]))
+            result.notes.append(check.summary())
         if hf_dataset is not None or push_to_hub is not None:  # still inside: the splits' Arrow files are in work
             import datasets
 
