@@ -27,8 +27,9 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -216,53 +217,53 @@ def export_run(
     result = ExportResult()
     if reasoning == "keep" and fmt == "openai":
         result.notes.append("--reasoning keep is not supported for openai: " + FORMAT_NOTES["openai"])
-    options = {
-        "one_call_per_message": one_call_per_message,
-        "nullable_flag": nullable_as_flag,
-        "string_arguments": string_arguments,
-    }
     wants_datasets = suffix == ".parquet" or hf_dataset is not None or push_to_hub is not None
     if wants_datasets and fmt in ("openai", "trl"):
         result.notes.append("messages and tools are stored as datasets Json values (other Parquet readers: JSON text)")
+
+    def exportable(dialogue: Dialogue | None) -> dict[str, Any] | str:
+        """The dialogue's record, or why it is skipped."""
+        if dialogue is None:
+            return "malformed record"
+        reason = _skip_reason(dialogue, only_valid, include_failed)
+        if reason is not None:
+            return reason
+        try:
+            return convert(
+                dialogue,
+                fmt,  # type: ignore[arg-type]
+                reasoning,
+                one_call_per_message=one_call_per_message,
+                nullable_flag=nullable_as_flag,
+                string_arguments=string_arguments,
+            )
+        except Unexportable as exc:
+            return exc.reason
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    splits: dict[str, Any] = {}  # split name -> datasets.Dataset, when a datasets output was asked for
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-") as work:
         spool = Path(work) / "records.jsonl"
         spans: list[tuple[str, Span]] = []
-        with spool.open("wb") as handle:
-            for dialogue in iter_dialogues(run_dir):
-                reason = "malformed record" if dialogue is None else _skip_reason(dialogue, only_valid, include_failed)
-                if dialogue is not None and reason is None:
-                    try:
-                        record = convert(dialogue, fmt, reasoning, **options)  # type: ignore[arg-type]
-                    except Unexportable as exc:
-                        reason = exc.reason
-                    else:
-                        line = orjson.dumps(record) + b"\n"
-                        spans.append((dialogue.id, (handle.tell(), len(line))))
-                        handle.write(line)
+        try:
+            with spool.open("wb") as handle:
+                for dialogue in iter_dialogues(run_dir):
+                    outcome = exportable(dialogue)
+                    if isinstance(outcome, str):
+                        result.skipped[outcome] = result.skipped.get(outcome, 0) + 1
                         continue
-                assert reason is not None
-                result.skipped[reason] = result.skipped.get(reason, 0) + 1
+                    line = orjson.dumps(outcome) + b"\n"
+                    spans.append((dialogue.id, (handle.tell(), len(line))))  # type: ignore[union-attr]
+                    handle.write(line)
+        except OSError as exc:
+            raise ExportError(f"could not spool the records beside {output}: {exc}; nothing was written") from exc
 
         parts = split_records(spans, split, seed) if split else {"all": [span for _, span in spans]}
+        splits: dict[str, Any] = {}  # split name -> datasets.Dataset
         for name, part in parts.items():
             path = output if name == "all" else output.with_name(f"{output.stem}.{name}{output.suffix}")
             if wants_datasets:
-                splits["train" if name == "all" else name] = spooled_dataset(fmt, spool, part, Path(work) / "cache")
-            partial = path.with_name(f".{path.name}.partial")  # renamed over path only once complete
-            try:
-                with partial.open("wb") as handle, spool.open("rb") as records:
-                    if suffix == ".parquet":
-                        splits["train" if name == "all" else name].to_parquet(handle)
-                    else:
-                        for span in part:
-                            handle.write(_read(records, span))
-                partial.replace(path)
-            except OSError as exc:
-                raise ExportError(f"could not write {path}: {exc}; any earlier file there is unchanged") from exc
-            finally:
-                partial.unlink(missing_ok=True)
+                dataset = splits["train" if name == "all" else name] = spooled_dataset(fmt, spool, part, Path(work))
+            _write_whole(path, dataset.to_parquet if suffix == ".parquet" else partial(_copy, spool, part))
             result.written[name] = len(part)
             result.files.append(path)
         for template in check_templates:
@@ -279,6 +280,25 @@ def export_run(
                 _push(dataset, push_to_hub, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
                 result.notes.append(f"pushed to the Hub: {push_to_hub.repo_id}")
     return result
+
+
+def _write_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """``write(handle)`` to ``.NAME.partial`` beside ``path``, renamed over ``path`` only once complete."""
+    unfinished = path.with_name(f".{path.name}.partial")
+    try:
+        with unfinished.open("wb") as handle:
+            write(handle)
+        unfinished.replace(path)
+    except OSError as exc:
+        raise ExportError(f"could not write {path}: {exc}; any earlier file there is unchanged") from exc
+    finally:
+        unfinished.unlink(missing_ok=True)
+
+
+def _copy(spool: Path, spans: list[Span], handle: IO[bytes]) -> None:
+    with spool.open("rb") as records:
+        for span in spans:
+            handle.write(_read(records, span))
 
 
 def _read(spool: IO[bytes], span: Span) -> bytes:
@@ -316,9 +336,9 @@ def _spooled_records(spool: str, spans: list[Span]) -> Iterator[dict[str, Any]]:
             yield orjson.loads(_read(handle, span))
 
 
-def spooled_dataset(fmt: str, spool: Path, spans: list[Span], cache_dir: Path) -> Any:
+def spooled_dataset(fmt: str, spool: Path, spans: list[Span], work: Path) -> Any:
     """The records at ``spans`` of the spool file as a ``datasets.Dataset``, written batch by batch to Arrow
-    files in ``cache_dir`` (so memory does not grow with the split)."""
+    files under ``work`` (so memory does not grow with the split)."""
     import datasets
 
     if not spans:
@@ -327,7 +347,7 @@ def spooled_dataset(fmt: str, spool: Path, spans: list[Span], cache_dir: Path) -
         _spooled_records,
         features=dataset_features(fmt),
         gen_kwargs={"spool": str(spool), "spans": spans},
-        cache_dir=str(cache_dir),
+        cache_dir=str(work / "cache"),
     )
 
 
