@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
@@ -451,3 +452,30 @@ async def test_a_snapshot_restores_the_exact_state_even_after_nondeterministic_s
     assert again.diff(fork).empty
     await again.call("add_genre", {"name": "After restore"})
     assert fork.digest() != again.digest(), "the restored state is its own fork"
+
+
+def test_sql_now_is_the_dialogues_own_time_in_every_fork_and_after_a_restore(chinook: SQLDatabase) -> None:
+    stamp = SQLTool(
+        name="stamp_invoice",
+        description="Date an invoice today.",
+        kind="write",
+        parameters=INVOICE_ID,
+        sql="UPDATE Invoice SET InvoiceDate = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE InvoiceId = :invoice_id",
+    )
+    root = chinook.environment([stamp])
+    monday = root.fork(clock=datetime(2025, 11, 17, 9, 30))
+    friday = root.fork(clock=datetime(2025, 11, 21, 16, 5, 7))
+    now_sql = "SELECT CURRENT_TIMESTAMP AS ts, date('now') AS day, julianday('now') AS jd"
+    assert monday.query(now_sql).content[0]["ts"] == "2025-11-17 09:30:00"
+    assert friday.query(now_sql).content[0]["day"] == "2025-11-21"
+    monday.execute("stamp_invoice", {"invoice_id": 1})
+    friday.execute("stamp_invoice", {"invoice_id": 2})
+    dates = "SELECT InvoiceDate FROM Invoice WHERE InvoiceId IN (1, 2) ORDER BY InvoiceId"
+    untouched = [row["InvoiceDate"] for row in root.query(dates).content]
+    assert [row["InvoiceDate"] for row in monday.query(dates).content] == ["2025-11-17 09:30:00", untouched[1]]
+    assert [row["InvoiceDate"] for row in friday.query(dates).content] == [untouched[0], "2025-11-21 16:05:07"]
+    later = root.restore(monday.snapshot()).fork()
+    assert later.clock == datetime(2025, 11, 17, 9, 30)
+    assert later.query(now_sql).content[0]["ts"] == "2025-11-17 09:30:00"
+    wall = root.fork().query("SELECT CAST(strftime('%Y', 'now') AS INTEGER) AS year").content[0]["year"]
+    assert wall == datetime.now(UTC).year, "without a clock, 'now' is the wall clock"

@@ -256,11 +256,14 @@ def export(
         str, typer.Option("--reasoning", help="keep or drop the assistant's reasoning (openai: always dropped)")
     ] = "drop",
     hf_dataset: Annotated[
-        Path | None, typer.Option("--hf-dataset", help="also save a datasets DatasetDict here (needs the datasets library)")
+        Path | None,
+        typer.Option("--hf-dataset", help="also save a datasets DatasetDict here (needs the datasets library)"),
     ] = None,
     push_to_hub: Annotated[
         str | None,
-        typer.Option("--push-to-hub", help="also push the dataset to this Hugging Face Hub repo (needs the datasets library)"),
+        typer.Option(
+            "--push-to-hub", help="also push the dataset to this Hugging Face Hub repo (needs the datasets library)"
+        ),
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="create the Hub repo as private")] = False,
     hub_token_env: Annotated[

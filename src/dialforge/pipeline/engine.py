@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 
@@ -137,6 +138,8 @@ class DialogueEngine:
     def _new_environment(self, setup: DomainSetup, state: DialogueState, today: str) -> Environment:
         if self.mode == "user+exec":
             assert setup.environment is not None
+            if isinstance(setup.environment, SQLEnvironment):  # its 'now' is the agent's today
+                return setup.environment.fork(clock=datetime.fromisoformat(today))
             return setup.environment.fork()
         return SimulatedEnvironment(
             self.tool_model, setup.tools, domain=setup.name, reference_time=today, seed=state.seed

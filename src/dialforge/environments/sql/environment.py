@@ -14,6 +14,7 @@ import shutil
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -25,7 +26,7 @@ from sqlglot import exp
 
 from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import StateDiff, TableDiff, ToolResult
-from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect
+from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect, julian_ms, sql_clock
 from dialforge.environments.sql.sandbox import (
     MAX_SQL_CHARS,
     Authorizer,
@@ -277,8 +278,11 @@ class SQLEnvironment:
         *,
         overlay: PageOverlay | None = None,
         written: Iterable[str] = (),
+        clock: datetime | None = None,
     ) -> None:
         self.database = database
+        self.clock = clock
+        """what SQL's 'now' reads in this state (the dialogue's own date and time); ``None``: the wall clock"""
         self.limits = limits
         self._toolset = tools if isinstance(tools, _ToolSet) else _ToolSet(tools)
         self._tools = self._toolset.tools
@@ -355,8 +359,10 @@ class SQLEnvironment:
         return rows, False
 
     def _guarded(self, what: str, run: Callable[[], ToolResult]) -> ToolResult:
-        """Run a statement under the time budget and turn SQLite's errors into readable tool errors."""
+        """Run a statement under the time budget and this state's clock, and turn SQLite's errors into readable
+        tool errors."""
         self._deadline.start(self.limits.time_budget_s)
+        clock = sql_clock.set(None if self.clock is None else julian_ms(self.clock))
         try:
             return run()
         except apsw.ConstraintError as exc:
@@ -383,6 +389,7 @@ class SQLEnvironment:
         except UnicodeDecodeError:
             return ToolResult.failure("execution_error", f"{what}: the data holds text that is not valid UTF-8")
         finally:
+            sql_clock.reset(clock)
             self._deadline.clear()
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> ToolResult:
@@ -413,10 +420,16 @@ class SQLEnvironment:
         value = next(iter(rows[0].values()))
         return _truthy(value), f"the check returned {value!r}"
 
-    def fork(self) -> SQLEnvironment:
-        """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes."""
+    def fork(self, *, clock: datetime | None = None) -> SQLEnvironment:
+        """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes.
+        ``clock`` sets the time its SQL reads as 'now' (by default this state's)."""
         return SQLEnvironment(
-            self.database, self._toolset, self.limits, overlay=self._overlay.copy(), written=self._written
+            self.database,
+            self._toolset,
+            self.limits,
+            overlay=self._overlay.copy(),
+            written=self._written,
+            clock=clock or self.clock,
         )
 
     def snapshot(self) -> dict[str, Any]:
@@ -430,6 +443,7 @@ class SQLEnvironment:
             "size": self._overlay.size,
             "pages": {str(index): base64.b64encode(page).decode() for index, page in self._overlay.pages.items()},
             "written": sorted(self._written),
+            "clock": None if self.clock is None else self.clock.isoformat(),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> SQLEnvironment:
@@ -438,7 +452,15 @@ class SQLEnvironment:
             raise ValueError(f"not a SQL environment snapshot: kind {snapshot.get('kind')!r}")
         pages = {int(index): base64.b64decode(page) for index, page in snapshot["pages"].items()}
         overlay = PageOverlay(self.database.base, pages, int(snapshot["size"]), self.limits.max_overlay_bytes)
-        return SQLEnvironment(self.database, self._toolset, self.limits, overlay=overlay, written=snapshot["written"])
+        clock = snapshot.get("clock")
+        return SQLEnvironment(
+            self.database,
+            self._toolset,
+            self.limits,
+            overlay=overlay,
+            written=snapshot["written"],
+            clock=None if clock is None else datetime.fromisoformat(clock),
+        )
 
     @property
     def changed_bytes(self) -> int:

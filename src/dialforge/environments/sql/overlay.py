@@ -5,6 +5,9 @@ unchanged pages go to the base file through the OS page cache that every fork sh
 what keeps a thousand live forks of a 100 MB database in bounded memory, with exact SQLite
 semantics (constraints, triggers, foreign keys) because SQLite itself runs on the overlay.
 
+The VFS also keeps the clock: SQL's ``'now'`` (``CURRENT_TIMESTAMP``, ``date('now')``...) reads ``sql_clock`` when
+it is set, so a dialogue's writes carry the dialogue's own date, not the wall clock's.
+
 The VFS opens nothing but registered overlays: a statement that tries to open another file
 (ATTACH, VACUUM INTO) fails here even if the authorizer were bypassed. Forks run with an
 in-memory rollback journal and in-memory temp storage, so no file is ever created or written.
@@ -15,12 +18,25 @@ from __future__ import annotations
 import itertools
 import os
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import apsw
 
 _HEADER_SIZE = 100
 _VFS_NAME = "dialforge-overlay"
+_UNIX_EPOCH_JULIAN_MS = 210_866_760_000_000
+"""the Unix epoch in SQLite's clock unit: milliseconds since noon UTC, 24 November 4714 BC (the Julian day 0)"""
+
+sql_clock: ContextVar[int | None] = ContextVar("sql_clock", default=None)
+"""what SQL's 'now' reads in this context, in SQLite's clock unit; ``None``: the wall clock"""
+
+
+def julian_ms(moment: datetime) -> int:
+    """``moment`` in SQLite's clock unit; a naive datetime counts as UTC, as SQLite's own times do."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _UNIX_EPOCH_JULIAN_MS + round(aware.timestamp() * 1000)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +185,10 @@ class _OverlayVFS(apsw.VFS):
 
     def xFullPathname(self, name: str) -> str:
         return name
+
+    def xCurrentTimeInt64(self) -> int:
+        fixed = sql_clock.get()
+        return fixed if fixed is not None else super().xCurrentTimeInt64()
 
 
 _vfs: _OverlayVFS | None = None
