@@ -228,13 +228,29 @@ def test_export_skips_failed_always_and_invalid_with_only_valid(tmp_path: Path) 
     assert with_failed.written == {"all": 4}
 
 
+def numbered(i: int) -> Dialogue:
+    """A dialogue whose records tell it apart from the others: its first user message carries its number."""
+    base = dialogue(f"d-{i}")
+    messages = list(base.messages)
+    messages[1] = UserMessage(content=f"Weather and time in Oslo? (#{i})")
+    return base.model_copy(update={"messages": messages})
+
+
 def test_split_is_deterministic_exact_and_disjoint(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(20)])
+    run = write_run(tmp_path / "run", [numbered(i) for i in range(20)])
     first = export_run(run, "openai", tmp_path / "a" / "out.jsonl", split={"train": 0.8, "test": 0.2})
     second = export_run(run, "openai", tmp_path / "b" / "out.jsonl", split={"train": 0.8, "test": 0.2})
     assert first.written == second.written == {"train": 16, "test": 4}
     for name in ("train", "test"):
         assert (tmp_path / "a" / f"out.{name}.jsonl").read_text() == (tmp_path / "b" / f"out.{name}.jsonl").read_text()
+    users = {
+        name: {r["messages"][1]["content"] for r in read_jsonl(tmp_path / "a" / f"out.{name}.jsonl")}
+        for name in ("train", "test")
+    }
+    assert not users["train"] & users["test"] and len(users["train"] | users["test"]) == 20
+    reseeded = export_run(run, "openai", tmp_path / "c" / "out.jsonl", split={"train": 0.8, "test": 0.2}, seed=7)
+    assert reseeded.written == first.written
+    assert (tmp_path / "c" / "out.test.jsonl").read_text() != (tmp_path / "a" / "out.test.jsonl").read_text()
     other_seed = split_records([(f"d-{i}", {"i": i}) for i in range(20)], {"train": 0.8, "test": 0.2}, seed=1)
     same_seed = split_records([(f"d-{i}", {"i": i}) for i in range(20)], {"train": 0.8, "test": 0.2}, seed=0)
     assert other_seed != same_seed
@@ -291,7 +307,7 @@ def test_missing_optional_dependencies_name_the_extra(tmp_path: Path, monkeypatc
     real_import = builtins.__import__
 
     def no_hf(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name.split(".")[0] in ("pyarrow", "datasets"):
+        if name.split(".")[0] == "datasets":
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
@@ -391,23 +407,72 @@ def test_nullable_as_flag_moves_null_out_of_type_lists_at_every_depth() -> None:
 def test_a_failed_write_keeps_the_previous_output_and_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dialforge.export import writer
+    from dialforge.export import spool
 
     run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(5)])
     out = tmp_path / "out.jsonl"
     export_run(run, "trl", out)
     before = out.read_bytes()
-    write_run(run, [dialogue(f"e-{i}") for i in range(5)])
+    write_run(run, [dialogue(f"e-{i}", verdict="invalid") for i in range(3)])
+    real_read = spool.read_span
     reads = iter(range(100))
 
-    def failing_read(spool: Any, span: tuple[int, int]) -> bytes:
+    def failing_read(handle: Any, span: tuple[int, int]) -> bytes:
         if next(reads) == 2:
             raise OSError(28, "No space left on device")
-        spool.seek(span[0])
-        return spool.read(span[1])
+        return real_read(handle, span)
 
-    monkeypatch.setattr(writer, "_read", failing_read)
+    monkeypatch.setattr(spool, "read_span", failing_read)
     with pytest.raises(ExportError, match=r"No space left on device.*earlier file there is unchanged"):
         export_run(run, "trl", out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "run"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_nothing_to_write_still_writes_every_output_empty(tmp_path: Path, suffix: str) -> None:
+    if suffix == ".parquet":
+        pytest.importorskip("datasets", reason="datasets not installed (pip install 'dialforge[hf]')")
+    run = write_run(tmp_path / "run", [dialogue("a", status="failed")])
+    out = tmp_path / f"out{suffix}"
+    result = export_run(run, "trl", out, split={"train": 0.5, "test": 0.5}, hf_dataset=tmp_path / "hf")
+    assert result.written == {"train": 0, "test": 0} and result.skipped == {"failed": 1}
+    assert all(path.exists() for path in result.files)
+    one = write_run(tmp_path / "one", [dialogue("a")])
+    assert export_run(one, "trl", out, split={"train": 0.9, "test": 0.1}).written == {"train": 1, "test": 0}
+
+
+def test_outputs_that_would_destroy_input_or_clash_are_refused_before_writing(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", [dialogue("a")])
+    original = (run / "dialogues.jsonl").read_bytes()
+    with pytest.raises(ExportError, match=r"the run's own dialogues\.jsonl"):
+        export_run(run, "trl", run / "dialogues.jsonl")
+    with pytest.raises(ExportError, match="use letters, digits and '_'"):
+        export_run(run, "trl", tmp_path / "out.jsonl", split={"train-a": 0.5, "test": 0.5})
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="something other than a saved dataset"):
+        export_run(run, "trl", tmp_path / "out.jsonl", hf_dataset=tmp_path / "notes")
+    with pytest.raises(ExportError, match="run directory not found"):
+        export_run(tmp_path / "missing", "trl", tmp_path / "new" / "out.jsonl")
+    with pytest.raises(ExportError, match=r"use a \.jsonl"):
+        export_run(run, "trl", tmp_path / "out.json")
+    assert (run / "dialogues.jsonl").read_bytes() == original
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "run"]
+
+
+def test_a_split_named_all_is_a_split_like_any_other(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(10)])
+    result = export_run(run, "trl", tmp_path / "out.jsonl", split={"all": 0.5, "train": 0.5})
+    assert result.written == {"all": 5, "train": 5}
+    assert [p.name for p in result.files] == ["out.all.jsonl", "out.train.jsonl"]
+
+
+def test_a_saved_dataset_directory_is_replaced_whole(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="datasets not installed (pip install 'dialforge[hf]')")
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(4)])
+    export_run(run, "trl", tmp_path / "out.jsonl", split={"train": 0.5, "test": 0.5}, hf_dataset=tmp_path / "hf")
+    export_run(run, "trl", tmp_path / "out.jsonl", hf_dataset=tmp_path / "hf")
+    assert sorted(datasets.load_from_disk(str(tmp_path / "hf"))) == ["train"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "out.jsonl", "out.test.jsonl", "out.train.jsonl", "run"]

@@ -83,6 +83,16 @@ def test_push_without_a_token_stops_before_writing_anything(tmp_path: Path) -> N
     assert not out.exists()
 
 
+def test_a_named_token_variable_must_hold_the_token_itself(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", [dialogue()])
+    out = tmp_path / "out.jsonl"
+    args = (str(run), "--format", "trl", "-o", str(out), "--push-to-hub", "me/x", "--hub-token-env", "TEAM_HF_TOKEN")
+    result = export(tmp_path, "http://127.0.0.1:9", *args, HF_TOKEN="hf_personal")
+    assert result.returncode == 2
+    assert "needs a Hugging Face write token: set TEAM_HF_TOKEN" in result.stderr
+    assert not out.exists()
+
+
 def test_bad_repo_id_and_stray_private_flag_are_refused_up_front(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", [dialogue()])
     out = tmp_path / "out.jsonl"

@@ -294,7 +294,7 @@ def export(
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
-    from dialforge.export.writer import ExportError, HubPush, export_run, parse_split
+    from dialforge.export import ExportError, HubPush, export_run, parse_split
 
     try:
         if reasoning not in ("keep", "drop"):
@@ -345,7 +345,7 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="where to write the HTML report")],
     max_dialogues: Annotated[
         int | None,
-        typer.Option("--max-dialogues", help="dialogues in the browser, default 2000 (a fixed sample; stats use all)"),
+        typer.Option("--max-dialogues", min=1, help="dialogues in the browser, 2000 by default (statistics use all)"),
     ] = None,
 ) -> None:
     """Write an HTML report of a run."""
@@ -353,7 +353,7 @@ def report(
 
     _dialogues_file(run_dir, "report")
     try:
-        written = write_report(run_dir, output, **({} if max_dialogues is None else {"max_dialogues": max_dialogues}))
+        written = write_report(run_dir, output, max_dialogues=max_dialogues)
     except ValueError as exc:
         typer.echo(f"dialforge report: {exc}", err=True)
         raise typer.Exit(2) from None

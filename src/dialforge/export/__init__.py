@@ -1,5 +1,6 @@
 """Training-format exports of a run (``dialforge export``)."""
 
+from dialforge.export.errors import ExportError
 from dialforge.export.formats import (
     CONVERTERS,
     FORMATS,
@@ -12,8 +13,9 @@ from dialforge.export.formats import (
     to_sharegpt_record,
     to_trl_record,
 )
+from dialforge.export.hf import HubPush
 from dialforge.export.templates import render, template_problems
-from dialforge.export.writer import ExportError, ExportResult, HubPush, export_run, parse_split
+from dialforge.export.writer import ExportResult, export_run, parse_split
 
 __all__ = [
     "CONVERTERS",

@@ -9,16 +9,11 @@ Splits are deterministic: records are ordered by a SHA-256 of ``"{seed}:{id}"`` 
 (``round(n * fraction)``, the last split takes the rest), so the same run and seed always split the same way.
 With a split, ``out.jsonl`` becomes ``out.train.jsonl``, ``out.test.jsonl``...
 
-Memory stays flat: dialogues are read and converted one at a time, their JSON lines spooled to a temporary
-directory beside the output, and the outputs are made from the spool: JSONL by copying, Parquet and ``datasets``
-through Arrow files that ``datasets`` writes batch by batch. Each output file is written to ``.NAME.partial`` and
-renamed when complete, so an interrupted export never leaves a truncated file under the real name.
-
-Parquet and ``datasets`` outputs are built by ``datasets`` with one fixed schema per format
-(``dataset_features``). Arrow merges the keys of all structs in a column, so tool-call arguments or tool schemas
-that differ between records would come back padded with ``null`` keys, which chat templates then render.
-Messages and tools are therefore ``Json`` values: read back by ``datasets``, ``messages`` is a list of message
-objects exactly as exported, for SFTTrainer and axolotl; other Parquet readers see them as JSON text.
+Memory stays flat: dialogues are read and converted one at a time and spooled (``spool``) to a temporary
+directory beside the output; the outputs are made from the spool: JSONL by copying, Parquet and ``datasets``
+through Arrow files that ``datasets`` writes batch by batch (``hf``). Each output file is written under a
+temporary name of its own and renamed when complete, so an interrupted or failed export never leaves a
+truncated file under the real name, and two exports to one name cannot mix.
 """
 
 from __future__ import annotations
@@ -26,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,50 +30,17 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 
+from dialforge.export import spool
+from dialforge.export.errors import ExportError
 from dialforge.export.formats import FORMAT_NOTES, FORMATS, ReasoningMode, Unexportable, convert
+from dialforge.export.hf import HubPush, require_datasets, spooled_dataset
 from dialforge.export.templates import check_template
 from dialforge.model.dialogue import Dialogue
 
-HF_HINT = "pip install 'dialforge[hf]'"
 T = TypeVar("T")
-Span = tuple[int, int]
-"""where one exported record's JSON line lies in the spool file: (offset, length)"""
-
-
-class ExportError(Exception):
-    """A problem with the export request or its inputs (one line for the user)."""
-
-
-@dataclass(frozen=True)
-class HubPush:
-    """Where ``export_run`` pushes the dataset on the Hugging Face Hub, and as whom."""
-
-    repo_id: str
-    private: bool = False
-    token_env: str = "HF_TOKEN"
-
-    def check(self) -> str:
-        """The write token (the environment variable ``token_env``, else the login stored by ``hf auth login``),
-        after checking the repository id, so that nothing is written before a push that cannot start."""
-        import huggingface_hub
-        from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-        try:
-            validate_repo_id(self.repo_id)
-        except HFValidationError as exc:
-            raise ExportError(
-                f"--push-to-hub {self.repo_id!r}: {exc} (expected e.g. your-name/bookstore-dialogues)"
-            ) from None
-        token = os.environ.get(self.token_env) or huggingface_hub.get_token()
-        if not token:
-            raise ExportError(
-                f"pushing to {self.repo_id} needs a Hugging Face write token: set {self.token_env} to one "
-                "(https://huggingface.co/settings/tokens) or run `hf auth login`"
-            )
-        return token
+SPLIT_NAME = re.compile(r"^\w+$")
 
 
 @dataclass
@@ -114,23 +78,23 @@ def parse_split(text: str) -> dict[str, float]:
         if not sep or not name or not (fraction > 0) or name in split:
             raise ExportError(f"bad split {part.strip()!r}: expected name=fraction, e.g. train=0.95,test=0.05")
         split[name] = fraction
-    _check_split(split)
+    check_split(split)
     return split
 
 
-def _check_split(split: dict[str, float]) -> None:
+def check_split(split: dict[str, float]) -> None:
     if not split or any(not (f > 0) for f in split.values()):
         raise ExportError("split fractions must be positive")
     if abs(sum(split.values()) - 1.0) > 1e-6:
         raise ExportError(f"split fractions must sum to 1, not {sum(split.values()):g}")
     for name in split:
-        if not name.replace("_", "").replace("-", "").isalnum():
-            raise ExportError(f"split name {name!r}: use letters, digits, '-' or '_'")
+        if not SPLIT_NAME.match(name):
+            raise ExportError(f"split name {name!r}: use letters, digits and '_' (what the Hub accepts too)")
 
 
 def split_records(items: list[tuple[str, T]], split: dict[str, float], seed: int = 0) -> dict[str, list[T]]:
     """Deterministic exact-size split of ``(id, value)`` pairs."""
-    _check_split(split)
+    check_split(split)
     ordered = sorted(items, key=lambda item: hashlib.sha256(f"{seed}:{item[0]}".encode()).hexdigest())
     parts: dict[str, list[T]] = {}
     start = 0
@@ -142,13 +106,18 @@ def split_records(items: list[tuple[str, T]], split: dict[str, float], seed: int
     return parts
 
 
-def iter_dialogues(run_dir: Path) -> Iterator[Dialogue | None]:
-    """The run's dialogues one at a time, ``None`` for a malformed line, so exports hold one record at a time."""
+def dialogues_file(run_dir: Path) -> Path:
+    """The run's ``dialogues.jsonl``, or an ``ExportError`` saying what is missing."""
     path = Path(run_dir) / "dialogues.jsonl"
     if not Path(run_dir).is_dir():
         raise ExportError(f"run directory not found: {run_dir}")
     if not path.is_file():
         raise ExportError(f"no dialogues.jsonl in {run_dir} (has the run written any dialogue yet?)")
+    return path
+
+
+def iter_dialogues(path: Path) -> Iterator[Dialogue | None]:
+    """The dialogues of a ``dialogues.jsonl`` one at a time, ``None`` for a malformed line."""
     with path.open("rb") as handle:
         for line in handle:
             if line.strip():
@@ -171,6 +140,13 @@ def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool) -> 
     return None
 
 
+def output_paths(output: Path, split: dict[str, float] | None) -> dict[str, Path]:
+    """Split name (``all`` without a split) -> the file it is written to."""
+    if split is None:
+        return {"all": output}
+    return {name: output.with_name(f"{output.stem}.{name}{output.suffix}") for name in split}
+
+
 def export_run(
     run_dir: Path,
     fmt: str,
@@ -188,7 +164,8 @@ def export_run(
     check_templates: Sequence[Path] = (),
     seed: int = 0,
 ) -> ExportResult:
-    """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl``/``.json`` or ``.parquet``)."""
+    """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl`` or ``.parquet``). Everything that can be
+    checked is checked before anything is written."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if reasoning not in ("keep", "drop"):
@@ -202,17 +179,24 @@ def export_run(
             raise ExportError(f"--check-template {template}: no such file (a Jinja chat template, e.g. from vLLM)")
     output = Path(output)
     suffix = output.suffix.lower()
-    if suffix not in (".jsonl", ".json", ".parquet"):
-        raise ExportError(f"output {output}: use a .jsonl or .parquet file name")
-    if suffix == ".parquet":
-        _require_datasets("Parquet output")
-    if hf_dataset is not None:
-        _require_datasets("--hf-dataset")
-    if push_to_hub is not None:
-        _require_datasets("--push-to-hub")
-        token = push_to_hub.check()
+    if suffix not in (".jsonl", ".parquet"):
+        raise ExportError(f"output {output}: use a .jsonl (JSON Lines) or .parquet file name")
     if split is not None:
-        _check_split(split)
+        check_split(split)
+    source = dialogues_file(run_dir)
+    paths = output_paths(output, split)
+    for path in paths.values():
+        if path.resolve() == source.resolve():
+            raise ExportError(f"output {path} is the run's own dialogues.jsonl: write the export somewhere else")
+    if suffix == ".parquet":
+        require_datasets("Parquet output")
+    if hf_dataset is not None:
+        require_datasets("--hf-dataset")
+        _check_dataset_directory(Path(hf_dataset))
+    token = ""
+    if push_to_hub is not None:
+        require_datasets("--push-to-hub")
+        token = push_to_hub.check(list(split or ["train"]))
 
     result = ExportResult()
     if reasoning == "keep" and fmt == "openai":
@@ -242,51 +226,54 @@ def export_run(
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-") as work:
-        spool = Path(work) / "records.jsonl"
-        spans: list[tuple[str, Span]] = []
-        try:
-            with spool.open("wb") as handle:
-                for dialogue in iter_dialogues(run_dir):
-                    outcome = exportable(dialogue)
-                    if isinstance(outcome, str):
-                        result.skipped[outcome] = result.skipped.get(outcome, 0) + 1
-                        continue
-                    line = orjson.dumps(outcome) + b"\n"
-                    spans.append((dialogue.id, (handle.tell(), len(line))))  # type: ignore[union-attr]
-                    handle.write(line)
-        except OSError as exc:
-            raise ExportError(f"could not spool the records beside {output}: {exc}; nothing was written") from exc
+        spooled = Path(work) / "records.jsonl"
+        spans: list[tuple[str, spool.Span]] = []
+        with spooled.open("wb") as handle:
+            for dialogue in iter_dialogues(source):
+                outcome = exportable(dialogue)
+                if isinstance(outcome, str):
+                    result.skipped[outcome] = result.skipped.get(outcome, 0) + 1
+                else:
+                    assert dialogue is not None
+                    spans.append((dialogue.id, spool.append(handle, outcome)))
 
         parts = split_records(spans, split, seed) if split else {"all": [span for _, span in spans]}
-        splits: dict[str, Any] = {}  # split name -> datasets.Dataset
+        tables: dict[str, Any] = {}  # split name -> datasets.Dataset
         for name, part in parts.items():
-            path = output if name == "all" else output.with_name(f"{output.stem}.{name}{output.suffix}")
             if wants_datasets:
-                dataset = splits["train" if name == "all" else name] = spooled_dataset(fmt, spool, part, Path(work))
-            _write_whole(path, dataset.to_parquet if suffix == ".parquet" else partial(_copy, spool, part))
+                tables["train" if split is None else name] = spooled_dataset(fmt, spooled, part, Path(work))
+            write = tables["train" if split is None else name].to_parquet if suffix == ".parquet" else None
+            _write_whole(paths[name], write or partial(_copy, spooled, part))
             result.written[name] = len(part)
-            result.files.append(path)
+            result.files.append(paths[name])
         for template in check_templates:
-            check = check_template(Path(template), _spooled_records(str(spool), [span for _, span in spans]))
-            result.notes.append(check.summary())
-        if hf_dataset is not None or push_to_hub is not None:  # still inside: the splits' Arrow files are in work
+            records = spool.spooled_records(str(spooled), [span for _, span in spans])
+            result.notes.append(check_template(Path(template), records).summary())
+        if hf_dataset is not None or push_to_hub is not None:  # still inside: the tables' Arrow files are in work
             import datasets
 
-            dataset = datasets.DatasetDict(splits)
+            dataset = datasets.DatasetDict(tables)
             if hf_dataset is not None:
-                dataset.save_to_disk(str(hf_dataset))
+                _save_to_disk(dataset, Path(hf_dataset))
                 result.files.append(Path(hf_dataset))
             if push_to_hub is not None:
-                _push(dataset, push_to_hub, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
+                push_to_hub.push(dataset, token, f"dialforge export: {fmt}, {result.total_written} dialogues")
                 result.notes.append(f"pushed to the Hub: {push_to_hub.repo_id}")
     return result
 
 
+def _copy(spooled: Path, spans: list[spool.Span], handle: IO[bytes]) -> None:
+    with spooled.open("rb") as records:
+        for span in spans:
+            handle.write(spool.read_span(records, span))
+
+
 def _write_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """``write(handle)`` to ``.NAME.partial`` beside ``path``, renamed over ``path`` only once complete."""
-    unfinished = path.with_name(f".{path.name}.partial")
+    """``write(handle)`` into a temporary file of its own beside ``path``, renamed over ``path`` once complete."""
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    unfinished = Path(name)
     try:
-        with unfinished.open("wb") as handle:
+        with os.fdopen(descriptor, "wb") as handle:
             write(handle)
         unfinished.replace(path)
     except OSError as exc:
@@ -295,68 +282,29 @@ def _write_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         unfinished.unlink(missing_ok=True)
 
 
-def _copy(spool: Path, spans: list[Span], handle: IO[bytes]) -> None:
-    with spool.open("rb") as records:
-        for span in spans:
-            handle.write(_read(records, span))
-
-
-def _read(spool: IO[bytes], span: Span) -> bytes:
-    spool.seek(span[0])
-    return spool.read(span[1])
-
-
-def _require_datasets(why: str) -> None:
-    try:
-        import datasets  # noqa: F401
-    except ImportError:
-        raise ExportError(f"{why} needs the datasets library (4.7 or newer): {HF_HINT}") from None
-
-
-def dataset_features(fmt: str) -> Any:
-    """The ``datasets.Features`` of a format's records, fixed so that every export of a format has one schema.
-
-    Messages and tools are ``Json`` values (objects whose keys vary: tool-call arguments, tool schemas): read
-    back by ``datasets`` they are the exported dicts, exactly, with no ``null`` padding."""
-    from datasets import Features, Json, List, Value
-
-    turns = List({"from": Value("string"), "value": Value("string")})
-    features = {
-        "openai": {"messages": List(Json()), "tools": List(Json()), "parallel_tool_calls": Value("bool")},
-        "trl": {"messages": List(Json()), "tools": List(Json())},
-        "sharegpt": {"conversations": turns, "system": Value("string"), "tools": Value("string")},
-        "hermes": {"conversations": turns},
-    }
-    return Features(features[fmt])
-
-
-def _spooled_records(spool: str, spans: list[Span]) -> Iterator[dict[str, Any]]:
-    with open(spool, "rb") as handle:
-        for span in spans:
-            yield orjson.loads(_read(handle, span))
-
-
-def spooled_dataset(fmt: str, spool: Path, spans: list[Span], work: Path) -> Any:
-    """The records at ``spans`` of the spool file as a ``datasets.Dataset``, written batch by batch to Arrow
-    files under ``work`` (so memory does not grow with the split)."""
-    import datasets
-
-    if not spans:
-        return datasets.Dataset.from_list([], features=dataset_features(fmt))
-    return datasets.Dataset.from_generator(
-        _spooled_records,
-        features=dataset_features(fmt),
-        gen_kwargs={"spool": str(spool), "spans": spans},
-        cache_dir=str(work / "cache"),
-    )
-
-
-def _push(dataset: Any, target: HubPush, token: str, message: str) -> None:
-    try:
-        private = True if target.private else None  # None: the account's default visibility for new repos
-        dataset.push_to_hub(target.repo_id, private=private, token=token, commit_message=message)
-    except Exception as exc:  # HTTP, network and Hub validation errors all arrive here
+def _check_dataset_directory(directory: Path) -> None:
+    """``--hf-dataset`` may name a new directory, or one an earlier export saved a dataset in (it is replaced);
+    never a file or a directory holding anything else."""
+    if directory.exists() and not (directory.is_dir() and _is_saved_dataset(directory)):
         raise ExportError(
-            f"pushing to the Hub repository {target.repo_id} failed: {type(exc).__name__}: {exc}; "
-            "the local output is complete, so fix the cause and run the same export again"
-        ) from exc
+            f"--hf-dataset {directory}: something other than a saved dataset is there; name a new directory"
+        )
+
+
+def _is_saved_dataset(directory: Path) -> bool:
+    return not any(directory.iterdir()) or (directory / "dataset_dict.json").is_file()
+
+
+def _save_to_disk(dataset: Any, directory: Path) -> None:
+    """``save_to_disk`` into a fresh directory beside ``directory``, swapped in once complete."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        dataset.save_to_disk(str(staging / "dataset"))
+        if directory.exists():
+            shutil.rmtree(directory)
+        (staging / "dataset").replace(directory)
+    except OSError as exc:
+        raise ExportError(f"could not write the dataset to {directory}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -27,12 +27,13 @@ MAX_DIALOGUES = 2000
 _PALETTE = ("#3b6ea8", "#e08a2c", "#5a9e54", "#b8455a", "#7d62a8", "#8c6d4f")
 
 
-def write_report(run_dir: Path | str, output: Path | str, *, max_dialogues: int = MAX_DIALOGUES) -> Path:
+def write_report(run_dir: Path | str, output: Path | str, *, max_dialogues: int | None = None) -> Path:
     """Write the report of ``run_dir`` (its ``dialogues.jsonl``) to ``output``; returns the path.
 
     The statistics cover every dialogue; the browser holds at most ``max_dialogues`` of them (a sample chosen by
     a hash of the id, so the same run always shows the same ones), because a page carrying tens of thousands of
-    transcripts is too heavy for a browser. The records are read once, in a stream."""
+    transcripts is too heavy for a browser (``None``: ``MAX_DIALOGUES``). The records are read once, in a stream."""
+    max_dialogues = MAX_DIALOGUES if max_dialogues is None else max_dialogues
     if max_dialogues < 1:
         raise ValueError(f"max_dialogues must be at least 1, not {max_dialogues}")
     run_dir, output = Path(run_dir), Path(output)
