@@ -476,3 +476,39 @@ def test_a_saved_dataset_directory_is_replaced_whole(tmp_path: Path) -> None:
     export_run(run, "trl", tmp_path / "out.jsonl", hf_dataset=tmp_path / "hf")
     assert sorted(datasets.load_from_disk(str(tmp_path / "hf"))) == ["train"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "out.jsonl", "out.test.jsonl", "out.train.jsonl", "run"]
+
+
+def test_read_and_spool_failures_are_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dialforge.export import spool
+
+    run = write_run(tmp_path / "run", [dialogue("a")])
+    source = run / "dialogues.jsonl"
+    real_open = Path.open
+
+    class FailingDisk:
+        def __enter__(self) -> FailingDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def __iter__(self) -> Any:
+            raise OSError(5, "Input/output error")
+
+    def open_source(path: Path, *args: Any, **kwargs: Any) -> Any:
+        return FailingDisk() if path == source else real_open(path, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "open", open_source)
+        with pytest.raises(ExportError, match=r"could not read .*dialogues\.jsonl: .*Input/output error"):
+            export_run(run, "trl", tmp_path / "out.jsonl")
+
+    good = write_run(tmp_path / "good", [dialogue("a")])
+
+    def full(handle: Any, record: dict[str, Any]) -> tuple[int, int]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool, "append", full)
+    with pytest.raises(ExportError, match=r"could not spool the records .*No space left"):
+        export_run(good, "trl", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

@@ -118,13 +118,16 @@ def dialogues_file(run_dir: Path) -> Path:
 
 def iter_dialogues(path: Path) -> Iterator[Dialogue | None]:
     """The dialogues of a ``dialogues.jsonl`` one at a time, ``None`` for a malformed line."""
-    with path.open("rb") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    yield Dialogue.model_validate_json(line)
-                except ValidationError:
-                    yield None
+    try:
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        yield Dialogue.model_validate_json(line)
+                    except ValidationError:
+                        yield None
+    except OSError as exc:
+        raise ExportError(f"could not read {path}: {exc}; nothing was written") from exc
 
 
 def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool) -> str | None:
@@ -228,14 +231,17 @@ def export_run(
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-") as work:
         spooled = Path(work) / "records.jsonl"
         spans: list[tuple[str, spool.Span]] = []
-        with spooled.open("wb") as handle:
-            for dialogue in iter_dialogues(source):
-                outcome = exportable(dialogue)
-                if isinstance(outcome, str):
-                    result.skipped[outcome] = result.skipped.get(outcome, 0) + 1
-                else:
-                    assert dialogue is not None
-                    spans.append((dialogue.id, spool.append(handle, outcome)))
+        try:
+            with spooled.open("wb") as handle:
+                for dialogue in iter_dialogues(source):
+                    outcome = exportable(dialogue)
+                    if isinstance(outcome, str):
+                        result.skipped[outcome] = result.skipped.get(outcome, 0) + 1
+                    else:
+                        assert dialogue is not None
+                        spans.append((dialogue.id, spool.append(handle, outcome)))
+        except OSError as exc:
+            raise ExportError(f"could not spool the records beside {output}: {exc}; nothing was written") from exc
 
         parts = split_records(spans, split, seed) if split else {"all": [span for _, span in spans]}
         tables: dict[str, Any] = {}  # split name -> datasets.Dataset
