@@ -90,6 +90,24 @@ def test_system_prompt_states_domain_policy_and_today_without_meta_words() -> No
         assert word not in prompt.casefold()
 
 
+def test_direct_requests_replace_the_confirmation_and_question_rules_instead_of_contradicting_them() -> None:
+    conversational = agent_system_prompt("Online bookshop", POLICY)
+    direct = agent_system_prompt("Online bookshop", POLICY, direct_requests=True)
+
+    assert "wait for their clear yes" in conversational and "ask one short question" in conversational
+    assert "wait for their clear yes" not in direct and "ask one short question" not in direct
+    assert "is the person's confirmation of it, the yes the policy asks for" in direct
+    assert direct.index("is the person's confirmation") < direct.index("## Style"), "a rule, not an afterthought"
+
+
+def test_the_service_description_gets_its_own_section_before_the_policy() -> None:
+    about = "An independent bookshop in Porto that ships across Portugal."
+    prompt = agent_system_prompt("Online bookshop", POLICY, description=f"  {about}\n")
+
+    assert f"\n\n## The service\n\n{about}\n\n## Policy" in prompt
+    assert "## The service" not in agent_system_prompt("Online bookshop", POLICY)
+
+
 def test_system_prompt_without_today_or_policy_keeps_its_shape() -> None:
     prompt = agent_system_prompt("Online bookshop", "  ")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -270,6 +271,8 @@ async def test_the_task_oriented_baseline_sends_each_task_as_a_direct_request() 
     users = [m.content for m in state.messages if isinstance(m, UserMessage)]
     assert users == [REFUND.description, ADD_POLKA.description]
     assert state.env["kind"] == "simulated"
+    system = state.messages[0].content
+    assert "nobody will answer a question" in system and "wait for their clear yes" not in system
 
 
 async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterrupted_run(
@@ -345,3 +348,35 @@ async def test_a_goal_cannot_be_completed_before_anything_was_asked(chinook: SQL
     state = await engine.run(engine.start("music store", [ADD_POLKA], dialogue_id="p1", seed=1))
     assert state.guards == {"premature_completion": 1}
     assert [m.role for m in state.conversation] == ["user", "assistant"] and state.status == "completed"
+
+
+async def test_the_dialogues_today_is_sqls_now_and_the_users_date(chinook: SQLDatabase) -> None:
+    stamp = SQLTool(
+        name="date_invoice",
+        description="Date an invoice today.",
+        kind="write",
+        parameters=INVOICE,
+        sql="UPDATE Invoice SET InvoiceDate = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE InvoiceId = :invoice_id",
+    )
+    models = {
+        "user": ScriptedModel([user("Please date invoice 1 today."), user("Thanks!", complete=True)], role="user"),
+        "agent": ScriptedModel([call("date_invoice", invoice_id=1), {"content": "Done."}, {"content": "Bye!"}]),
+        "judge": ScriptedModel([VALID], role="judge"),
+        "tool": ScriptedModel([], role="tool"),
+        "generator": ScriptedModel([], role="generator"),
+    }
+    today = datetime(2025, 11, 21, 10, 0)
+    engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(today=today), personas=[])
+    engine.add_domain(
+        DomainSetup(name="music store", tools=[stamp.to_spec()], environment=chinook.environment([stamp]))
+    )
+    task = Task(id="date", description="You want invoice 1 dated today.", tools=["date_invoice"])
+    state = await engine.run(engine.start("music store", [task], dialogue_id="d", seed=1))
+
+    assert state.status == "completed" and state.today == "2025-11-21T10:00:00"
+    restored = chinook.environment([stamp]).restore(state.env)
+    dated = restored.query("SELECT InvoiceDate FROM Invoice WHERE InvoiceId = 1").content
+    assert dated == [{"InvoiceDate": "2025-11-21 10:00:00"}]
+    user_prompt = models["user"].requests[0].messages[0].content
+    assert "Today is Friday, 2025-11-21, and it is 10:00." in user_prompt
+    assert "Friday, 2025-11-21T10:00:00" in state.messages[0].content

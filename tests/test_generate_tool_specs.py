@@ -215,7 +215,7 @@ async def test_expansion_rejects_wrong_prefixes_trivial_helpers_and_repeats() ->
         return {"name": name, "description": description, "parameters": params()}
 
     proposals = [
-        SLOTS,
+        {**SLOTS, "name": "fetch_free_slots"},
         tool("search_add_numbers", "Adds two numbers and returns the sum of them."),
         tool("get_formatted_price", "Formats a price with its currency symbol for display."),
         tool("get_length_in_inches", "Converts a length from centimeters to inches for the patient."),
@@ -229,7 +229,7 @@ async def test_expansion_rejects_wrong_prefixes_trivial_helpers_and_repeats() ->
 
     assert result.items == []
     first = [rejection.reasons[0] for rejection in result.rejected]
-    assert first[0] == "name list_free_slots does not start with get_, search_, create_, update_ or delete_"
+    assert first[0] == "name fetch_free_slots does not start with get_, list_, search_, create_, update_ or delete_"
     assert first[1].startswith("search_add_numbers is a trivial helper (arithmetic)")
     assert first[2].startswith("get_formatted_price is a trivial helper (formatting)")
     assert first[3].startswith("get_length_in_inches is a trivial helper (unit conversion)")

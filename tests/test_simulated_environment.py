@@ -142,7 +142,7 @@ async def test_the_second_call_sees_the_first_call_and_its_result() -> None:
     assert model.requests[1].options.seed == 101
 
 
-async def test_the_reference_time_and_the_users_stated_date_are_in_the_prompt() -> None:
+async def test_the_reference_time_and_what_the_user_said_are_in_the_prompt() -> None:
     model = ScriptedModel([result(SHIPPED)])
     env = environment(model)
     env.context = [
@@ -153,7 +153,8 @@ async def test_the_reference_time_and_the_users_stated_date_are_in_the_prompt() 
     await env.call("get_order", {"order_id": "ORD-20417"})
 
     prompt = prompt_of(model)
-    assert "It is Thursday, 2024-03-14T10:27:00." in prompt
+    assert "It is Thursday, 2024-03-14T10:27:00, for the customer as for you." in prompt
+    assert "a few minutes after this moment" in prompt
     assert '"Today is 2 June 2025. Where is order ORD-20417?"' in prompt
     assert "Let me check that for you." not in prompt
 
@@ -275,3 +276,19 @@ def test_random_reference_time_is_seeded_and_plausible() -> None:
         moment = datetime.fromisoformat(text)
         assert datetime(2023, 1, 1) <= moment <= datetime(2026, 12, 31, 23, 59)
         assert 9 <= moment.hour <= 18
+
+
+async def test_the_service_description_is_in_the_prompt_only_when_there_is_one() -> None:
+    described = ScriptedModel([result(SHIPPED)])
+    about = "A small online bookshop; orders can be cancelled only before they ship."
+    env = SimulatedEnvironment(described, TOOLS, domain="Online bookshop", reference_time=NOW, description=about)
+    await env.call("get_order", {"order_id": "ORD-20417"})
+    assert f"## The service\n\n{about}\n" in prompt_of(described)
+    restored = SimulatedEnvironment.restore(
+        described, TOOLS, env.snapshot(), domain="Online bookshop", description=about
+    )
+    assert restored.description == about
+
+    plain = ScriptedModel([result(SHIPPED)])
+    await environment(plain).call("get_order", {"order_id": "ORD-20417"})
+    assert "## The service" not in prompt_of(plain)

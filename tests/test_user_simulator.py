@@ -91,7 +91,7 @@ async def test_the_prompt_holds_rules_goal_requests_persona_and_completed_goals(
     assert "1. Ask whether your order from last week has shipped\n2. Cancel" in prompt
     assert persona_named("impatient").description in prompt
     assert f"- {EARLIER_GOAL.description}" in prompt and "One more thing" in prompt
-    for rule in ("Start naturally", "one or two requests per message", "Confirm, then wait", "is_task_complete"):
+    for rule in ("Start naturally", "one or two requests per message", "Answer, then wait", "is_task_complete"):
         assert rule in prompt
     assert "never invent" in prompt and 'never call it "assistant"' in prompt
     assert "$" not in prompt
@@ -114,8 +114,8 @@ async def test_the_transcript_shows_what_the_agent_said_looked_up_and_found() ->
     assert '[Result of search_orders: [{"order_id": 12, "status": "pending"}]]' in transcript
     assert f"Agent: {SHALL_I}" in transcript
     assert transcript.endswith(
-        'asks you to confirm: "Shall I cancel order 12?". Answer it (confirm, or correct a detail) and wait for '
-        'the result: "is_task_complete" stays false in this message.'
+        'asks you: "Shall I cancel order 12?" Answer it (yes, no thanks, or a corrected detail); after a yes, wait '
+        'for the result. "is_task_complete" stays false in this message.'
     )
 
 

@@ -11,16 +11,47 @@ from datetime import datetime
 from dialforge.llm.completion import Completion
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
-from dialforge.prompts import render_prompt
+from dialforge.prompts import render_prompt, service_section
 
 NO_POLICY = "Help with requests your tools serve, and follow the rules below."
 """Stands in for a domain without a written policy, so the prompt keeps its shape."""
 
 
-def agent_system_prompt(domain: str, policy: str, *, today: str | None = None) -> str:
-    """The agent's system prompt for ``domain``; ``today`` (ISO date or date-time) is stated with its weekday."""
+CONVERSATION_RULES = {
+    "changes": "Before anything that creates, changes, cancels or deletes a record, do what the policy asks: tell "
+    "the user exactly what you are about to do (which record, which values) and wait for their clear yes. Do no more "
+    "than they agreed to.",
+    "unclear": "If a detail you need is missing or unclear, ask one short question instead of assuming. If a search "
+    "finds nothing, or several possible matches, say so and ask.",
+}
+"""How the agent handles changes and gaps when a person answers its questions (the user-oriented pipelines)."""
+
+DIRECT_REQUEST_RULES = {
+    "changes": "Requests here come as complete instructions, and nobody will answer a question: a request that "
+    "states a change in full (which record, which values) is the person's confirmation of it, the yes the policy "
+    "asks for. Check it against the policy, carry it out, and report the result. Do no more than was asked.",
+    "unclear": "If a detail you need is missing, look it up with your tools. If it cannot be found, or a search "
+    "finds several possible matches, say so and stop rather than guess.",
+}
+"""The same rules for the task-oriented pipeline, where each request arrives whole and nobody replies."""
+
+
+def agent_system_prompt(
+    domain: str, policy: str, *, description: str = "", today: str | None = None, direct_requests: bool = False
+) -> str:
+    """The agent's system prompt for ``domain`` (described by ``description``); ``today`` (ISO date or date-time)
+    is stated with its weekday. ``direct_requests`` is the task-oriented setting: nobody answers the agent's
+    questions."""
     now = "" if today is None else f" The current date and time is {datetime.fromisoformat(today):%A}, {today}."
-    return render_prompt("agent_system", domain=domain, policy=policy.strip() or NO_POLICY, now=now)
+    rules = DIRECT_REQUEST_RULES if direct_requests else CONVERSATION_RULES
+    return render_prompt(
+        "agent_system",
+        domain=domain,
+        service=service_section(description),
+        policy=policy.strip() or NO_POLICY,
+        now=now,
+        **rules,
+    )
 
 
 class Agent:

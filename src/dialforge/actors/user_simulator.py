@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,8 +60,8 @@ _SEPARATOR = "\n\n---\n\n"
 _OPEN_INSTRUCTION = "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
 _NEXT_INSTRUCTION = "Write User's next message (rules 2 to 4). Reply with the JSON object only."
 _CONFIRMATION_HINT = (
-    'The agent\'s last message asks you to confirm: "{question}". Answer it (confirm, or correct a detail) and '
-    'wait for the result: "is_task_complete" stays false in this message.'
+    'The agent\'s last message asks you: "{question}" Answer it (yes, no thanks, or a corrected detail); after a '
+    'yes, wait for the result. "is_task_complete" stays false in this message.'
 )
 _NO_PERSONA = "An ordinary customer: clear, friendly and brief."
 _NO_COMPLETED_GOALS = "(none: your current goal is the first one)"
@@ -164,6 +165,7 @@ def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Me
     system = render_prompt(
         "user_simulator",
         domain=state.domain,
+        today=_today(state.today),
         persona=persona.description if persona else _NO_PERSONA,
         completed=completed or _NO_COMPLETED_GOALS,
         goal=goal.description,
@@ -176,6 +178,14 @@ def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Me
         instruction += " " + _CONFIRMATION_HINT.format(question=question)
     transcript = "\n".join([_TRANSCRIPT_HEADER, "", *(lines or [_NOTHING_YET])])
     return [SystemMessage(content=system), UserMessage(content=transcript + _SEPARATOR + instruction)]
+
+
+def _today(today: str | None) -> str:
+    """The person's sense of now: the same date and time the agent and the tools have."""
+    if today is None:
+        return ""
+    moment = datetime.fromisoformat(today)
+    return f" Today is {moment:%A}, {moment:%Y-%m-%d}, and it is {moment:%H:%M}."
 
 
 def pending_confirmation(conversation: Sequence[Message]) -> str | None:

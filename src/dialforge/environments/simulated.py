@@ -35,7 +35,7 @@ from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tools import ToolSpec
-from dialforge.prompts import render_prompt
+from dialforge.prompts import render_prompt, service_section
 
 FIRST_DAY = date(2023, 1, 1)
 LAST_DAY = date(2026, 12, 31)
@@ -102,7 +102,7 @@ class SimulatedEnvironment:
     """The domain's backend, played by a model that sees the tool, its return schema and the call log.
 
     ``context`` is the conversation so far, set by the engine before each call: the user's messages go into
-    the prompt, so a date or time the user states overrides ``reference_time``.
+    the prompt, so that results match what the customer said (names, ids, the order of events).
     """
 
     def __init__(
@@ -112,6 +112,7 @@ class SimulatedEnvironment:
         *,
         domain: str,
         reference_time: str,
+        description: str = "",
         seed: int = 0,
         log: Sequence[dict[str, Any]] = (),
     ) -> None:
@@ -122,6 +123,7 @@ class SimulatedEnvironment:
         self._weekday = f"{datetime.fromisoformat(reference_time):%A}"  # a bad time fails here, not mid-dialogue
         self.model = model
         self.domain = domain
+        self.description = description
         self.reference_time = reference_time
         self.seed = seed
         self.context: list[Message] = []
@@ -175,6 +177,7 @@ class SimulatedEnvironment:
         return render_prompt(
             "tool_simulator",
             domain=self.domain,
+            service=service_section(self.description),
             now=f"{self._weekday}, {self.reference_time}",
             user_messages=_lines(said) or "(nothing yet)",
             log=_lines(self._log) or "(none: this is the first call)",
@@ -225,11 +228,18 @@ class SimulatedEnvironment:
         snapshot: dict[str, Any],
         *,
         domain: str,
+        description: str = "",
         seed: int = 0,
     ) -> SimulatedEnvironment:
         """The environment ``snapshot`` describes; it continues the log (and its seeds) where it stopped."""
         if snapshot.get("kind") != "simulated":
             raise ValueError(f"not a simulated environment snapshot: kind {snapshot.get('kind')!r}")
         return cls(
-            model, tools, domain=domain, reference_time=snapshot["reference_time"], seed=seed, log=snapshot["log"]
+            model,
+            tools,
+            domain=domain,
+            reference_time=snapshot["reference_time"],
+            description=description,
+            seed=seed,
+            log=snapshot["log"],
         )

@@ -83,6 +83,9 @@ class DialogueState(BaseModel):
     goal_started_at: int = Field(default=0, description="index in messages where the current task began")
     seed: int = 0
     persona: str | None = None
+    today: str | None = Field(
+        default=None, description="the dialogue's date and time (ISO): what the agent, tools and user take as now"
+    )
     env: dict[str, Any] = Field(default_factory=dict)
     stats: DialogueStats = Field(default_factory=DialogueStats)
     usage: UsageByRole = Field(default_factory=dict)

@@ -40,12 +40,6 @@ from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.dialogue_stats import dialogue_stats
 
-DIRECT_REQUESTS = (
-    "Requests here come as complete instructions: a request that states a change in full is the person's "
-    "confirmation of it. Carry it out and report the result."
-)
-"""Added to the agent's system prompt in the task-oriented pipeline, where nobody answers a confirmation question."""
-
 
 class EngineError(Exception):
     """The engine was set up wrongly (not a model's fault): e.g. real execution without an environment."""
@@ -59,6 +53,8 @@ class DomainSetup:
     tools: list[ToolSpec]
     policy: str = ""
     environment: SQLEnvironment | PythonEnvironment | None = None
+    description: str = ""
+    """what the business is, for the agent and the tool simulator"""
 
 
 class DialogueEngine:
@@ -100,11 +96,17 @@ class DialogueEngine:
         setup = self._domains[domain]
         fixed = self.settings.today
         today = fixed.isoformat(timespec="seconds") if fixed is not None else random_reference_time(seed)
-        system = SystemMessage(content=agent_system_prompt(domain, setup.policy, today=today))
+        system = SystemMessage(
+            content=agent_system_prompt(
+                domain,
+                setup.policy,
+                description=setup.description,
+                today=today,
+                direct_requests=self.mode == "task",
+            )
+        )
         history = [m for m in messages if not isinstance(m, SystemMessage)]
         problems = conversation_problems(history, [tool.name for tool in setup.tools], allow_pending=True)
-        if self.mode == "task":
-            system = SystemMessage(content=f"{system.content}\n\n{DIRECT_REQUESTS}")
         persona = pick_persona(self.personas, seed) if self.mode != "task" else None
         state = DialogueState(
             id=dialogue_id,
@@ -119,6 +121,7 @@ class DialogueEngine:
             goal_started_at=1 + len(history),
             seed=seed,
             persona=persona.name if persona else None,
+            today=today,
         )
         if problems or not tasks:
             state.status, state.next_actor = "failed", "done"
@@ -142,7 +145,12 @@ class DialogueEngine:
                 return setup.environment.fork(clock=datetime.fromisoformat(today))
             return setup.environment.fork()
         return SimulatedEnvironment(
-            self.tool_model, setup.tools, domain=setup.name, reference_time=today, seed=state.seed
+            self.tool_model,
+            setup.tools,
+            domain=setup.name,
+            reference_time=today,
+            description=setup.description,
+            seed=state.seed,
         )
 
     # -- stepping ---------------------------------------------------------------------------------------------
@@ -321,7 +329,12 @@ class DialogueEngine:
             environment: Environment = setup.environment.restore(state.env)
         elif kind == "simulated":
             environment = SimulatedEnvironment.restore(
-                self.tool_model, setup.tools, state.env, domain=setup.name, seed=state.seed
+                self.tool_model,
+                setup.tools,
+                state.env,
+                domain=setup.name,
+                description=setup.description,
+                seed=state.seed,
             )
         elif kind == "python" and isinstance(setup.environment, PythonEnvironment):
             environment = await self._replayed(setup.environment, state)

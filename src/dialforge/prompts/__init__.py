@@ -26,3 +26,10 @@ def load_prompt(name: str) -> str:
 def render_prompt(name: str, **values: object) -> str:
     """The prompt with every placeholder filled; a missing value raises ``KeyError`` naming it."""
     return Template(load_prompt(name)).substitute({key: str(value) for key, value in values.items()})
+
+
+def service_section(description: str) -> str:
+    """The "## The service" section for a domain's description, or nothing when there is none: the agent and
+    the tool simulator then go by the domain's name alone."""
+    text = description.strip()
+    return f"\n## The service\n\n{text}\n" if text else ""

@@ -94,7 +94,7 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
     )
     for plan in plans:
         environment = plan.database.environment(plan.sql_tools) if plan.database is not None else None
-        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environment))
+        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environment, plan.domain.description))
     return engine
 
 

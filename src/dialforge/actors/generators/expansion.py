@@ -24,7 +24,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
-TOOL_PREFIXES = ("get_", "search_", "create_", "update_", "delete_")
+TOOL_PREFIXES = ("get_", "list_", "search_", "create_", "update_", "delete_")
 
 _TRIVIAL_HELPERS = {
     "arithmetic": re.compile(
