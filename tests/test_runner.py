@@ -30,6 +30,7 @@ def test_a_dry_run_writes_the_run_directory_and_a_rerun_resumes_without_duplicat
     first = runner.invoke(app, ["run", str(music_config), "--dry-run", "--out", str(out), "--limit", "5"])
     assert first.exit_code == 0, first.output
     assert "DRY RUN" in first.stderr
+    assert "sets no dialogue.today" in first.stderr, "a database domain without a pinned date is pointed out"
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "state.sqlite", "dialogues.jsonl", "artifacts"}
     assert len(records(out)) == 5
 

@@ -211,6 +211,12 @@ def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
             err=True,
         )
         raise typer.Exit(2)
+    if settings.dialogue.today is None and any(domain.database for domain in settings.domains):
+        typer.echo(
+            f"note: {path} sets no dialogue.today, so each dialogue gets a random date between 2023 and 2026, which "
+            "may come before dates in the database; set dialogue.today to the day the data was taken.",
+            err=True,
+        )
     return settings
 
 
