@@ -114,8 +114,8 @@ async def test_the_transcript_shows_what_the_agent_said_looked_up_and_found() ->
     assert '[Result of search_orders: [{"order_id": 12, "status": "pending"}]]' in transcript
     assert f"Agent: {SHALL_I}" in transcript
     assert transcript.endswith(
-        'asks you: "Shall I cancel order 12?" Answer it (yes, no thanks, or a corrected detail); after a yes, wait '
-        'for the result. "is_task_complete" stays false in this message.'
+        'asks you: "Shall I cancel order 12?" Answer it (yes, no thanks, or a corrected detail). After a yes, wait '
+        'for the result: "is_task_complete" stays false in a message that says yes.'
     )
 
 
@@ -164,6 +164,15 @@ async def test_completing_again_after_the_correction_is_forced_to_not_complete()
 
     assert result.user_message == "Go ahead. Thanks, bye!" and not result.is_task_complete
     assert len(model.requests) == 2
+
+
+@pytest.mark.parametrize("declined", ["No thanks, that's all!", "No, leave it as it is. Thanks!", "That's all, bye."])
+async def test_turning_the_offer_down_may_end_the_goal(declined: str) -> None:
+    model = ScriptedModel([turn(declined, True)])
+
+    result = await UserSimulator(model).next_turn(state_with(OPENING))
+
+    assert result.is_task_complete and result.violations == [] and len(model.requests) == 1
 
 
 async def test_completing_once_the_action_is_reported_is_accepted() -> None:

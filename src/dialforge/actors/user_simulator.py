@@ -60,9 +60,11 @@ _SEPARATOR = "\n\n---\n\n"
 _OPEN_INSTRUCTION = "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
 _NEXT_INSTRUCTION = "Write User's next message (rules 2 to 4). Reply with the JSON object only."
 _CONFIRMATION_HINT = (
-    'The agent\'s last message asks you: "{question}" Answer it (yes, no thanks, or a corrected detail); after a '
-    'yes, wait for the result. "is_task_complete" stays false in this message.'
+    'The agent\'s last message asks you: "{question}" Answer it (yes, no thanks, or a corrected detail). After a '
+    'yes, wait for the result: "is_task_complete" stays false in a message that says yes.'
 )
+_DECLINE = re.compile(r"^\W*(no\b|nope\b|not now\b|that'?s all\b|that is all\b|nothing else\b)", re.IGNORECASE)
+"""A reply that turns the agent's offer down: it may end the goal, since nothing is left waiting for a result."""
 _NO_PERSONA = "An ordinary customer: clear, friendly and brief."
 _NO_COMPLETED_GOALS = "(none: your current goal is the first one)"
 _NO_SUBTASKS = "(none listed: your goal is a single request)"
@@ -216,12 +218,13 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
     if not message:
         return [Violation("empty_message", "The message is empty: write what you would say next.")]
     violations = []
-    if turn.is_task_complete and (question := pending_confirmation(state.conversation)):
+    question = pending_confirmation(state.conversation) if turn.is_task_complete else None
+    if question and not _DECLINE.match(message):
         violations.append(
             Violation(
                 "complete_while_confirming",
                 f'The agent asked you to confirm an action ("{question}"), so it has not been done yet and your '
-                'goal cannot be complete: answer the question (confirm, or correct a detail), set "is_task_complete" '
+                'goal cannot be complete: answer the question (yes, or a corrected detail), set "is_task_complete" '
                 "to false, and wait for the agent to report the result.",
             )
         )
