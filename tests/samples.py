@@ -5,8 +5,18 @@ from pathlib import Path
 from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
 from dialforge.environments.sql.schema import introspect
 from dialforge.environments.sql.source import open_readonly
+from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import ResponseSchema
 from dialforge.model import Task
+
+DATE_INVOICE = SQLTool(
+    name="date_invoice",
+    description="Date an invoice today.",
+    kind="write",
+    parameters={"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]},
+    sql="UPDATE Invoice SET InvoiceDate = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE InvoiceId = :invoice_id",
+)
+"""A Chinook tool that writes SQL's 'now': what a dialogue's clock shows."""
 
 USER_TURN = ResponseSchema(
     name="user_turn",

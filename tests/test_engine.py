@@ -15,6 +15,7 @@ from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
+from samples import DATE_INVOICE
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
 NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -351,13 +352,7 @@ async def test_a_goal_cannot_be_completed_before_anything_was_asked(chinook: SQL
 
 
 async def test_the_dialogues_today_is_sqls_now_and_the_users_date(chinook: SQLDatabase) -> None:
-    stamp = SQLTool(
-        name="date_invoice",
-        description="Date an invoice today.",
-        kind="write",
-        parameters=INVOICE,
-        sql="UPDATE Invoice SET InvoiceDate = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE InvoiceId = :invoice_id",
-    )
+    stamp = DATE_INVOICE
     models = {
         "user": ScriptedModel([user("Please date invoice 1 today."), user("Thanks!", complete=True)], role="user"),
         "agent": ScriptedModel([call("date_invoice", invoice_id=1), {"content": "Done."}, {"content": "Bye!"}]),

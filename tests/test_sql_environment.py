@@ -13,6 +13,7 @@ from dialforge.environments.base import Environment
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment
 from dialforge.environments.sql.source import DatabaseSourceError
 from dialforge.environments.sql.tool import SQLTool
+from samples import DATE_INVOICE
 
 INVOICE_ID = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
 TOOLS = [
@@ -455,21 +456,15 @@ async def test_a_snapshot_restores_the_exact_state_even_after_nondeterministic_s
 
 
 def test_sql_now_is_the_dialogues_own_time_in_every_fork_and_after_a_restore(chinook: SQLDatabase) -> None:
-    stamp = SQLTool(
-        name="stamp_invoice",
-        description="Date an invoice today.",
-        kind="write",
-        parameters=INVOICE_ID,
-        sql="UPDATE Invoice SET InvoiceDate = strftime('%Y-%m-%d %H:%M:%S', 'now') WHERE InvoiceId = :invoice_id",
-    )
+    stamp = DATE_INVOICE
     root = chinook.environment([stamp])
     monday = root.fork(clock=datetime(2025, 11, 17, 9, 30))
     friday = root.fork(clock=datetime(2025, 11, 21, 16, 5, 7))
     now_sql = "SELECT CURRENT_TIMESTAMP AS ts, date('now') AS day, julianday('now') AS jd"
     assert monday.query(now_sql).content[0]["ts"] == "2025-11-17 09:30:00"
     assert friday.query(now_sql).content[0]["day"] == "2025-11-21"
-    monday.execute("stamp_invoice", {"invoice_id": 1})
-    friday.execute("stamp_invoice", {"invoice_id": 2})
+    monday.execute("date_invoice", {"invoice_id": 1})
+    friday.execute("date_invoice", {"invoice_id": 2})
     dates = "SELECT InvoiceDate FROM Invoice WHERE InvoiceId IN (1, 2) ORDER BY InvoiceId"
     untouched = [row["InvoiceDate"] for row in root.query(dates).content]
     assert [row["InvoiceDate"] for row in monday.query(dates).content] == ["2025-11-17 09:30:00", untouched[1]]
