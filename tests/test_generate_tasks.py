@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -172,6 +173,19 @@ async def test_descriptive_tasks_are_kept_numbered_and_asked_for_in_the_mix() ->
     assert "Online bookshop: An online shop selling new and used books" in prompt
     assert "Tools that change data: cancel_order." in prompt
     assert "$" not in prompt
+    assert "The date is not fixed" in prompt and "never by how long ago" in prompt
+
+
+async def test_a_fixed_date_is_the_goals_today_in_every_task_stage() -> None:
+    today = datetime(2025, 11, 21, 10, 0)
+    model = ScriptedModel([reply(GOAL), reply(), reply(), reply()])
+    await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=1, difficulty_mix=MIX, today=today)
+    await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=1, difficulty_mix=MIX, today=today)
+    await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [], count=1, extension_share=0.5, today=today)
+    for request in model.requests:
+        prompt = request.messages[0].content
+        assert "Today, for the people in these goals, is Friday, 2025-11-21." in prompt
+        assert "The date is not fixed" not in prompt
 
 
 async def test_rubric_tasks_keep_their_rubric_and_add_the_tools_of_their_pattern() -> None:

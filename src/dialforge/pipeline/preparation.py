@@ -291,12 +291,14 @@ class Preparation:
                 count=settings.tasks_per_domain,
                 difficulty_mix=settings.difficulty_mix,
                 database=database,
+                today=self.config.dialogue.today,
                 seed=stage_seed(self.config.seed, name, "tasks", style),
             ),
             tools=tools,
             count=settings.tasks_per_domain,
             mix=settings.difficulty_mix,
             database=schema,
+            today=self.config.dialogue.today,
         )
         plan.tasks = batch.items
         # Follow-ups are written as descriptive goals; the task-oriented baseline chains primary tasks instead.
@@ -316,6 +318,7 @@ class Preparation:
                     count=settings.followups_per_domain,
                     extension_share=settings.followup_extension_share,
                     database=database,
+                    today=self.config.dialogue.today,
                     seed=stage_seed(self.config.seed, name, "followups"),
                 ),
                 tools=tools,
@@ -323,6 +326,7 @@ class Preparation:
                 count=settings.followups_per_domain,
                 share=settings.followup_extension_share,
                 database=schema,
+                today=self.config.dialogue.today,
             )
             plan.followups = followups.items
 

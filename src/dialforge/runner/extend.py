@@ -59,7 +59,13 @@ async def _continuations(
         stored = store.get("continuation", plan.domain.name, key)
         if stored is None:
             batch = await generate_continuation(
-                model, plan.domain, plan.tools, conversation.messages, database=plan.database, seed=seed
+                model,
+                plan.domain,
+                plan.tools,
+                conversation.messages,
+                database=plan.database,
+                today=config.dialogue.today,
+                seed=seed,
             )
             stored = {
                 "tasks": [task.model_dump(mode="json") for task in batch.items],

@@ -20,6 +20,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 from sqlglot import exp
@@ -56,6 +57,16 @@ _CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
 _NO_DATABASE = "(none: this application's data is not shown to you)"
 
 
+def _now(today: datetime | None) -> str:
+    """The date the goals' people live on: the conversations' own date when the config fixes one."""
+    if today is not None:
+        return f"Today, for the people in these goals, is {today:%A}, {today:%Y-%m-%d}."
+    return (
+        "The date is not fixed: each conversation takes place on a day of its own. Name records by their ids, "
+        'names or dates, never by how long ago something happened ("yesterday", "last week").'
+    )
+
+
 async def generate_tasks(
     model: ChatModel,
     domain: Domain,
@@ -65,6 +76,7 @@ async def generate_tasks(
     count: int,
     difficulty_mix: Mapping[str, float],
     database: SQLDatabase | None = None,
+    today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
     """Up to ``count`` tasks of ``style``, asked for in ``difficulty_mix`` proportions, checked, repaired once.
@@ -74,7 +86,7 @@ async def generate_tasks(
     counts = difficulty_counts(count, difficulty_mix)
     mix = ", ".join(f"{number} {difficulty}" for difficulty, number in counts.items() if number)
     return await _generate(
-        model, domain, tools, style, database, count=count, seed=seed, values={"difficulty_mix": mix}
+        model, domain, tools, style, database, count=count, seed=seed, today=today, values={"difficulty_mix": mix}
     )
 
 
@@ -87,6 +99,7 @@ async def generate_followups(
     count: int,
     extension_share: float,
     database: SQLDatabase | None = None,
+    today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
     """Up to ``count`` follow-up tasks: ``round(count * extension_share)`` asked to extend one of ``previous``.
@@ -103,7 +116,16 @@ async def generate_followups(
         "previous": "\n".join(_shown(task) for task in previous) or "(none)",
     }
     return await _generate(
-        model, domain, tools, "followup", database, count=count, seed=seed, values=values, previous=previous
+        model,
+        domain,
+        tools,
+        "followup",
+        database,
+        count=count,
+        seed=seed,
+        today=today,
+        values=values,
+        previous=previous,
     )
 
 
@@ -114,12 +136,15 @@ async def generate_continuation(
     conversation: Sequence[Message],
     *,
     database: SQLDatabase | None = None,
+    today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
     """One goal that the person in ``conversation`` would plausibly pursue next and that needs the tools:
     how an ongoing chat, perhaps one without any tool use, gets a tool-use need injected (``extend``)."""
     values = {"conversation": render_transcript(conversation) or "(the conversation has not started)"}
-    return await _generate(model, domain, tools, "continuation", database, count=1, seed=seed, values=values)
+    return await _generate(
+        model, domain, tools, "continuation", database, count=1, seed=seed, today=today, values=values
+    )
 
 
 def difficulty_counts(count: int, mix: Mapping[str, float]) -> dict[Difficulty, int]:
@@ -156,6 +181,7 @@ async def _generate(
     *,
     count: int,
     seed: int,
+    today: datetime | None,
     values: Mapping[str, object],
     previous: Sequence[Task] = (),
 ) -> ItemBatch[Task]:
@@ -166,6 +192,7 @@ async def _generate(
         f"tasks_{kind}",
         domain=domain.name,
         description=domain_description(domain),
+        now=_now(today),
         tools=describe_tools(tools, with_returns=True) or "(no tools)",
         writes=", ".join(tool.name for tool in tools if changes_data(tool)) or "none",
         schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
