@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
