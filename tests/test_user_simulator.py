@@ -308,3 +308,17 @@ def test_the_default_library_has_the_promised_personas() -> None:
     assert "never invent facts" in persona_named("correctable_mistake").description
     with pytest.raises(KeyError, match="no persona named 'pirate'; the personas are \\['terse'"):
         persona_named("pirate")
+
+
+async def test_the_person_knows_the_business_and_the_date_when_they_are_known() -> None:
+    model = ScriptedModel([turn("Hi!"), turn("Hello.")])
+    dated = state_with([]).model_copy(update={"today": "2025-11-21T10:00:00"})
+
+    await UserSimulator(model).next_turn(dated, service="  A second-hand bookshop in Porto  ")
+    await UserSimulator(model).next_turn(state_with([]))
+
+    described, plain = (content(request.messages[0]) for request in model.requests)
+    assert (
+        "## The service\n\nOnline bookshop: A second-hand bookshop in Porto. Today is Friday, 2025-11-21" in described
+    )
+    assert "## The service\n\nOnline bookshop.\n" in plain

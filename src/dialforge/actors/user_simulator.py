@@ -118,10 +118,11 @@ class UserSimulator:
     def __init__(self, model: ChatModel) -> None:
         self.model = model
 
-    async def next_turn(self, state: DialogueState, persona: Persona | None = None) -> UserTurn:
-        """The user's next message for ``state``, checked and corrected once; model errors propagate."""
+    async def next_turn(self, state: DialogueState, persona: Persona | None = None, *, service: str = "") -> UserTurn:
+        """The user's next message for ``state`` (``service``: what the business is), checked and corrected once;
+        model errors propagate."""
         goal = current_goal(state)
-        messages = simulator_messages(state, persona)
+        messages = simulator_messages(state, persona, service=service)
         seed = state.seed + len(state.messages)
         turn = await self._ask(messages, seed)
         violations = turn_violations(turn, state, goal)
@@ -159,14 +160,14 @@ def current_goal(state: DialogueState) -> Task:
     return state.current_task
 
 
-def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Message]:
+def simulator_messages(state: DialogueState, persona: Persona | None, *, service: str = "") -> list[Message]:
     """The request for the user's next turn: rules and goal, then the transcript and the turn's instruction."""
     goal = current_goal(state)
     completed = "\n".join(f"- {task.description}" for task in state.tasks[: state.tasks_done])
     subtasks = "\n".join(f"{number}. {subtask}" for number, subtask in enumerate(goal.subtasks, start=1))
     system = render_prompt(
         "user_simulator",
-        domain=state.domain,
+        service=_service(state.domain, service),
         today=_today(state.today),
         persona=persona.description if persona else _NO_PERSONA,
         completed=completed or _NO_COMPLETED_GOALS,
@@ -180,6 +181,14 @@ def simulator_messages(state: DialogueState, persona: Persona | None) -> list[Me
         instruction += " " + _CONFIRMATION_HINT.format(question=question)
     transcript = "\n".join([_TRANSCRIPT_HEADER, "", *(lines or [_NOTHING_YET])])
     return [SystemMessage(content=system), UserMessage(content=transcript + _SEPARATOR + instruction)]
+
+
+def _service(domain: str, description: str) -> str:
+    """The business the person talks to, as one sentence or two: its name, and what it is when that is known."""
+    text = description.strip()
+    if not text:
+        return f"{domain}."
+    return f"{domain}: {text}" if text.endswith((".", "!", "?")) else f"{domain}: {text}."
 
 
 def _today(today: str | None) -> str:

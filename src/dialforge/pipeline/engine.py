@@ -212,7 +212,7 @@ class DialogueEngine:
             state.next_actor = "agent"
             return
         persona = next((p for p in self.personas if p.name == state.persona), None)
-        turn = await self.user.next_turn(state, persona)
+        turn = await self.user.next_turn(state, persona, service=self._domains[state.domain].description)
         if turn.is_task_complete and not _goal_answered(state):
             # Nothing of this goal was asked and answered yet: a completion now would leave it undone.
             self._guard(state, "premature_completion")
