@@ -10,7 +10,6 @@ see them as JSON text. ``datasets`` 4.7 or newer has the ``Json`` feature.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from dialforge.export.errors import ExportError
 from dialforge.export.spool import Span, spooled_records
 
 HF_HINT = "pip install 'dialforge[hf]'"
-HUB_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
-"""split names the Hub accepts"""
 
 
 def require_datasets(why: str) -> None:
@@ -68,10 +65,11 @@ class HubPush:
     private: bool = False
     token_env: str = "HF_TOKEN"
 
-    def check(self, splits: list[str]) -> str:
-        """The write token, after checking the repository id and the split names, so that nothing is written
-        before a push that cannot start. The token is the environment variable ``token_env``; only for the
-        default ``HF_TOKEN`` may it also come from the login stored by ``hf auth login``."""
+    def check(self) -> str:
+        """The write token, after checking the repository id, so that nothing is written before a push that
+        cannot start (split names are checked with the split: they are names the Hub accepts). The token is the
+        environment variable ``token_env``; only for the default ``HF_TOKEN`` may it also come from the login
+        stored by ``hf auth login``."""
         import huggingface_hub
         from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -81,9 +79,6 @@ class HubPush:
             raise ExportError(
                 f"--push-to-hub {self.repo_id!r}: {exc} (expected e.g. your-name/bookstore-dialogues)"
             ) from None
-        for name in splits:
-            if not HUB_SPLIT_NAME.match(name):
-                raise ExportError(f"split name {name!r}: the Hub accepts letters, digits and '_' only")
         token = os.environ.get(self.token_env)
         if not token and self.token_env == "HF_TOKEN":
             token = huggingface_hub.get_token()

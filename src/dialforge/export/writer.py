@@ -199,7 +199,7 @@ def export_run(
     token = ""
     if push_to_hub is not None:
         require_datasets("--push-to-hub")
-        token = push_to_hub.check(list(split or ["train"]))
+        token = push_to_hub.check()
 
     result = ExportResult()
     if reasoning == "keep" and fmt == "openai":
@@ -243,18 +243,20 @@ def export_run(
         except OSError as exc:
             raise ExportError(f"could not spool the records beside {output}: {exc}; nothing was written") from exc
 
-        parts = split_records(spans, split, seed) if split else {"all": [span for _, span in spans]}
-        tables: dict[str, Any] = {}  # split name -> datasets.Dataset
+        every = [span for _, span in spans]
+        parts = split_records(spans, split, seed) if split else {"all": every}
+        tables: dict[str, Any] = {}  # datasets split name ("train" without a split) -> datasets.Dataset
         for name, part in parts.items():
+            write: Callable[[IO[bytes]], object] = partial(_copy, spooled, part)
             if wants_datasets:
-                tables["train" if split is None else name] = spooled_dataset(fmt, spooled, part, Path(work))
-            write = tables["train" if split is None else name].to_parquet if suffix == ".parquet" else None
-            _write_whole(paths[name], write or partial(_copy, spooled, part))
+                table = tables["train" if split is None else name] = spooled_dataset(fmt, spooled, part, Path(work))
+                if suffix == ".parquet":
+                    write = table.to_parquet
+            _write_whole(paths[name], write)
             result.written[name] = len(part)
             result.files.append(paths[name])
         for template in check_templates:
-            records = spool.spooled_records(str(spooled), [span for _, span in spans])
-            result.notes.append(check_template(Path(template), records).summary())
+            result.notes.append(check_template(template, spool.spooled_records(str(spooled), every)).summary())
         if hf_dataset is not None or push_to_hub is not None:  # still inside: the tables' Arrow files are in work
             import datasets
 
