@@ -1,8 +1,8 @@
 """SQL environment: fork cost, tool-call latency, and memory of 1,000 live forks.
 
-    python benchmarks/sql_env.py [--chinook ../shared/data/db/chinook.sqlite] [--big-mb 100]
+    python benchmarks/sql_env.py [--chinook tests/data/db/chinook.sqlite] [--big-mb 100]
 
-Databases: Chinook (1 MB, from ../shared/data) and a generated shop database of about
+Databases: Chinook (1 MB, from tests/data) and a generated shop database of about
 ``--big-mb`` MB (customers, orders, order lines; built once into the temp directory and reused).
 For each: fork time (median of 1,000 forks), indexed lookup and single-row update latency
 (median and p95 of 5,000 calls on one fork), and for 1,000 live forks that each made a lookup and
@@ -181,7 +181,7 @@ def database_and_tools(name: str, args: argparse.Namespace) -> tuple[Path, SQLTo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chinook", type=Path, default=REPO.parent / "shared" / "data" / "db" / "chinook.sqlite")
+    parser.add_argument("--chinook", type=Path, default=REPO / "tests" / "data" / "db" / "chinook.sqlite")
     parser.add_argument("--big-mb", type=int, default=100)
     parser.add_argument("--worker", nargs=2, metavar=("DATABASE", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()

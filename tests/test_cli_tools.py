@@ -18,9 +18,9 @@ from dialforge.environments.sql.scaffold import read_tools_json
 runner = CliRunner()
 
 
-def test_scaffold_writes_tools_json_and_leaves_the_database_alone(shared_data: Path, tmp_path: Path) -> None:
+def test_scaffold_writes_tools_json_and_leaves_the_database_alone(test_data: Path, tmp_path: Path) -> None:
     db = tmp_path / "chinook.sqlite"
-    shutil.copyfile(shared_data / "db" / "chinook.sqlite", db)
+    shutil.copyfile(test_data / "db" / "chinook.sqlite", db)
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     output = tmp_path / "tools.json"
 
@@ -34,8 +34,8 @@ def test_scaffold_writes_tools_json_and_leaves_the_database_alone(shared_data: P
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
-def test_scaffold_prints_json_without_output(shared_data: Path) -> None:
-    result = runner.invoke(app, ["tools", "scaffold", "--db", str(shared_data / "db" / "northwind.sqlite")])
+def test_scaffold_prints_json_without_output(test_data: Path) -> None:
+    result = runner.invoke(app, ["tools", "scaffold", "--db", str(test_data / "db" / "northwind.sqlite")])
 
     assert result.exit_code == 0, result.output
     tools = json.loads(result.stdout)
@@ -55,8 +55,8 @@ def _no_tables(tmp_path: Path) -> Path:
     return path
 
 
-def _corrupt(tmp_path: Path, shared_data: Path) -> Path:
-    source = shared_data / "db" / "northwind.sqlite"
+def _corrupt(tmp_path: Path, test_data: Path) -> Path:
+    source = test_data / "db" / "northwind.sqlite"
     path = tmp_path / "shop.sqlite"
     path.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     return path
@@ -73,9 +73,9 @@ def _corrupt(tmp_path: Path, shared_data: Path) -> Path:
     ids=["missing", "not-a-database", "no-tables", "corrupt"],
 )
 def test_scaffold_refuses_a_bad_database_in_one_line(
-    tmp_path: Path, shared_data: Path, make: Callable[[Path, Path], Path], problem: str
+    tmp_path: Path, test_data: Path, make: Callable[[Path, Path], Path], problem: str
 ) -> None:
-    db = make(tmp_path, shared_data)
+    db = make(tmp_path, test_data)
 
     result = runner.invoke(app, ["tools", "scaffold", "--db", str(db), "-o", str(tmp_path / "tools.json")])
 
@@ -85,11 +85,11 @@ def test_scaffold_refuses_a_bad_database_in_one_line(
     assert not (tmp_path / "tools.json").exists()
 
 
-def test_scaffold_reports_an_unwritable_output(shared_data: Path, tmp_path: Path) -> None:
+def test_scaffold_reports_an_unwritable_output(test_data: Path, tmp_path: Path) -> None:
     output = tmp_path / "missing-dir" / "tools.json"
 
     result = runner.invoke(
-        app, ["tools", "scaffold", "--db", str(shared_data / "db" / "chinook.sqlite"), "-o", str(output)]
+        app, ["tools", "scaffold", "--db", str(test_data / "db" / "chinook.sqlite"), "-o", str(output)]
     )
 
     assert result.exit_code == 2

@@ -1,7 +1,7 @@
 """The exported ``trl`` data in the trainers that consume it: TRL's SFTTrainer and axolotl's ``chat_template`` loader.
 
 Offline: the tokenizer is a small byte-level BPE trained here on the data, carrying the real xLAM-Qwen template
-from ``../shared/data/chat_templates/``; the model is a randomly initialised Qwen2 with one tiny layer. So these
+from ``tests/data/chat_templates/``; the model is a randomly initialised Qwen2 with one tiny layer. So these
 tests check the data path (loading, templating, tokenizing, a training step), not what a model learns.
 
 Slow, and they need torch, transformers, trl and axolotl (``.ci/run`` installs them for its second step). They
@@ -63,14 +63,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def template_path(shared_data: Path) -> Path:
-    path = shared_data / "chat_templates" / TEMPLATE
-    if not path.is_file():
-        message = f"no chat template at {path}"
-        if os.environ.get("DIALFORGE_REQUIRE_CONSUMERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def template_path(test_data: Path) -> Path:
+    return test_data / "chat_templates" / TEMPLATE
 
 
 def tiny_tokenizer(records: list[dict[str, Any]], template: str) -> Any:

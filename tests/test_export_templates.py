@@ -1,4 +1,4 @@
-"""Exported ``trl`` records through the real chat templates in ../shared/data/chat_templates/."""
+"""Exported ``trl`` records through the real chat templates in tests/data/chat_templates/."""
 
 from __future__ import annotations
 
@@ -20,10 +20,8 @@ TEMPLATE_NAMES = [
 
 
 @pytest.fixture(scope="module")
-def templates(shared_data: Path) -> dict[str, Path]:
-    folder = shared_data / "chat_templates"
-    if not folder.is_dir():
-        pytest.skip(f"no chat templates at {folder}")
+def templates(test_data: Path) -> dict[str, Path]:
+    folder = test_data / "chat_templates"
     return {name: folder / name for name in TEMPLATE_NAMES}
 
 

@@ -38,9 +38,9 @@ def connect(path: str | Path, flags: int = apsw.SQLITE_OPEN_READWRITE) -> apsw.C
     return conn
 
 
-def shared(shared_data: Path, name: str) -> apsw.Connection:
-    """A shared database, read in place (read-only)."""
-    return connect(shared_data / "db" / f"{name}.sqlite", apsw.SQLITE_OPEN_READONLY)
+def sample(test_data: Path, name: str) -> apsw.Connection:
+    """A sample database from tests/data, read in place (read-only)."""
+    return connect(test_data / "db" / f"{name}.sqlite", apsw.SQLITE_OPEN_READONLY)
 
 
 def odd() -> apsw.Connection:
@@ -52,12 +52,12 @@ def odd() -> apsw.Connection:
 
 @pytest.fixture(params=["chinook", "northwind", "odd"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> apsw.Connection:
-    """A private, writable copy: the shared files are never opened for writing."""
+    """A private, writable copy: the files in tests/data are never opened for writing."""
     if request.param == "odd":
         return odd()
-    shared_data = request.getfixturevalue("shared_data")
+    test_data = request.getfixturevalue("test_data")
     copy = tmp_path / f"{request.param}.sqlite"
-    shutil.copyfile(shared_data / "db" / f"{request.param}.sqlite", copy)
+    shutil.copyfile(test_data / "db" / f"{request.param}.sqlite", copy)
     return connect(copy)
 
 
@@ -190,8 +190,8 @@ def _placeholder(affinity: str) -> Any:
 # Names
 
 
-def test_chinook_names_are_readable(shared_data: Path) -> None:
-    schema = introspect(shared(shared_data, "chinook"))
+def test_chinook_names_are_readable(test_data: Path) -> None:
+    schema = introspect(sample(test_data, "chinook"))
     names = [tool.name for tool in scaffold_tools(schema)]
 
     for expected in (
@@ -214,8 +214,8 @@ def test_chinook_names_are_readable(shared_data: Path) -> None:
     assert len(names) == 85
 
 
-def test_northwind_names_handle_spaces_and_plurals(shared_data: Path) -> None:
-    schema = introspect(shared(shared_data, "northwind"))
+def test_northwind_names_handle_spaces_and_plurals(test_data: Path) -> None:
+    schema = introspect(sample(test_data, "northwind"))
     names = [tool.name for tool in scaffold_tools(schema)]
 
     for expected in (
@@ -267,8 +267,8 @@ def test_bind_parameters_and_declared_parameters_match(database: apsw.Connection
         assert set(tool.parameters.get("required", [])) <= bound
 
 
-def test_parameter_types_follow_affinity(shared_data: Path) -> None:
-    tools = {t.name: t for t in scaffold_tools(introspect(shared(shared_data, "chinook")))}
+def test_parameter_types_follow_affinity(test_data: Path) -> None:
+    tools = {t.name: t for t in scaffold_tools(introspect(sample(test_data, "chinook")))}
 
     invoice = tools["create_invoice"].parameters
     assert invoice["required"] == ["CustomerId", "InvoiceDate", "Total"]  # InvoiceId is the rowid alias
@@ -287,8 +287,8 @@ def test_parameter_types_follow_affinity(shared_data: Path) -> None:
     assert writes == {name for name in tools if name.startswith(("create_", "update_", "delete_"))}
 
 
-def test_northwind_defaults_and_text_keys(shared_data: Path) -> None:
-    tools = {t.name: t for t in scaffold_tools(introspect(shared(shared_data, "northwind")))}
+def test_northwind_defaults_and_text_keys(test_data: Path) -> None:
+    tools = {t.name: t for t in scaffold_tools(introspect(sample(test_data, "northwind")))}
 
     assert tools["create_order_detail"].parameters["required"] == ["OrderID", "ProductID"]
     assert "COALESCE(:Discontinued, ('0'))" in tools["create_product"].sql
@@ -330,8 +330,8 @@ def test_list_filters_and_limits(database: apsw.Connection) -> None:
         assert len(call(database, tool, {})) == min(20, len(first_rows(database, table, 1000)))
 
 
-def test_limit_is_clamped_even_without_schema_checks(shared_data: Path) -> None:
-    conn = shared(shared_data, "chinook")
+def test_limit_is_clamped_even_without_schema_checks(test_data: Path) -> None:
+    conn = sample(test_data, "chinook")
     tool = next(t for t in scaffold_tools(introspect(conn)) if t.name == "list_tracks")
 
     unfiltered = dict.fromkeys(tool.parameters["properties"])
@@ -400,9 +400,9 @@ def changed_value(table: Table, row: dict[str, Any]) -> tuple[str, Any]:
     return column.name, row[column.name] + 1
 
 
-def test_update_changes_only_what_is_given(shared_data: Path, tmp_path: Path) -> None:
+def test_update_changes_only_what_is_given(test_data: Path, tmp_path: Path) -> None:
     copy = tmp_path / "chinook.sqlite"
-    shutil.copyfile(shared_data / "db" / "chinook.sqlite", copy)
+    shutil.copyfile(test_data / "db" / "chinook.sqlite", copy)
     conn = connect(copy)
     tools = {t.name: t for t in scaffold_tools(introspect(conn))}
     before = call(conn, tools["get_customer"], {"CustomerId": 1})
@@ -413,8 +413,8 @@ def test_update_changes_only_what_is_given(shared_data: Path, tmp_path: Path) ->
     assert call(conn, tools["get_customer"], {"CustomerId": 1}) == before | {"City": "Lisbon"}
 
 
-def test_search_and_following_keys_on_chinook(shared_data: Path) -> None:
-    conn = shared(shared_data, "chinook")
+def test_search_and_following_keys_on_chinook(test_data: Path) -> None:
+    conn = sample(test_data, "chinook")
     tools = {t.name: t for t in scaffold_tools(introspect(conn))}
 
     lines = call(conn, tools["get_invoice_lines_for_invoice"], {"InvoiceId": 1})
@@ -430,8 +430,8 @@ def test_search_and_following_keys_on_chinook(shared_data: Path) -> None:
 # tools.json
 
 
-def test_tools_json_round_trips(tmp_path: Path, shared_data: Path) -> None:
-    tools = scaffold_tools(introspect(shared(shared_data, "northwind")))
+def test_tools_json_round_trips(tmp_path: Path, test_data: Path) -> None:
+    tools = scaffold_tools(introspect(sample(test_data, "northwind")))
     path = tmp_path / "tools.json"
 
     write_tools_json(tools, path)

@@ -64,12 +64,12 @@ def odd_connection() -> apsw.Connection:
     return conn
 
 
-def readonly(shared_data: Path, name: str) -> apsw.Connection:
-    return apsw.Connection(str(shared_data / "db" / f"{name}.sqlite"), flags=apsw.SQLITE_OPEN_READONLY)
+def readonly(test_data: Path, name: str) -> apsw.Connection:
+    return apsw.Connection(str(test_data / "db" / f"{name}.sqlite"), flags=apsw.SQLITE_OPEN_READONLY)
 
 
-def test_chinook_tables_keys_and_foreign_keys(shared_data: Path) -> None:
-    schema = introspect(readonly(shared_data, "chinook"))
+def test_chinook_tables_keys_and_foreign_keys(test_data: Path) -> None:
+    schema = introspect(readonly(test_data, "chinook"))
 
     assert [table.name for table in schema.tables] == [
         "Album", "Artist", "Customer", "Employee", "Genre", "Invoice",
@@ -90,8 +90,8 @@ def test_chinook_tables_keys_and_foreign_keys(shared_data: Path) -> None:
     assert (total.type, total.affinity, total.not_null) == ("NUMERIC(10,2)", "NUMERIC", True)
 
 
-def test_northwind_order_details_and_skipped_tables(shared_data: Path) -> None:
-    schema = introspect(readonly(shared_data, "northwind"))
+def test_northwind_order_details_and_skipped_tables(test_data: Path) -> None:
+    schema = introspect(readonly(test_data, "northwind"))
 
     names = {table.name for table in schema.tables}
     assert len(names) == 13 and "sqlite_sequence" not in names and "Order Details" in names
@@ -110,15 +110,15 @@ def test_northwind_order_details_and_skipped_tables(shared_data: Path) -> None:
     assert [c.name for c in customers.key_columns] == ["CustomerID"]
 
 
-def test_table_lookup_names_the_tables_it_has(shared_data: Path) -> None:
-    schema = introspect(readonly(shared_data, "chinook"))
+def test_table_lookup_names_the_tables_it_has(test_data: Path) -> None:
+    schema = introspect(readonly(test_data, "chinook"))
 
     with pytest.raises(KeyError, match="Album"):
         schema.table("Albums")
 
 
-def test_prompt_is_ddl_with_quoting_only_where_needed(shared_data: Path) -> None:
-    prompt = introspect(readonly(shared_data, "northwind")).to_prompt()
+def test_prompt_is_ddl_with_quoting_only_where_needed(test_data: Path) -> None:
+    prompt = introspect(readonly(test_data, "northwind")).to_prompt()
 
     assert 'CREATE TABLE "Order Details" (  -- 2155 rows' in prompt
     assert "  PRIMARY KEY (OrderID, ProductID)," in prompt
@@ -160,8 +160,8 @@ def test_quote_identifier_round_trips(name: str) -> None:
     assert introspect(conn).table(name).columns[0].name == name + " col"
 
 
-def test_data_view_shows_first_rows_cut_values_and_blobs(shared_data: Path) -> None:
-    conn = readonly(shared_data, "northwind")
+def test_data_view_shows_first_rows_cut_values_and_blobs(test_data: Path) -> None:
+    conn = readonly(test_data, "northwind")
     schema = introspect(conn)
 
     view = data_view(conn, schema)
@@ -177,17 +177,17 @@ def test_data_view_shows_first_rows_cut_values_and_blobs(shared_data: Path) -> N
     assert "Order Details: 2155 rows, first 3 by OrderID, ProductID" in view
 
 
-def test_data_view_is_deterministic(shared_data: Path) -> None:
-    first = readonly(shared_data, "chinook")
-    again = readonly(shared_data, "chinook")
+def test_data_view_is_deterministic(test_data: Path) -> None:
+    first = readonly(test_data, "chinook")
+    again = readonly(test_data, "chinook")
 
     assert data_view(first, introspect(first)) == data_view(again, introspect(again))
     assert '1 | "For Those About To Rock We Salute You" | 1' in data_view(first, introspect(first))
 
 
 @pytest.mark.parametrize("max_chars", [40, 400, 1500])
-def test_data_view_is_capped_and_says_what_it_left_out(shared_data: Path, max_chars: int) -> None:
-    conn = readonly(shared_data, "chinook")
+def test_data_view_is_capped_and_says_what_it_left_out(test_data: Path, max_chars: int) -> None:
+    conn = readonly(test_data, "chinook")
     schema = introspect(conn)
 
     view = data_view(conn, schema, rows_per_table=2, max_chars=max_chars)
@@ -210,8 +210,8 @@ def test_data_view_of_odd_identifiers() -> None:
 # open_readonly
 
 
-def test_open_readonly_gives_a_read_only_connection(shared_data: Path) -> None:
-    path = shared_data / "db" / "chinook.sqlite"
+def test_open_readonly_gives_a_read_only_connection(test_data: Path) -> None:
+    path = test_data / "db" / "chinook.sqlite"
     conn = open_readonly(path)
 
     assert conn.execute("SELECT count(*) FROM Album").fetchone() == (347,)
@@ -231,9 +231,9 @@ def _empty_database(tmp_path: Path) -> Path:
     return path
 
 
-def _truncated_copy(tmp_path: Path, shared_data: Path) -> Path:
+def _truncated_copy(tmp_path: Path, test_data: Path) -> Path:
     path = tmp_path / "truncated.sqlite"
-    shutil.copyfile(shared_data / "db" / "chinook.sqlite", path)
+    shutil.copyfile(test_data / "db" / "chinook.sqlite", path)
     os.truncate(path, path.stat().st_size // 2)
     return path
 
@@ -250,9 +250,9 @@ def _truncated_copy(tmp_path: Path, shared_data: Path) -> Path:
     ids=["missing", "directory", "not-a-database", "no-tables", "corrupt"],
 )
 def test_open_readonly_names_the_file_and_the_problem(
-    tmp_path: Path, shared_data: Path, make: Callable[[Path, Path], Path], problem: str
+    tmp_path: Path, test_data: Path, make: Callable[[Path, Path], Path], problem: str
 ) -> None:
-    path = make(tmp_path, shared_data)
+    path = make(tmp_path, test_data)
 
     with pytest.raises(DatabaseSourceError) as caught:
         open_readonly(path)
@@ -273,7 +273,7 @@ def test_open_readonly_reports_a_locked_database(tmp_path: Path) -> None:
     assert open_readonly(path).execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
-def test_schema_round_trips_through_json(shared_data: Path) -> None:
-    schema = introspect(readonly(shared_data, "northwind"))
+def test_schema_round_trips_through_json(test_data: Path) -> None:
+    schema = introspect(readonly(test_data, "northwind"))
 
     assert DatabaseSchema.model_validate_json(schema.model_dump_json()) == schema

@@ -311,8 +311,8 @@ def test_trials_never_change_the_database(shop: SQLDatabase) -> None:
 
 
 @pytest.mark.parametrize("name", ["chinook", "northwind"])
-def test_every_scaffolded_tool_validates_fast_and_leaves_the_file_alone(shared_data: Path, name: str) -> None:
-    path = shared_data / "db" / f"{name}.sqlite"
+def test_every_scaffolded_tool_validates_fast_and_leaves_the_file_alone(test_data: Path, name: str) -> None:
+    path = test_data / "db" / f"{name}.sqlite"
     file_digest = hashlib.sha256(path.read_bytes()).hexdigest()
     database = SQLDatabase.open(path)
     state = database.environment(()).digest()
