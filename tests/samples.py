@@ -27,7 +27,7 @@ USER_TURN = ResponseSchema(
         "additionalProperties": False,
     },
 )
-"""The user simulator's reply (PAPER.md): a message and whether the whole task is done."""
+"""The user simulator's reply (docs/method.md): a message and whether the whole task is done."""
 
 
 def write_music_config(

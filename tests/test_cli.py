@@ -1,4 +1,4 @@
-"""The command line keeps the DESIGN.md contract: every command exists, and unfinished ones say so."""
+"""The command line keeps its contract: every command exists, and unfinished ones say so."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ class RayConfig(BaseModel):
 class DialforgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode = Field(default="user", description="task | user | user+exec (PAPER.md's three pipelines)")
+    mode: Mode = Field(default="user", description="task | user | user+exec (the three pipelines of docs/method.md)")
     domains: list[DomainConfig] = Field(default_factory=list)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     dialogue: DialogueConfig = Field(default_factory=DialogueConfig)

@@ -1,4 +1,4 @@
-"""The ``dialforge`` command line (contract in DESIGN.md): parse, call into the library, print."""
+"""The ``dialforge`` command line (commands listed in README.md): parse, call into the library, print."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ RubricCategory = Literal["Critical", "Structural", "NonCritical", "InvalidRubric
 
 
 class RubricVerdict(BaseModel):
-    """The judge's reading of one rubric item (PAPER.md "Validation")."""
+    """The judge's reading of one rubric item (docs/method.md, "Validation")."""
 
     model_config = ConfigDict(extra="forbid")
 

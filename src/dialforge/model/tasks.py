@@ -1,4 +1,4 @@
-"""Tasks: the latent goals that dialogues are generated to accomplish (PAPER.md, "Tasks")."""
+"""Tasks: the latent goals that dialogues are generated to accomplish (docs/method.md, "Tasks")."""
 
 from __future__ import annotations
 
