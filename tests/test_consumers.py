@@ -34,7 +34,11 @@ TEMPLATE = "tool_chat_template_xlam_qwen.jinja"
 def need(module: str) -> ModuleType:
     if os.environ.get("DIALFORGE_REQUIRE_CONSUMERS") == "1":
         return importlib.import_module(module)
-    return pytest.importorskip(module, reason=f"{module} is not installed (see .ci/run's consumer step)")
+    return pytest.importorskip(
+        module,
+        reason=f"{module} is not installed: pip install torch==2.13.0 trl transformers accelerate && "
+        "pip install --no-deps axolotl colorama addict",
+    )
 
 
 def with_null_argument(id: str) -> Any:

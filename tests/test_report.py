@@ -249,7 +249,7 @@ async def open_in_chromium(executable: str, url: str, profile: Path) -> AsyncIte
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(chromium_path() is None, reason="needs Chromium (Debian package chromium)")
+@pytest.mark.skipif(chromium_path() is None, reason="needs Chromium: apt-get install chromium")
 async def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     executable = chromium_path()
     assert executable is not None
