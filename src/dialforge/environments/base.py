@@ -6,7 +6,7 @@ structured ``ToolError`` that the agent can read and recover from, as it would f
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,18 +102,22 @@ class StateDiff(BaseModel):
 
 @runtime_checkable
 class Environment(Protocol):
-    """Tools plus the state they act on; ``fork`` gives each dialogue its own isolated state."""
+    """Tools plus the state they act on; ``fork`` gives each dialogue its own isolated state.
+
+    A state is compared only with a state of its own kind (a SQL fork's rows mean nothing next to a call log),
+    hence ``Self`` in ``fork`` and ``diff``.
+    """
 
     def tools(self) -> list[ToolSpec]: ...
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult: ...
 
-    def fork(self) -> Environment: ...
+    def fork(self) -> Self: ...
 
     def digest(self) -> str:
         """A stable hash of the state: equal states have equal digests, whatever led to them."""
         ...
 
-    def diff(self, other: Environment) -> StateDiff:
+    def diff(self, other: Self) -> StateDiff:
         """What changed from ``other`` (usually the parent state) to this one."""
         ...

@@ -147,20 +147,21 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """Pydantic's schema with each ``$ref`` replaced by its definition, so a property stands on its own."""
     definitions = schema.get("$defs", {})
 
-    def resolve(node: Any, seen: frozenset[str]) -> Any:
-        if isinstance(node, list):
-            return [resolve(item, seen) for item in node]
-        if not isinstance(node, dict):
-            return node
+    def resolve_object(node: dict[str, Any], seen: frozenset[str]) -> dict[str, Any]:
         rest = {key: resolve(value, seen) for key, value in node.items() if key not in ("$ref", "$defs")}
         if "$ref" not in node:
             return rest
         name = node["$ref"].removeprefix("#/$defs/")
         if name in seen:
             raise TypeError(f"{name} refers to itself, so its schema cannot be inlined")
-        return {**resolve(definitions[name], seen | {name}), **rest}
+        return {**resolve_object(definitions[name], seen | {name}), **rest}
 
-    return resolve(schema, frozenset())
+    def resolve(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        return resolve_object(node, seen) if isinstance(node, dict) else node
+
+    return resolve_object(schema, frozenset())
 
 
 def _schema_for(hint: Any) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def reply_format(tool: ToolSpec) -> ResponseSchema:
     """
     returns = dict(tool.returns or ANY_RESULT)
     returns.pop("$schema", None)
-    definitions = {key: returns.pop(key) for key in ("$defs", "definitions") if key in returns}
+    definitions: dict[str, Any] = {key: returns.pop(key) for key in ("$defs", "definitions") if key in returns}
     result_reply = {
         "type": "object",
         "properties": {"result": returns},

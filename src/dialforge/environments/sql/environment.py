@@ -25,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from dialforge.environments.arguments import call_problem
-from dialforge.environments.base import StateDiff, TableDiff, ToolResult
+from dialforge.environments.base import StateDiff, TableDiff, ToolErrorKind, ToolResult
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect, julian_ms, sql_clock
 from dialforge.environments.sql.sandbox import (
     MAX_SQL_CHARS,
@@ -42,6 +42,7 @@ from dialforge.environments.sql.schema import (
     data_view,
     introspect,
     quote_identifier,
+    single_row,
     table_names,
 )
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
@@ -179,7 +180,8 @@ class SQLDatabase:
         workdir = TemporaryDirectory(prefix="dialforge-db-")
         path = Path(workdir.name) / "database.sqlite"
         connection = apsw.Connection(str(path))
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+        (page_size,) = single_row(connection, "PRAGMA page_size")
+        assert isinstance(page_size, int)
         connection.execute(f"PRAGMA max_page_count = {limits.max_script_bytes // page_size}").fetchall()
         deadline = Deadline()
         harden(connection, limits, ScriptAuthorizer(), deadline)
@@ -382,7 +384,7 @@ class SQLEnvironment:
         except apsw.Error as exc:
             message = str(exc)
             refused = "not authorized" in message or "may not be modified" in message
-            kind = "refused" if refused else "execution_error"
+            kind: ToolErrorKind = "refused" if refused else "execution_error"
             return ToolResult.failure(kind, f"{what}: {message}")
         except (TypeError, OverflowError, UnicodeEncodeError) as exc:
             return ToolResult.failure("invalid_arguments", f"{what}: a value cannot be stored in SQLite ({exc})")
@@ -521,7 +523,7 @@ class SQLEnvironment:
         finally:
             self._authorizer.trusted = False
 
-    def diff(self, other: SQLEnvironment) -> StateDiff:  # type: ignore[override]
+    def diff(self, other: SQLEnvironment) -> StateDiff:
         """Rows inserted, updated and deleted from ``other`` to this state, per table (at most 100 of each)."""
         if other.database is not self.database:
             raise ValueError("only states of the same database can be compared")

@@ -170,7 +170,9 @@ class _OverlayVFS(apsw.VFS):
         self.overlays: weakref.WeakValueDictionary[str, PageOverlay] = weakref.WeakValueDictionary()
         super().__init__(_VFS_NAME, "")
 
-    def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> _OverlayFile:
+    # apsw's stub types the result as VFSFile, but apsw takes any object with the xRead... methods (its docs:
+    # derive from VFSFile only to wrap another VFS's file, which would open a real file here).
+    def xOpen(self, name: str | apsw.URIFilename | None, flags: list[int]) -> _OverlayFile:  # type: ignore[override]
         key = name.filename() if isinstance(name, apsw.URIFilename) else name
         overlay = self.overlays.get(key) if key else None
         if overlay is None:

@@ -173,6 +173,14 @@ def table_names(conn: apsw.Connection) -> list[str]:
     ]
 
 
+def single_row(conn: apsw.Connection, sql: str, bindings: apsw.Bindings | None = None) -> apsw.SQLiteValues:
+    """The row of a query that always returns one (``count(*)``, a pragma, a table known to exist)."""
+    row: apsw.SQLiteValues | None = conn.execute(sql, bindings).fetchone()
+    if row is None:
+        raise LookupError(f"the query returned no row: {sql}")
+    return row
+
+
 def introspect(conn: apsw.Connection) -> DatabaseSchema:
     """Every user table, sorted by name so that what is built from the schema is deterministic."""
     tables = [_read_table(conn, name) for name in table_names(conn)]
@@ -200,11 +208,12 @@ def _read_table(conn: apsw.Connection, name: str) -> Table:
         )
     )
     primary_key = tuple(column.name for column in sorted(columns, key=lambda c: c.primary_key) if column.primary_key)
-    (without_rowid,) = conn.execute("SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'", (name,)).fetchone()
+    (without_rowid,) = single_row(conn, "SELECT wr FROM pragma_table_list(?) WHERE schema = 'main'", (name,))
     # A primary key backed by an index is not the rowid; one without (a single INTEGER column) aliases it.
     pk_index = conn.execute("SELECT 1 FROM pragma_index_list(?, 'main') WHERE origin = 'pk'", (name,)).fetchall()
-    (sql,) = conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()
-    (row_count,) = conn.execute(f"SELECT count(*) FROM main.{quote_identifier(name)}").fetchone()
+    (sql,) = single_row(conn, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,))
+    (row_count,) = single_row(conn, f"SELECT count(*) FROM main.{quote_identifier(name)}")
+    assert isinstance(row_count, int) and isinstance(sql, str | None)
     return Table(
         name=name,
         columns=columns,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import apsw
 
-from dialforge.environments.sql.schema import table_names
+from dialforge.environments.sql.schema import single_row, table_names
 
 BUSY_TIMEOUT_MS = 2000
 """How long to wait for another process's write lock before calling the database locked."""
@@ -50,7 +50,7 @@ def open_readonly(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -
 
 def _check(conn: apsw.Connection, path: Path) -> None:
     try:
-        (verdict,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+        (verdict,) = single_row(conn, "PRAGMA quick_check(1)")
         tables = table_names(conn)
     except apsw.NotADBError:
         raise DatabaseSourceError(

@@ -28,8 +28,8 @@ from dialforge.environments.base import ToolResult
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
 from dialforge.environments.sql.schema import ROWID_NAMES, DatabaseSchema, Table, quote_identifier, spelled
 from dialforge.environments.sql.tool import SQLTool
-from dialforge.llm.json_schema_sampler import SchemaSamplingError, sample_json
-from dialforge.llm.structured import schema_violations
+from dialforge.json_schema.checks import schema_violations
+from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """snake_case, at most 64 characters: stricter than the OpenAI rule, so names read alike everywhere."""
@@ -336,7 +336,7 @@ class _Resolver:
         return source.table, spelled(source.table, column.name)
 
 
-def _result_names(query: exp.Expression) -> set[str]:
+def _result_names(query: exp.Expr) -> set[str]:
     """Names a query's own clauses may use for its results: a SELECT's aliases, a UNION's columns."""
     if isinstance(query, exp.Union):
         return {name.casefold() for name in query.named_selects}
@@ -383,7 +383,7 @@ def _compared_column(placeholder: exp.Placeholder, resolver: _Resolver) -> _Bind
     while isinstance(node.parent, _WRAPPERS):
         node = node.parent
     parent = node.parent
-    other: exp.Expression | None = None
+    other: exp.Expr | None = None
     if isinstance(parent, _COMPARISONS):
         other = parent.left if parent.right is node else parent.right
     elif isinstance(parent, (exp.In, exp.Between)) and parent.this is not node:
