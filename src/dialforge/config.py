@@ -60,6 +60,9 @@ class DomainConfig(BaseModel):
         return resolved
 
 
+_DEFAULT_DIFFICULTY_MIX: dict[Difficulty, float] = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
+
+
 class GenerationConfig(BaseModel):
     """How much to generate per domain, and in which mix."""
 
@@ -74,7 +77,7 @@ class GenerationConfig(BaseModel):
     followup_extension_share: float = Field(
         default=0.5, ge=0, le=1, description="share of follow-ups that extend earlier results (rest: independent)"
     )
-    difficulty_mix: dict[Difficulty, float] = Field(default_factory=lambda: {"easy": 0.3, "medium": 0.4, "hard": 0.3})
+    difficulty_mix: dict[Difficulty, float] = Field(default_factory=_DEFAULT_DIFFICULTY_MIX.copy)
     tasks_per_dialogue: tuple[int, int] = Field(default=(1, 3), description="fewest and most tasks in one dialogue")
 
     @field_validator("difficulty_mix")

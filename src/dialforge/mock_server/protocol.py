@@ -175,11 +175,14 @@ def _parse_tools(tools_bytes: bytes) -> tuple[ToolSpec, ...]:
     return tuple(tools)
 
 
-def _parse_tool_choice(choice: Any) -> ToolChoice | None:
-    if choice is None or choice in ("auto", "none", "required"):
+def _parse_tool_choice(choice: object) -> ToolChoice | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict) and choice["function"].get("name"):
-        return choice["function"]["name"]
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if isinstance(function, dict) and isinstance(name := function.get("name"), str) and name:
+        return name
     raise RequestError(
         'tool_choice must be "auto", "none", "required" or {"type": "function", "function": {"name": ...}}',
         param="tool_choice",
