@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from dialforge.llm.json_schema_sampler import SchemaSamplingError, sample_json
+from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 
 SEEDS = range(25)
 

@@ -11,9 +11,9 @@ import pytest
 
 from dialforge.environments.base import Environment, StateDiff, TableDiff
 from dialforge.environments.simulated import SimulatedEnvironment, random_reference_time
+from dialforge.json_schema.checks import schema_violations
+from dialforge.json_schema.sampler import sample_json
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
-from dialforge.llm.json_schema_sampler import sample_json
-from dialforge.llm.structured import schema_violations
 from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dialforge.environments.base import ToolResult
-from dialforge.llm.structured import schema_violations
+from dialforge.json_schema.checks import schema_violations
 from dialforge.model.tools import ToolSpec
 
 

@@ -33,18 +33,25 @@ import uuid
 from collections.abc import Callable
 from fractions import Fraction
 from functools import lru_cache
-from re import _constants as sre
-from re import _parser as sre_parse
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from jsonschema import Draft202012Validator
+
+if TYPE_CHECKING:
+    # The stubs describe CPython's regex parser under its pre-3.11 names, which re-export the same modules.
+    import sre_constants as sre
+    import sre_parse
+else:
+    from re import _constants as sre
+    from re import _parser as sre_parse
 
 MINIMAL_AFTER_REFS = 2
 """``$ref`` expansions on one path after which optional parts are left out, so recursion ends."""
 _MAX_REFS = 48
 _REPEAT_SPREADS = (3, 6, 12, 24, 48)
 _NUMBER_TRIES = 24
+_Number = TypeVar("_Number", int, float)
 
 _WORDS = (
     "blue", "river", "garden", "window", "coffee", "paper", "silver", "forest", "market", "travel",
@@ -377,17 +384,17 @@ class _Sampler:
         first: int,
         last: int,
         hint: str,
-        kind: type,
-    ) -> Any:
+        kind: Callable[[Fraction | int], _Number],
+    ) -> _Number:
         """``kind(k * unit)`` for a random ``k`` in ``[first, last]`` that jsonschema accepts as a
-        multiple of ``step`` (its float division rejects e.g. 0.3 for 0.1)."""
+        multiple of ``step`` (its float division rejects e.g. 0.3 for 0.1); the last try if none is."""
         if first > last:
             raise SchemaSamplingError(f"no multiple of {step} for {hint!r} lies within its bounds")
-        value: Any = None
-        for _ in range(_NUMBER_TRIES):
-            value = kind(unit * self.rng.randint(first, last))
+        value = kind(unit * self.rng.randint(first, last))
+        for _ in range(_NUMBER_TRIES - 1):
             if _is_multiple(value, step):
                 return value
+            value = kind(unit * self.rng.randint(first, last))
         return value
 
     def bounds(self, schema: dict[str, Any], hint: str) -> tuple[float, float, bool, bool]:
@@ -557,7 +564,7 @@ class _RegexWriter:
         self.groups: dict[int, str] = {}
 
     def write(self, items: sre_parse.SubPattern, want: int | None = None) -> str:
-        data = list(items)
+        data = items.data
         rest = [sre_parse.SubPattern(items.state, [item]).getwidth()[0] for item in data] if want else []
         out: list[str] = []
         written = 0

@@ -41,7 +41,7 @@ class RetryPolicy:
         else exponential backoff with jitter."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_after_s) * rng.uniform(1.0, 1.1)
-        backoff = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2.0**attempt)
         return backoff * rng.uniform(0.5, 1.0)
 
 

@@ -15,11 +15,11 @@ from time import perf_counter
 
 import orjson
 
+from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.base import RepairingChatModel
 from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelRequestRejected
-from dialforge.llm.json_schema_sampler import SchemaSamplingError, sample_json
 from dialforge.model.messages import MESSAGE_LIST, AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator
 
+from dialforge.json_schema.checks import schema_violations
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
@@ -77,21 +76,6 @@ def extract_json(text: str) -> Any:
     for value in json_values(text):
         return value
     raise ValueError("the reply contains no complete JSON value")
-
-
-@lru_cache(maxsize=512)
-def _validator(schema_json: bytes) -> Draft202012Validator:
-    return Draft202012Validator(orjson.loads(schema_json))
-
-
-def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
-    """Human-readable reasons ``value`` does not satisfy ``schema`` (empty when it does)."""
-    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
-    problems = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        problems.append(f"at {where}: {error.message}")
-    return problems
 
 
 def _structured_problem(completion: Completion, schema: ResponseSchema) -> OutputProblem | None:
