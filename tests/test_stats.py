@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from dialforge.cli.main import app
 from dialforge.model.dialogue import Dialogue
-from dialforge.report.stats import failure_reason, near_duplicate_pairs, render_text, run_statistics
+from dialforge.report.stats import failure_reason, near_duplicate_pairs, run_statistics
+from dialforge.report.text import render_text
 
 runner = CliRunner()
 

@@ -335,7 +335,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Summarize a run: dialogues, turns, tool calls, validity, usage and cost."""
-    from dialforge.report.stats import read_records, render_text, run_statistics
+    from dialforge.report.stats import read_records, run_statistics
+    from dialforge.report.text import render_text
 
     try:
         statistics = run_statistics(read_records(_dialogues_file(run_dir, "stats")))

@@ -1,9 +1,10 @@
 """Statistics of a run's dialogues: the paper's Table 1 per (mode, domain) and overall, and more.
 
-Table 1 (PAPER.md) gives Step, Turn and Task as "mean (max) per dialogue", with the quantities counted as
-``pipeline/dialogue_stats.py`` does and stored in each record's ``stats``: Turn is every message (user,
-assistant text, each tool call, each tool output), Step is one tool-use iteration (``steps`` per dialogue;
-``max_steps_per_request`` is the longest run of them for one user request), Task is objectives done.
+Table 1 of arXiv 2601.08225 (docs/method.md) gives Step, Turn and Task as "mean (max) per dialogue",
+with the quantities counted as ``pipeline/dialogue_stats.py`` does and stored in each record's ``stats``:
+Turn is every message (user, assistant text, each tool call, each tool output), Step is one tool-use
+iteration (``steps`` per dialogue; ``max_steps_per_request`` is the longest run of them for one user
+request), Task is objectives done.
 
 Beyond the table: tool calls per dialogue, the tool error rate (tool errors / tool calls), the judge's
 verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category, failure reasons
@@ -22,13 +23,14 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
 
-from dialforge.actors.generators.near_duplicates import shingles
+from dialforge.generation_checks.near_duplicates import shingles
 from dialforge.model.dialogue import Dialogue
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
@@ -50,7 +52,7 @@ class MeanMax(BaseModel):
     total: int = 0
 
     def __str__(self) -> str:
-        return f"{self.mean:.2f} ({_number(self.max)})"
+        return f"{self.mean:.2f} ({self.max})"
 
 
 class RoleUsage(BaseModel):
@@ -178,60 +180,61 @@ def run_statistics(records: Iterable[dict[str, Any] | Dialogue]) -> RunStatistic
     )
 
 
+@dataclass(frozen=True, slots=True)
 class _Row:
     """What the statistics need from one record, read once."""
 
-    __slots__ = (
-        "calls",
-        "domain",
-        "failure",
-        "first_user",
-        "guards",
-        "id",
-        "judgment",
-        "max_steps",
-        "mode",
-        "status",
-        "step",
-        "task",
-        "tool_calls",
-        "tool_errors",
-        "tools_offered",
-        "turn",
-        "usage",
-    )
+    id: str
+    mode: str
+    domain: str
+    status: str
+    failure: str | None
+    turn: int
+    step: int
+    task: int
+    max_steps: int
+    tool_calls: int
+    tool_errors: int
+    judgment: dict[str, Any] | None
+    guards: dict[str, int]
+    usage: dict[str, dict[str, Any]]
+    tools_offered: list[str]
+    calls: list[str]
+    first_user: str | None
 
 
 def _row(record: dict[str, Any] | Dialogue) -> _Row:
     data = record.model_dump(mode="json") if isinstance(record, Dialogue) else record
     stats = data.get("stats") or {}
-    row = _Row()
-    row.id = str(data.get("id", ""))
-    row.mode = str(data.get("mode", "?"))
-    row.domain = str(data.get("domain", "?"))
-    row.status = str(data.get("status", "completed"))
-    row.failure = data.get("failure")
-    row.turn = int(stats.get("turns", 0))
-    row.step = int(stats.get("steps", 0))
-    row.task = int(stats.get("tasks", 0))
-    row.max_steps = int(stats.get("max_steps_per_request", 0))
-    row.tool_calls = int(stats.get("tool_calls", 0))
-    row.tool_errors = int(stats.get("tool_errors", 0))
-    row.judgment = data.get("judgment")
-    row.guards = data.get("guards") or {}
-    row.usage = data.get("usage") or {}
-    row.tools_offered = [
-        name for tool in data.get("tools") or () if (name := (tool.get("function") or tool).get("name"))
-    ]
-    row.calls = []
-    row.first_user = None
+    calls: list[str] = []
+    first_user: str | None = None
     for message in data.get("messages") or ():
         role = message.get("role")
-        if role == "user" and row.first_user is None:
-            row.first_user = message.get("content") or ""
+        if role == "user" and first_user is None:
+            first_user = message.get("content") or ""
         elif role == "assistant":
-            row.calls.extend((call.get("function") or {}).get("name", "?") for call in message.get("tool_calls") or ())
-    return row
+            calls.extend((call.get("function") or {}).get("name", "?") for call in message.get("tool_calls") or ())
+    return _Row(
+        id=str(data.get("id", "")),
+        mode=str(data.get("mode", "?")),
+        domain=str(data.get("domain", "?")),
+        status=str(data.get("status", "completed")),
+        failure=data.get("failure"),
+        turn=int(stats.get("turns", 0)),
+        step=int(stats.get("steps", 0)),
+        task=int(stats.get("tasks", 0)),
+        max_steps=int(stats.get("max_steps_per_request", 0)),
+        tool_calls=int(stats.get("tool_calls", 0)),
+        tool_errors=int(stats.get("tool_errors", 0)),
+        judgment=data.get("judgment"),
+        guards=data.get("guards") or {},
+        usage=data.get("usage") or {},
+        tools_offered=[
+            name for tool in data.get("tools") or () if (name := (tool.get("function") or tool).get("name"))
+        ],
+        calls=calls,
+        first_user=first_user,
+    )
 
 
 def _mean_max(values: list[int]) -> MeanMax:
@@ -377,146 +380,3 @@ def near_duplicate_pairs(texts: list[str], threshold: float = NEAR_DUPLICATE_THR
         for shingle in prefix:
             index[shingle].append(position)
     return pairs
-
-
-def _number(value: float | None, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.{digits}f}"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = [
-        "  ".join(
-            cell.ljust(width) if index == 0 else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in [headers, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def render_text(stats: RunStatistics) -> str:
-    """The statistics as plain text tables (no colour, no box drawing), for a terminal or a log."""
-    groups = [*stats.groups, stats.overall] if len(stats.groups) != 1 else stats.groups
-    out: list[str] = [f"{stats.dialogues} dialogues", ""]
-    out.append("Table 1 (mean (max) per dialogue)")
-    out.append(
-        _table(
-            ["mode", "domain", "Step", "Turn", "Task", "dialogues"],
-            [[g.mode, g.domain, str(g.step), str(g.turn), str(g.task), str(g.dialogues)] for g in groups],
-        )
-    )
-    out.append("")
-    out.append("Outcome")
-    out.append(
-        _table(
-            [
-                "mode",
-                "domain",
-                "completed",
-                "failed",
-                "tool calls",
-                "tool errors",
-                "error rate",
-                "valid",
-                "invalid",
-                "unjudged",
-                "pass rate",
-            ],
-            [
-                [
-                    g.mode,
-                    g.domain,
-                    str(g.completed),
-                    str(g.failed),
-                    str(g.tool_calls),
-                    str(g.tool_errors),
-                    _percent(g.tool_error_rate),
-                    str(g.judging.verdicts.get("valid", 0)),
-                    str(g.judging.verdicts.get("invalid", 0)),
-                    str(g.judging.verdicts.get("unjudged", 0)),
-                    _percent(g.judging.pass_rate),
-                ]
-                for g in groups
-            ],
-        )
-    )
-    overall = stats.overall
-    judging = overall.judging
-    graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
-    if judging.checks.total:
-        graded.append(("SQL checks", judging.checks))
-    if graded:
-        out += ["", "Judge: items passed"]
-        out.append(
-            _table(
-                ["item", "passed", "total", "rate"],
-                [[name, str(t.passed), str(t.total), _percent(t.rate)] for name, t in graded],
-            )
-        )
-    out += ["", "Failure reasons"]
-    out.append(
-        _table(["reason", "dialogues"], [[reason, str(n)] for reason, n in overall.failure_reasons.items()])
-        if overall.failure_reasons
-        else "none"
-    )
-    out += ["", "Guards fired"]
-    out.append(
-        _table(
-            ["guard", "times", "dialogues"],
-            [[name, str(n), str(overall.guard_dialogues.get(name, 0))] for name, n in overall.guards.items()],
-        )
-        if overall.guards
-        else "none"
-    )
-    out += ["", "Usage per dialogue, by role"]
-    out.append(
-        _table(
-            ["role", "calls", "prompt tokens", "completion tokens", "reasoning tokens", "seconds"],
-            [
-                [
-                    role,
-                    _number(u.calls_per_dialogue),
-                    _number(u.prompt_tokens_per_dialogue, 1),
-                    _number(u.completion_tokens_per_dialogue, 1),
-                    _number(u.reasoning_tokens_per_dialogue, 1),
-                    f"{u.seconds_per_dialogue:.4f}",
-                ]
-                for role, u in overall.usage.items()
-            ],
-        )
-        if overall.usage
-        else "none"
-    )
-    d = overall.diversity
-    out += ["", "Diversity"]
-    out.append(
-        _table(
-            ["measure", "value"],
-            [
-                ["distinct tools used", f"{d.distinct_tools} of {d.tools_offered} offered"],
-                [
-                    f"near-duplicate first user messages (Jaccard >= {d.near_duplicate_threshold})",
-                    f"{d.near_duplicate_first_user_messages} of {d.first_user_messages}",
-                ],
-                [
-                    "distinct tool sequences",
-                    f"{d.distinct_tool_sequences} of {d.dialogues_with_tool_calls} dialogues with tool calls",
-                ],
-                ["max steps per request", str(overall.max_steps_per_request)],
-            ],
-        )
-    )
-    if d.tool_usage:
-        out += ["", "Tool usage"]
-        out.append(_table(["tool", "calls"], [[name, str(n)] for name, n in d.tool_usage.items()]))
-    return "\n".join(out) + "\n"

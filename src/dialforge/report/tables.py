@@ -1,0 +1,137 @@
+"""The statistics of a run as tables of display text, built once for every renderer.
+
+Cells are already formatted (``formatting``), so ``dialforge stats`` and the HTML report show the same
+figures; a renderer only lays the tables out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialforge.report.formatting import number, percent, seconds
+from dialforge.report.stats import GroupStatistics, RunStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A titled table; its first ``label_columns`` columns name the row, the others hold figures."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+    label_columns: int = 1
+
+
+def group_tables(stats: RunStatistics) -> list[Table]:
+    """Table 1 and the outcome, one row per (mode, domain) and one for the whole run."""
+    groups = _groups(stats)
+    return [
+        Table(
+            "Table 1",
+            ("mode", "domain", "Step", "Turn", "Task", "dialogues"),
+            [(g.mode, g.domain, str(g.step), str(g.turn), str(g.task), str(g.dialogues)) for g in groups],
+            note="mean (max) per dialogue",
+            label_columns=2,
+        ),
+        Table(
+            "Outcome",
+            (
+                "mode",
+                "domain",
+                "completed",
+                "failed",
+                "tool calls",
+                "tool errors",
+                "error rate",
+                "valid",
+                "invalid",
+                "unjudged",
+                "pass rate",
+                "steps/request",
+            ),
+            [
+                (
+                    g.mode,
+                    g.domain,
+                    str(g.completed),
+                    str(g.failed),
+                    str(g.tool_calls),
+                    str(g.tool_errors),
+                    percent(g.tool_error_rate),
+                    str(g.judging.verdicts.get("valid", 0)),
+                    str(g.judging.verdicts.get("invalid", 0)),
+                    str(g.judging.verdicts.get("unjudged", 0)),
+                    percent(g.judging.pass_rate),
+                    str(g.max_steps_per_request),
+                )
+                for g in groups
+            ],
+            note="tool calls, and steps/request (its longest run of steps for one request): mean (max) per dialogue",
+            label_columns=2,
+        ),
+    ]
+
+
+def overall_tables(stats: RunStatistics) -> list[Table]:
+    """The whole run's judge items, failure reasons, guards, usage per role, diversity and tool usage."""
+    overall = stats.overall
+    judging = overall.judging
+    graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
+    if judging.checks.total:
+        graded.append(("SQL checks", judging.checks))
+    diversity = overall.diversity
+    return [
+        Table(
+            "Judge: items passed",
+            ("item", "passed", "total", "rate"),
+            [(name, str(t.passed), str(t.total), percent(t.rate)) for name, t in graded],
+        ),
+        Table(
+            "Failure reasons",
+            ("reason", "dialogues"),
+            [(reason, str(count)) for reason, count in overall.failure_reasons.items()],
+        ),
+        Table(
+            "Guards fired",
+            ("guard", "times", "dialogues"),
+            [(name, str(times), str(overall.guard_dialogues.get(name, 0))) for name, times in overall.guards.items()],
+        ),
+        Table(
+            "Usage per dialogue, by role",
+            ("role", "calls", "prompt tokens", "completion tokens", "reasoning tokens", "seconds"),
+            [
+                (
+                    role,
+                    number(u.calls_per_dialogue),
+                    number(u.prompt_tokens_per_dialogue, 1),
+                    number(u.completion_tokens_per_dialogue, 1),
+                    number(u.reasoning_tokens_per_dialogue, 1),
+                    seconds(u.seconds_per_dialogue),
+                )
+                for role, u in overall.usage.items()
+            ],
+        ),
+        Table(
+            "Diversity",
+            ("measure", "value"),
+            [
+                ("distinct tools used", f"{diversity.distinct_tools} of {diversity.tools_offered} offered"),
+                (
+                    f"near-duplicate first user messages (Jaccard >= {diversity.near_duplicate_threshold})",
+                    f"{diversity.near_duplicate_first_user_messages} of {diversity.first_user_messages}",
+                ),
+                (
+                    "distinct tool sequences",
+                    f"{diversity.distinct_tool_sequences} of {diversity.dialogues_with_tool_calls}"
+                    " dialogues with tool calls",
+                ),
+            ],
+        ),
+        Table("Tool usage", ("tool", "calls"), [(name, str(calls)) for name, calls in diversity.tool_usage.items()]),
+    ]
+
+
+def _groups(stats: RunStatistics) -> list[GroupStatistics]:
+    """The (mode, domain) groups, then the whole run unless a single group already is the whole run."""
+    return stats.groups if len(stats.groups) == 1 else [*stats.groups, stats.overall]
