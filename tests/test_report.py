@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import html
 import itertools
 import json
 import os
@@ -25,6 +26,9 @@ from typer.testing import CliRunner
 
 from dialforge.cli.main import app
 from dialforge.report.html import embed_json, write_report
+from dialforge.report.stats import run_statistics
+from dialforge.report.tables import group_tables, overall_tables
+from dialforge.report.text import render_text
 from test_stats import record
 
 runner = CliRunner()
@@ -111,6 +115,17 @@ def test_hostile_text_is_escaped_everywhere(report: Path) -> None:
     evil = next(d for d in data if d["id"] == "evil")
     assert evil["messages"][1]["content"] == HOSTILE[0] + " " + HOSTILE[1]
     assert evil["judgment"]["reasoning"] == HOSTILE[1]
+
+
+def test_report_and_stats_show_the_same_tables(report: Path) -> None:
+    stats = run_statistics(hostile_records())
+    page, text = report.read_text(), render_text(stats)
+
+    for table in [*group_tables(stats), *overall_tables(stats)]:
+        assert html.escape(table.title) in page and table.title in text
+        for row in table.rows:
+            for cell in row:
+                assert f">{html.escape(cell)}</td>" in page and cell in text
 
 
 def embedded_ids(report: Path) -> list[str]:
