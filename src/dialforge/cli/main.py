@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -220,7 +220,7 @@ def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
     return settings
 
 
-def _execute(job: Callable[[Reporter], Awaitable[RunSummary]], run_dir: Path, command: str) -> None:
+def _execute(job: Callable[[Reporter], Coroutine[Any, Any, RunSummary]], run_dir: Path, command: str) -> None:
     """Run a generation job; Ctrl-C and store trouble stop it cleanly with the way to resume."""
     from dialforge.config import ConfigError
     from dialforge.llm.errors import ModelRequestRejected

@@ -134,7 +134,7 @@ class DialogueEngine:
             return state
         environment = self._new_environment(setup, state, today)
         self._live[state.id] = (len(state.messages), environment)
-        state.env = self._snapshot(environment, state)
+        state.env = self._snapshot(environment)
         state.stats = dialogue_stats(state)
         return state
 
@@ -292,7 +292,7 @@ class DialogueEngine:
         else:
             result = await environment.call(call.name, arguments)
         state.messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=result.to_text()))
-        state.env = self._snapshot(environment, state)
+        state.env = self._snapshot(environment)
         self._live[state.id] = (len(state.messages), environment)
         state.next_actor = "tool" if len(pending) > 1 else "agent"
 
@@ -313,7 +313,9 @@ class DialogueEngine:
 
     # -- environments across crashes ----------------------------------------------------------------------------
 
-    def _snapshot(self, environment: Environment, state: DialogueState) -> dict[str, object]:
+    def _snapshot(self, environment: Environment) -> dict[str, object]:
+        """What a state keeps of its environment: SQL pages or the call log; for Python tools only the digest,
+        since replaying the dialogue's calls rebuilds them."""
         if isinstance(environment, SQLEnvironment | SimulatedEnvironment):
             return environment.snapshot()
         return {"kind": "python", "digest": environment.digest()}

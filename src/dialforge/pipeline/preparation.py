@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
@@ -24,7 +25,7 @@ from dialforge.actors.generators.expansion import expand_tools
 from dialforge.actors.generators.policy import generate_policy
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
-from dialforge.actors.generators.tasks import generate_followups, generate_tasks
+from dialforge.actors.generators.tasks import TaskStyle, generate_followups, generate_tasks
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.sql.environment import SQLDatabase
@@ -186,7 +187,7 @@ class Preparation:
             plan.questions = load_questions(config.questions, config.name)
         else:
             count = self.settings.questions_per_domain
-            batch = await self._stage(
+            questions = await self._stage(
                 "questions",
                 plan,
                 ["questions", "questions_repair"],
@@ -194,25 +195,30 @@ class Preparation:
                 lambda: generate_questions(self.model, domain, count=count, seed=stage_seed(seed, name, "q")),
                 count=count,
             )
-            plan.questions = batch.items
+            plan.questions = questions.items
         proposed: list[ToolSpec] = list(domain.seed_tools)
         per_question = StageReport(stage="tool_specs", domain=name)
         for question in plan.questions:
             known = list(proposed)
             key = self._key(domain, ["tool_specs", "tool_specs_repair"], question=question, known=known)
-            batch = await self._cached(
+            specs = await self._cached(
                 "tool_specs",
                 name,
                 key,
                 TypeAdapter(list[ToolSpec]),
-                lambda question=question, known=known, key=key: generate_tool_specs(
-                    self.model, domain, question, known=known, seed=stage_seed(seed, name, "tools", key)
+                partial(
+                    generate_tool_specs,
+                    self.model,
+                    domain,
+                    question,
+                    known=known,
+                    seed=stage_seed(seed, name, "tools", key),
                 ),
             )
-            proposed += batch.items
-            per_question.repaired += batch.repaired
-            per_question.rejected += batch.rejected
-            per_question.errors += batch.errors
+            proposed += specs.items
+            per_question.repaired += specs.repaired
+            per_question.rejected += specs.rejected
+            per_question.errors += specs.errors
         merged, duplicates = merge_tool_specs(proposed)
         per_question.rejected += duplicates
         per_question.produced = len(merged)
@@ -220,7 +226,7 @@ class Preparation:
         tools = merged[: self.settings.max_tools_per_domain]
         if self.settings.expansion_tools and len(tools) < self.settings.max_tools_per_domain:
             room = min(self.settings.expansion_tools, self.settings.max_tools_per_domain - len(tools))
-            batch = await self._stage(
+            expansion = await self._stage(
                 "expansion",
                 plan,
                 ["tool_expansion", "tool_expansion_repair"],
@@ -229,7 +235,7 @@ class Preparation:
                 tools=tools,
                 room=room,
             )
-            tools = [*tools, *batch.items]
+            tools = [*tools, *expansion.items]
         plan.tools = tools
 
     async def _return_schemas(self, plan: DomainPlan) -> None:
@@ -276,7 +282,7 @@ class Preparation:
             plan.database,
             self.settings,
         )
-        style = "rubric" if self.config.mode == "task" else "descriptive"
+        style: TaskStyle = "rubric" if self.config.mode == "task" else "descriptive"
         schema = database.schema.model_dump() if database else None
         batch = await self._stage(
             f"tasks_{style}",
@@ -289,7 +295,7 @@ class Preparation:
                 tools,
                 style=style,
                 count=settings.tasks_per_domain,
-                difficulty_mix=settings.difficulty_mix,
+                difficulty_mix=dict(settings.difficulty_mix.items()),  # Mapping[str, float]: its keys are invariant
                 database=database,
                 today=self.config.dialogue.today,
                 seed=stage_seed(self.config.seed, name, "tasks", style),
