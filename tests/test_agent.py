@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dialforge.actors.agent import Agent, agent_system_prompt
-from dialforge.actors.generators.policy import meta_words
+from dialforge.generation_checks.meta_words import meta_words
 from dialforge.llm import ModelUnavailable, ScriptedModel
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.messages import SystemMessage, UserMessage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from dialforge.actors.generators.policy import changes_data, generate_policy
+from dialforge.actors.generators.policy import generate_policy
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
@@ -122,17 +122,3 @@ async def test_the_dry_run_model_does_not_crash_the_stage() -> None:
 
     assert batch.errors == []
     assert len(batch.items) + len(batch.rejected) == 1
-
-
-@pytest.mark.parametrize(
-    ("tool", "writes"),
-    [
-        (ToolSpec(name="get_order", description=""), False),
-        (ToolSpec(name="cancel_order", description=""), True),
-        (ToolSpec(name="addItemToCart", description=""), True),
-        (ToolSpec(name="list_invoices", description="", sql='SELECT * FROM "Invoice" LIMIT 5'), False),
-        (ToolSpec(name="get_or_make", description="", sql="INSERT INTO t (a) VALUES (:a)"), True),
-    ],
-)
-def test_which_tools_change_data(tool: ToolSpec, writes: bool) -> None:
-    assert changes_data(tool) is writes

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import orjson
-import pytest
 
-from dialforge.actors.generators.near_duplicates import near_duplicate_of, shingles, similarity
+from dialforge.actors.generators.item_repair import ItemBatch
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
-from dialforge.llm.item_repair import ItemBatch
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
@@ -143,28 +141,6 @@ async def test_the_dry_run_model_does_not_crash_the_stage() -> None:
 
     assert all(rejection.reasons for rejection in result.rejected)
     assert len(result.items) <= 6
-
-
-# Near-duplicate detection
-
-
-def test_near_duplicates_ignore_case_punctuation_and_numbers() -> None:
-    assert near_duplicate_of("Where is order #1234?", ["where is ORDER 98"]) == "where is ORDER 98"
-    assert near_duplicate_of("Where is order 1234?", ["Cancel order 1234"]) is None
-
-
-def test_the_most_similar_text_is_named() -> None:
-    others = ["Show my bookings for next week", "Show me my bookings for next week please"]
-    assert near_duplicate_of("Show me my bookings for next week", others) == others[1]
-
-
-def test_the_threshold_and_shingle_size_are_tunable() -> None:
-    a, b = "show me my upcoming flight bookings", "show my upcoming flight bookings"
-    assert similarity(a, b) == pytest.approx(5 / 6)
-    assert near_duplicate_of(a, [b], threshold=0.9) is None
-    assert similarity(a, b, size=2) == pytest.approx(3 / 6)
-    assert shingles("one", size=2) == frozenset({("one",)})
-    assert similarity("", "...") == 1.0 and similarity("", "word") == 0.0
 
 
 def test_the_prompts_are_packaged() -> None:

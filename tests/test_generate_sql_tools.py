@@ -1,4 +1,4 @@
-"""Model-written SQL is checked before use and repaired once; a bad reply never crashes synthesis."""
+"""Model-written SQL tools are checked before use and repaired once; a bad reply never crashes synthesis."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+from dialforge.actors.generators.sql_tools import synthesize_sql_tools
 from dialforge.environments.sql.environment import SQLDatabase
-from dialforge.environments.sql.source import DatabaseSourceError
-from dialforge.environments.sql.synthesis import synthesize_database, synthesize_sql_tools
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import load_prompt
@@ -157,50 +156,8 @@ async def test_the_dry_run_model_does_not_crash_synthesis(library: SQLDatabase) 
     assert len(result.items) + len(result.rejected) > 0
 
 
-# A database for a domain
-
-
-async def test_a_model_written_schema_becomes_a_database() -> None:
-    model = ScriptedModel([orjson.dumps({"sql": SCRIPT}).decode()])
-
-    database = await synthesize_database(model, domain="public library", seed=1)
-
-    assert [table.name for table in database.schema.tables] == ["loan", "member"]
-    assert database.schema.table("loan").row_count == 3
-    assert "public library" in prompt_of(model)
-    assert model.requests[0].options.response_format is not None
-
-
-async def test_a_failing_schema_gets_one_repair_round_with_the_error() -> None:
-    broken = "PRAGMA foreign_keys = OFF;\n" + SCRIPT
-    model = ScriptedModel([orjson.dumps({"sql": broken}).decode(), orjson.dumps({"sql": SCRIPT}).decode()])
-
-    database = await synthesize_database(model, domain="public library")
-
-    assert database.schema.table("member").row_count == 2
-    assert "the SQL script does not run" in prompt_of(model, 1)
-    assert "not authorized" in prompt_of(model, 1)
-
-
-async def test_a_schema_failing_twice_raises_a_clear_error() -> None:
-    model = ScriptedModel([orjson.dumps({"sql": "CREATE TABLE x (a INT"}).decode(), '{"sql": "SELECT 1"}'])
-
-    with pytest.raises(DatabaseSourceError) as caught:
-        await synthesize_database(model, domain="public library")
-
-    message = str(caught.value)
-    assert "public library" in message
-    assert "incomplete input" in message  # the first failure
-    assert "after the repair: " in message and "no tables" in message  # the second failure
-
-
-async def test_the_dry_run_model_gets_a_clear_error_for_its_schema() -> None:
-    with pytest.raises(DatabaseSourceError, match="dry-run domain"):
-        await synthesize_database(DryRunModel(), domain="dry-run domain")
-
-
 def test_the_prompts_are_packaged() -> None:
-    for name in ("sql_tools", "sql_tools_repair", "sql_schema", "sql_schema_repair"):
+    for name in ("sql_tools", "sql_tools_repair"):
         assert load_prompt(name).strip()
     with pytest.raises(ValueError, match="sql_tools"):
         load_prompt("no_such_prompt")

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 
 from dialforge.actors.generators.expansion import expand_tools
+from dialforge.actors.generators.item_repair import ItemBatch
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
-from dialforge.llm.item_repair import ItemBatch
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec

@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from dialforge.actors.generators.tool_specs import describe_tools
 from dialforge.environments.base import TableDiff, is_error_text
 from dialforge.environments.sql.verification import Verification
+from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict

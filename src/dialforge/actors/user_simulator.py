@@ -22,9 +22,9 @@ from datetime import datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialforge.actors.generators.policy import meta_words
 from dialforge.actors.personas import Persona
 from dialforge.actors.transcript import transcript_lines
+from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
@@ -74,10 +74,6 @@ _CONFIRMATION_WORDS = re.compile(
 )
 _OFFER_OF_MORE = re.compile(r"\b(anything|something) else\b", re.IGNORECASE)
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
-_ROLE_WORDS = re.compile(
-    r"\b(assistant|subtasks?|is_task_complete|personas?|role-?play\w*|(?:task|goal) (?:description|definition)s?)\b",
-    re.IGNORECASE,
-)
 _WORD = re.compile(r"[\w']+")
 _GENERIC_WORDS = frozenset(
     (
@@ -237,7 +233,9 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
                 "to false, and wait for the agent to report the result.",
             )
         )
-    if found := _meta_words(message, _vocabulary(state, goal)):
+    # Words the domain and the goal use themselves are not meta there ("training" at a gym).
+    vocabulary = domain_vocabulary(state.domain, goal.description, *goal.subtasks, tools=state.tools)
+    if found := meta_words(message, vocabulary, from_user=True):
         violations.append(
             Violation(
                 "meta_words",
@@ -265,19 +263,6 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
             )
         )
     return violations
-
-
-def _vocabulary(state: DialogueState, goal: Task) -> str:
-    """Words the domain and the goal use themselves are not meta there ("training" at a gym)."""
-    texts = [state.domain, *(f"{tool.name} {tool.description}" for tool in state.tools), goal.description]
-    return "\n".join([*texts, *goal.subtasks]).casefold()
-
-
-def _meta_words(text: str, vocabulary: str) -> list[str]:
-    """The generated-setting words ``meta_words`` knows, plus the ones only a simulated user says."""
-    found = set(meta_words(text, vocabulary))
-    found.update(w for match in _ROLE_WORDS.finditer(text) if (w := match.group(0).casefold()) not in vocabulary)
-    return sorted(found)
 
 
 def _words(text: str) -> list[str]:

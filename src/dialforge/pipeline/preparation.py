@@ -22,17 +22,17 @@ import orjson
 from pydantic import TypeAdapter
 
 from dialforge.actors.generators.expansion import expand_tools
+from dialforge.actors.generators.item_repair import ItemBatch, Rejection, StageReport
 from dialforge.actors.generators.policy import generate_policy
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
+from dialforge.actors.generators.sql_tools import synthesize_sql_tools
 from dialforge.actors.generators.tasks import TaskStyle, generate_followups, generate_tasks
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.scaffold import scaffold_tools
-from dialforge.environments.sql.synthesis import synthesize_sql_tools
 from dialforge.environments.sql.tool import SQLTool
-from dialforge.llm.item_repair import ItemBatch, Rejection, StageReport
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.tasks import Task

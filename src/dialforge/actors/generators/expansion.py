@@ -12,13 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dialforge.actors.generators.tool_specs import (
-    check_tool_entries,
-    describe_tools,
-    domain_description,
-    generate_tool_batch,
-)
-from dialforge.llm.item_repair import Checked, ItemBatch
+from dialforge.actors.generators.item_repair import Checked, ItemBatch
+from dialforge.actors.generators.tool_specs import check_tool_entries, domain_description, generate_tool_batch
+from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.tools import ToolSpec

@@ -12,10 +12,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dialforge.actors.generators.near_duplicates import near_duplicate_of
-from dialforge.actors.generators.tool_specs import describe_tools, domain_description
+from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.actors.generators.tool_specs import domain_description
+from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
+from dialforge.generation_checks.near_duplicates import near_duplicate_of
+from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
@@ -24,20 +26,6 @@ from dialforge.prompts import render_prompt
 MIN_WORDS = 3
 MAX_CHARS = 300
 LABEL_CHARS = 80
-META_WORDS = (
-    "dataset",
-    "assistant",
-    "chatbot",
-    "language model",
-    "llm",
-    "as an ai",
-    "training data",
-    "task definition",
-    "tool call",
-    "function call",
-    "system prompt",
-)
-"""Words that belong to how dialogues are made, not to what a user of the domain says."""
 
 _IDENTIFIER = re.compile(r"(?<![\w@.])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w@])")
 _TOOL_VERBS = ("get", "search", "list", "find", "create", "add", "update", "set", "delete", "remove", "cancel", "book")
@@ -63,15 +51,15 @@ async def generate_questions(model: ChatModel, domain: Domain, *, count: int, se
         count=count,
     )
     tool_names = {tool.name for tool in domain.seed_tools}
-    domain_text = f"{domain.name}\n{domain.description}".lower()
+    vocabulary = domain_vocabulary(domain.name, domain.description, tools=domain.seed_tools)
 
     def check(entries: Sequence[Any], accepted: Sequence[str]) -> list[Checked[str]]:
         kept = list(accepted)
-        checked = []
+        checked: list[Checked[str]] = []
         for entry in entries:
             question = " ".join(entry.split())
             label = _label(question)
-            reasons = question_problems(question, tool_names=tool_names, domain_text=domain_text)
+            reasons = question_problems(question, tool_names=tool_names, vocabulary=vocabulary)
             duplicate = None if reasons else near_duplicate_of(question, kept)
             if duplicate is not None:
                 reasons.append(f"near-duplicate of: {duplicate}")
@@ -97,8 +85,9 @@ async def generate_questions(model: ChatModel, domain: Domain, *, count: int, se
     )
 
 
-def question_problems(question: str, *, tool_names: set[str], domain_text: str) -> list[str]:
-    """Why ``question`` (whitespace already collapsed) is not a request a user of the domain would type."""
+def question_problems(question: str, *, tool_names: set[str], vocabulary: str) -> list[str]:
+    """Why ``question`` (whitespace already collapsed) is not a request a user of the domain would type;
+    ``vocabulary`` is the domain's own words (``domain_vocabulary``)."""
     if not question:
         return ["the question is empty"]
     problems = []
@@ -111,12 +100,8 @@ def question_problems(question: str, *, tool_names: set[str], domain_text: str) 
     for identifier in _IDENTIFIER.findall(question):
         if identifier in tool_names or identifier.split("_", 1)[0] in _TOOL_VERBS:
             problems.append(f"it names the tool {identifier}; users ask in their own words, not by tool name")
-    lowered = question.lower()
-    for word in META_WORDS:
-        if re.search(rf"\b{re.escape(word)}\b", lowered) and word not in domain_text:
-            problems.append(
-                f"it says {word!r}, which a user of this application would not; write only what the user types"
-            )
+    for word in meta_words(question, vocabulary, from_user=True):
+        problems.append(f"it says {word!r}, which a user of this application would not; write only what the user types")
     return problems
 
 

@@ -18,9 +18,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dialforge.actors.generators.tool_specs import describe_tools, domain_description, json_type
+from dialforge.actors.generators.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
+from dialforge.actors.generators.tool_specs import domain_description, json_type
+from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
@@ -123,7 +124,7 @@ def _checked(
     ]
     settled = _field_types([*tools.values()], returns_of=fixed)
     proposed = _field_types([], returns_of=candidates)
-    checked = []
+    checked: list[Checked[ToolSpec]] = []
     for entry, problems in zip(entries, shapes, strict=True):
         tool = tools[entry["name"]]
         before = earlier.get(tool.name)

@@ -1,9 +1,9 @@
-"""SQL that a model writes for a domain: the tools over a database, and a database for a domain.
+"""SQL tools a model writes over a domain's database.
 
-Model output is untrusted and often slightly wrong, so everything it writes is checked before use and
-gets one repair round with the reasons: tools go through ``validate_tool`` (static checks and a trial
-run on a fork), a schema script must build a database in the sandbox. Tool synthesis never raises for
-a bad reply: what could not be used is reported in the result, so one reply cannot crash a run.
+Model output is untrusted and often slightly wrong, so every tool is checked before use and gets one
+repair round with the reasons: tools go through ``validate_tool`` (static checks and a trial run on a
+fork). Tool synthesis never raises for a bad reply: what could not be used is reported in the result,
+so one reply cannot crash a run.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.environments.sql.environment import SQLDatabase
-from dialforge.environments.sql.source import DatabaseSourceError
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
-from dialforge.model.messages import AssistantMessage, Message, UserMessage
+from dialforge.model.messages import UserMessage
 from dialforge.prompts import render_prompt
 
 _TOOL_FIELDS = ("name", "description", "parameters", "sql", "kind")
@@ -55,17 +54,6 @@ it fails twice, whereas a wrong value (a bad name, bad SQL) costs only its own t
 explains.
 """
 
-SCHEMA_FORMAT = ResponseSchema(
-    name="sql_schema",
-    json_schema={
-        "type": "object",
-        "properties": {"sql": {"type": "string", "minLength": 1}},
-        "required": ["sql"],
-        "additionalProperties": False,
-    },
-)
-"""What a schema-synthesis reply must be: ``{"sql": "CREATE TABLE ...; INSERT ..."}``."""
-
 
 async def synthesize_sql_tools(
     model: ChatModel, database: SQLDatabase, *, domain: str, count: int = 12, seed: int = 0
@@ -98,34 +86,6 @@ async def synthesize_sql_tools(
     )
 
 
-async def synthesize_database(model: ChatModel, *, domain: str, seed: int = 0) -> SQLDatabase:
-    """A database the model designs and fills for ``domain``, built in the sandbox; one repair round.
-
-    Raises ``DatabaseSourceError`` naming the domain and both failures when the repaired script fails
-    too; ``ModelError`` when the model gives no usable reply (there is no database to fall back on).
-    """
-    source = f"<schema written for the {domain} domain>"
-    messages: list[Message] = [UserMessage(content=render_prompt("sql_schema", domain=domain))]
-    reply = await model.complete(messages, response_format=SCHEMA_FORMAT, seed=seed)
-    try:
-        return SQLDatabase.from_script(reply.parsed["sql"], source=source)
-    except DatabaseSourceError as exc:
-        first = f"{exc.problem}; {exc.hint}"
-    messages += [
-        AssistantMessage(content=reply.content or ""),
-        UserMessage(content=render_prompt("sql_schema_repair", error=first)),
-    ]
-    reply = await model.complete(messages, response_format=SCHEMA_FORMAT, seed=seed)
-    try:
-        return SQLDatabase.from_script(reply.parsed["sql"], source=source)
-    except DatabaseSourceError as exc:
-        raise DatabaseSourceError(
-            source,
-            f"the model's script for the {domain} domain failed twice: {first}; after the repair: {exc.problem}",
-            "try again, or give the database as a .sql or .sqlite file",
-        ) from None
-
-
 def _checked(
     entries: Sequence[dict[str, Any]], database: SQLDatabase, taken: Collection[str]
 ) -> list[Checked[SQLTool]]:
@@ -140,7 +100,7 @@ def _checked(
             malformed.append([f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()])
     verdicts = iter(validate_tools([tool for tool in tools if tool is not None], database, reserved_names=taken))
     unusable = iter(malformed)
-    checked = []
+    checked: list[Checked[SQLTool]] = []
     for number, (entry, tool) in enumerate(zip(entries, tools, strict=True), start=1):
         if tool is None:
             checked.append(Checked(entry, str(entry.get("name") or f"tool {number}"), None, next(unusable)))

@@ -1,4 +1,4 @@
-"""Tasks: the latent goals dialogues are generated for (PAPER.md, "Tasks"; issue 4, stage 6).
+"""Tasks: the latent goals dialogues are generated for (docs/method.md, "Tasks").
 
 Three stages share one check. ``generate_tasks`` writes *rubric* tasks for the task-oriented baseline
 (success criteria, an expected tool pattern with placeholders, checkpoints) or *descriptive* tasks for the
@@ -25,14 +25,15 @@ from typing import Any, Literal, cast, get_args
 
 from sqlglot import exp
 
-from dialforge.actors.generators.near_duplicates import near_duplicate_of
-from dialforge.actors.generators.policy import changes_data, domain_vocabulary, meta_words
-from dialforge.actors.generators.tool_specs import describe_tools, domain_description
+from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.actors.generators.tool_specs import domain_description
 from dialforge.actors.transcript import render_transcript
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
 from dialforge.environments.sql.schema import quote_identifier
+from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
+from dialforge.generation_checks.near_duplicates import near_duplicate_of
+from dialforge.generation_checks.tools import changes_data, describe_tools
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
@@ -209,7 +210,11 @@ async def _generate(
 
     environment = database.environment(()) if database is not None else None
     check = _TaskCheck(
-        kind, {tool.name: tool for tool in tools}, domain_vocabulary(domain, tools), previous, environment
+        kind,
+        {tool.name: tool for tool in tools},
+        domain_vocabulary(domain.name, domain.description, tools=tools),
+        previous,
+        environment,
     )
     try:
         batch = await generate_items(

@@ -13,10 +13,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
+from dialforge.actors.generators.item_repair import (
+    Check,
+    Checked,
+    ItemBatch,
+    Rejection,
+    describe_failures,
+    generate_items,
+)
+from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.item_repair import Check, Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
@@ -148,8 +154,9 @@ def check_tool_entries(
         name, description, parameters = entry.get("name"), entry.get("description"), entry.get("parameters")
         label = name if isinstance(name, str) and name else f"tool {number}"
         reasons = parameter_problems(parameters)
+        schema = parameters if isinstance(parameters, dict) and not reasons else None
         previous = existing.get(label) or taken.get(label)
-        if previous is not None and not reasons and signature_of(parameters) == signature(previous):
+        if previous is not None and schema is not None and signature_of(schema) == signature(previous):
             if reuse_known or label not in existing:
                 checked.append(Checked(entry, label, previous))
             else:
@@ -157,10 +164,11 @@ def check_tool_entries(
             continue
         reasons = name_problems(name) + ([name_taken(previous)] if previous else []) + reasons
         reasons += description_problems(description)
-        spec = None if reasons else ToolSpec(name=label, description=description.strip(), parameters=parameters)
-        if spec is not None and extra_rule is not None:
-            reasons = extra_rule(spec)
-        if spec is None or reasons:
+        if reasons or schema is None or not isinstance(description, str):
+            checked.append(Checked(entry, label, None, reasons))
+            continue
+        spec = ToolSpec(name=label, description=description.strip(), parameters=schema)
+        if extra_rule is not None and (reasons := extra_rule(spec)):
             checked.append(Checked(entry, label, None, reasons))
             continue
         taken[label] = spec
@@ -250,17 +258,6 @@ def json_type(schema: Any) -> str | None:
 def name_taken(tool: ToolSpec) -> str:
     shown = ", ".join(f"{name}: {kind}" for name, kind in signature(tool).items())
     return f"name {tool.name} is taken by a tool with parameters [{shown}]"
-
-
-def describe_tools(tools: Sequence[ToolSpec], *, with_returns: bool = False) -> str:
-    """The tools as prompts show them: one compact JSON object per line (name, description, parameters)."""
-    lines = []
-    for tool in tools:
-        shown: dict[str, Any] = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
-        if with_returns and tool.returns is not None:
-            shown["returns"] = tool.returns
-        lines.append(orjson.dumps(shown).decode())
-    return "\n".join(lines)
 
 
 def domain_description(domain: Domain) -> str:

@@ -1,0 +1,5 @@
+"""Checks every generation stage applies to what a model writes, below the actors so any layer can use them.
+
+Meta words and the domain's own vocabulary, which tools change data and how prompts list tools, and
+near-duplicate texts: one home each, for the generators, the user simulator, the judge and the report.
+"""
