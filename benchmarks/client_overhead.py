@@ -62,20 +62,23 @@ MESSAGES: list[dict[str, Any]] = [
 
 async def run_dialforge(base_url: str, calls: int, concurrency: int) -> int:
     from dialforge.llm._transport import HttpTransport
+    from dialforge.llm.completion import RequestOptions
     from dialforge.llm.endpoint_pool import EndpointPool
     from dialforge.llm.openai_compatible import OpenAICompatible
+    from dialforge.llm.settings import ResolvedModelSettings
     from dialforge.model import ToolSpec, parse_messages
 
     messages = parse_messages(MESSAGES)
-    tools = [ToolSpec.from_openai(t) for t in TOOLS]
+    options = RequestOptions(tools=tuple(ToolSpec.from_openai(t) for t in TOOLS), max_tokens=256)
+    settings = ResolvedModelSettings(role="agent", model="mock-model", base_urls=(base_url,))
     transport = HttpTransport()
-    client = OpenAICompatible("mock-model", EndpointPool([base_url], concurrency), transport, role="agent")
+    client = OpenAICompatible(settings, EndpointPool([base_url], concurrency), transport)
     errors = 0
 
     async def one() -> None:
         nonlocal errors
         try:
-            await client.complete(messages, tools=tools, max_tokens=256)
+            await client.complete(messages, options)
         except Exception:  # counted and reported
             errors += 1
 

@@ -59,8 +59,14 @@ class MockServerHandle:
             response.raise_for_status()
             return await response.json()
 
+    async def requests(self) -> list[dict[str, Any]]:
+        """The chat request bodies the server received (the most recent ones), oldest first."""
+        async with self._session.get(f"{self.url}/control/requests") as response:
+            response.raise_for_status()
+            return await response.json()
+
     async def reset(self) -> None:
-        """Clear the statistics and the fault queue."""
+        """Clear the statistics, the fault queue and the recorded requests."""
         async with self._session.post(f"{self.url}/control/reset") as response:
             response.raise_for_status()
 

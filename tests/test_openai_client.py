@@ -13,14 +13,15 @@ from conftest import MockServerHandle, StartMockServer
 from dialforge.llm import ModelError, ModelOutputError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm._transport import HttpTransport, RetryPolicy
 from dialforge.llm.accounting import UsageLedger
+from dialforge.llm.completion import RequestOptions
 from dialforge.llm.endpoint_pool import EndpointPool
 from dialforge.llm.openai_compatible import OpenAICompatible
 from dialforge.llm.role_models import RoleModels
-from dialforge.llm.settings import ModelsConfig
+from dialforge.llm.settings import ModelsConfig, ResolvedModelSettings
 from dialforge.model import AssistantMessage, SystemMessage, ToolMessage, ToolSpec, UserMessage
 from samples import USER_TURN
 
-FAST_RETRIES = RetryPolicy(max_retries=3, backoff_base_s=0.005, backoff_max_s=0.02)
+FAST_RETRIES = RetryPolicy(backoff_base_s=0.005, backoff_max_s=0.02)
 ORDER_TOOLS = [
     ToolSpec(
         name="get_order",
@@ -54,14 +55,14 @@ async def make_client() -> AsyncIterator[MakeClient]:
     """Build clients on one transport with fast retries; closed after the test."""
     transport = HttpTransport(FAST_RETRIES, seed=0)
 
-    def make(*base_urls: str, concurrency: int = 64, **options: object) -> OpenAICompatible:
-        options.setdefault("ledger", UsageLedger())
+    def make(
+        *base_urls: str, concurrency: int = 64, api_key: str | None = None, **settings: object
+    ) -> OpenAICompatible:
+        resolved = ResolvedModelSettings.model_validate(
+            {"role": "agent", "model": "mock-model", "base_urls": base_urls, "max_retries": 3, **settings}
+        )
         return OpenAICompatible(
-            "mock-model",
-            EndpointPool(base_urls, concurrency),
-            transport,
-            role="agent",
-            **options,  # type: ignore[arg-type]
+            resolved, EndpointPool(base_urls, concurrency), transport, ledger=UsageLedger(), api_key=api_key
         )
 
     yield make
@@ -88,7 +89,7 @@ async def test_tool_call_arguments_satisfy_the_tool_schema(
     mock_server: MockServerHandle, make_client: MakeClient
 ) -> None:
     client = make_client(mock_server.base_url)
-    completion = await client.complete(CONVERSATION, tools=ORDER_TOOLS, tool_choice="required", seed=3)
+    completion = await client.complete(CONVERSATION, RequestOptions(tools=ORDER_TOOLS, tool_choice="required", seed=3))
     assert completion.tool_calls and completion.finish_reason == "tool_calls"
     schemas = {tool.name: tool.parameters for tool in ORDER_TOOLS}
     for call in completion.tool_calls:
@@ -99,7 +100,7 @@ async def test_named_tool_choice_reaches_the_server_as_a_function_object(
     mock_server: MockServerHandle, make_client: MakeClient
 ) -> None:
     completion = await make_client(mock_server.base_url).complete(
-        CONVERSATION, tools=ORDER_TOOLS, tool_choice="cancel_order"
+        CONVERSATION, RequestOptions(tools=ORDER_TOOLS, tool_choice="cancel_order")
     )
     assert [call.name for call in completion.tool_calls] == ["cancel_order"]
 
@@ -107,7 +108,9 @@ async def test_named_tool_choice_reaches_the_server_as_a_function_object(
 async def test_json_schema_reply_is_parsed_with_native_structured_output(
     mock_server: MockServerHandle, make_client: MakeClient
 ) -> None:
-    completion = await make_client(mock_server.base_url).complete(CONVERSATION, response_format=USER_TURN)
+    completion = await make_client(mock_server.base_url).complete(
+        CONVERSATION, RequestOptions(response_format=USER_TURN)
+    )
     assert set(completion.parsed) == {"user_message", "is_task_complete"}
     assert (await mock_server.stats())["by_status"] == {"200": 1}
 
@@ -118,7 +121,7 @@ async def test_server_without_structured_output_gets_prompt_json_from_then_on(
     server = await start_mock_server(reject_json_schema=True)
     client = make_client(server.base_url)
     for _ in range(3):
-        completion = await client.complete(CONVERSATION, response_format=USER_TURN)
+        completion = await client.complete(CONVERSATION, RequestOptions(response_format=USER_TURN))
         assert isinstance(completion.parsed["is_task_complete"], bool)
         assert "```json" in completion.content, "the value was extracted from a chatty, fenced reply"
     assert (await server.stats())["by_status"] == {"400": 1, "200": 3}
@@ -130,7 +133,7 @@ async def test_native_mode_never_falls_back(start_mock_server: StartMockServer, 
     server = await start_mock_server(reject_json_schema=True)
     client = make_client(server.base_url, structured_output="native")
     with pytest.raises(ModelRequestRejected, match="response_format"):
-        await client.complete(CONVERSATION, response_format=USER_TURN)
+        await client.complete(CONVERSATION, RequestOptions(response_format=USER_TURN))
 
 
 @pytest.mark.parametrize("mode", ["field", "think"])
@@ -200,7 +203,7 @@ async def test_unusable_replies_are_repaired_once_and_counted(
 ) -> None:
     client = make_client(mock_server.base_url)
     await mock_server.queue_faults(fault)
-    completion = await client.complete(CONVERSATION, **options)
+    completion = await client.complete(CONVERSATION, RequestOptions(**options))
     assert completion.content or completion.tool_calls
     assert counters(client)[2] == {problem: 1, "repaired": 1}
     assert completion.usage.calls == 2
@@ -268,7 +271,7 @@ async def test_pool_spreads_load_and_rests_a_dead_replica(
     first, second = await start_mock_server(latency_ms=20), await start_mock_server(latency_ms=20)
     dead = closed_port_url()
     client = make_client(first.base_url, second.base_url, dead, concurrency=8)
-    results = await asyncio.gather(*(client.complete(CONVERSATION, seed=i) for i in range(60)))
+    results = await asyncio.gather(*(client.complete(CONVERSATION, RequestOptions(seed=i)) for i in range(60)))
     assert all(r.content for r in results)
     served = [(await s.stats())["requests"] for s in (first, second)]
     assert min(served) >= 20, f"load is spread over the live replicas: {served}"
@@ -283,7 +286,7 @@ async def test_a_thousand_concurrent_requests_complete(
 ) -> None:
     server = await start_mock_server(latency_ms=200)
     client = make_client(server.base_url, concurrency=1000)
-    results = await asyncio.gather(*(client.complete(CONVERSATION, seed=i) for i in range(1000)))
+    results = await asyncio.gather(*(client.complete(CONVERSATION, RequestOptions(seed=i)) for i in range(1000)))
     assert len(results) == 1000 and all(r.content for r in results)
     stats = await server.stats()
     assert stats["by_status"] == {"200": 1000}
@@ -296,7 +299,8 @@ async def test_random_faults_never_crash_a_caller(start_mock_server: StartMockSe
     server = await start_mock_server(fault_rate=0.3, faults=kinds, seed=11)
     client = make_client(server.base_url)
     outcomes = await asyncio.gather(
-        *(client.complete(CONVERSATION, tools=ORDER_TOOLS, seed=i) for i in range(200)), return_exceptions=True
+        *(client.complete(CONVERSATION, RequestOptions(tools=ORDER_TOOLS, seed=i)) for i in range(200)),
+        return_exceptions=True,
     )
     unexpected = [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, ModelError)]
     assert unexpected == []
@@ -313,7 +317,7 @@ async def test_a_growing_conversation_is_sent_as_a_growing_prefix(
     client = make_client(mock_server.base_url)
     conversation = list(CONVERSATION)
     for turn in range(4):
-        reply = await client.complete(conversation, tools=ORDER_TOOLS, seed=turn)
+        reply = await client.complete(conversation, RequestOptions(tools=ORDER_TOOLS, seed=turn))
         conversation.append(reply.to_message())
         for call in reply.tool_calls:
             conversation.append(ToolMessage(tool_call_id=call.id, name=call.name, content='{"status": "shipped"}'))
@@ -344,14 +348,14 @@ async def test_assistant_history_with_tool_calls_is_accepted_by_the_server(
     mock_server: MockServerHandle, make_client: MakeClient
 ) -> None:
     client = make_client(mock_server.base_url)
-    first = await client.complete(CONVERSATION, tools=ORDER_TOOLS, tool_choice="get_order")
+    first = await client.complete(CONVERSATION, RequestOptions(tools=ORDER_TOOLS, tool_choice="get_order"))
     call = first.tool_calls[0]
     history = [
         *CONVERSATION,
         AssistantMessage(tool_calls=[call], reasoning="look it up"),
         ToolMessage(tool_call_id=call.id, name=call.name, content='{"status": "shipped"}'),
     ]
-    assert (await client.complete(history, tools=ORDER_TOOLS, tool_choice="none")).content
+    assert (await client.complete(history, RequestOptions(tools=ORDER_TOOLS, tool_choice="none"))).content
 
 
 async def test_a_peer_that_does_not_speak_http_is_retried_then_reported(make_client: MakeClient) -> None:
@@ -392,4 +396,21 @@ async def test_token_budget_reaches_the_server_under_either_field_name(
     mock_server: MockServerHandle, make_client: MakeClient, field: str
 ) -> None:
     client = make_client(mock_server.base_url, max_tokens_field=field)
-    assert (await client.complete(CONVERSATION, max_tokens=1)).finish_reason == "length"
+    assert (await client.complete(CONVERSATION, RequestOptions(max_tokens=1))).finish_reason == "length"
+
+
+async def test_sampling_options_reach_the_request_body_only_when_set(mock_server: MockServerHandle) -> None:
+    settings = ModelsConfig.model_validate(
+        {
+            "default": {"model": "mock-model", "base_urls": mock_server.base_url},
+            "agent": {"top_p": 0.9, "temperature": 0.3},
+        }
+    )
+    async with RoleModels.from_settings(settings, environ={}) as models:
+        await models["agent"].complete(CONVERSATION)
+        await models["agent"].complete(CONVERSATION, RequestOptions(top_p=0.5, seed=7))
+        await models["user"].complete(CONVERSATION)
+    configured, overridden, plain = await mock_server.requests()
+    assert (configured["top_p"], configured["temperature"]) == (0.9, 0.3)
+    assert (overridden["top_p"], overridden["temperature"], overridden["seed"]) == (0.5, 0.3, 7)
+    assert not {"top_p", "temperature", "max_tokens", "seed"} & plain.keys()

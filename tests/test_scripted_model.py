@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion
+from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.errors import ModelError, ModelOutputError, ModelUnavailable
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.scripted import ScriptedModel, ScriptExhausted, scripted_roles
@@ -49,7 +49,7 @@ async def test_dict_reply_with_tool_calls_becomes_tool_calls() -> None:
     model = ScriptedModel(
         [{"content": None, "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "ORD-1"}}]}]
     )
-    reply = await model.complete(conversation(), tools=[LOOKUP_ORDER])
+    reply = await model.complete(conversation(), RequestOptions(tools=[LOOKUP_ORDER]))
     assert reply.finish_reason == "tool_calls"
     (call,) = reply.tool_calls
     assert (call.name, call.parsed_arguments()) == ("lookup_order", {"order_id": "ORD-1"})
@@ -68,7 +68,9 @@ def test_tool_call_ids_are_generated_unique_per_model_unless_given() -> None:
 
 async def test_requests_are_recorded_with_their_options() -> None:
     model = ScriptedModel(["ok"])
-    await model.complete(conversation(), tools=[LOOKUP_ORDER], tool_choice="auto", temperature=0.2, seed=9)
+    await model.complete(
+        conversation(), RequestOptions(tools=[LOOKUP_ORDER], tool_choice="auto", temperature=0.2, seed=9)
+    )
     (request,) = model.requests
     options = request.options
     assert request.messages == conversation()
@@ -82,14 +84,14 @@ async def test_requests_are_recorded_with_their_options() -> None:
 
 
 async def test_structured_reply_is_parsed() -> None:
-    reply = await ScriptedModel([GOOD_TURN]).complete(conversation(), response_format=USER_TURN)
+    reply = await ScriptedModel([GOOD_TURN]).complete(conversation(), RequestOptions(response_format=USER_TURN))
     assert reply.parsed == {"user_message": "Where is order 7?", "is_task_complete": False}
 
 
 async def test_malformed_json_reply_is_repaired_with_next_scripted_reply() -> None:
     ledger = UsageLedger()
     model = ScriptedModel(["{not json", GOOD_TURN], role="user", ledger=ledger)
-    reply = await model.complete(conversation(), response_format=USER_TURN)
+    reply = await model.complete(conversation(), RequestOptions(response_format=USER_TURN))
     assert reply.parsed["user_message"] == "Where is order 7?"
     assert reply.usage.calls == 2
     assert len(model.requests) == 2
@@ -105,7 +107,7 @@ async def test_two_malformed_replies_raise_model_output_error() -> None:
     ledger = UsageLedger()
     model = ScriptedModel(['{"user_message": 3}', "still not json"], role="user", ledger=ledger)
     with pytest.raises(ModelOutputError):
-        await model.complete(conversation(), response_format=USER_TURN)
+        await model.complete(conversation(), RequestOptions(response_format=USER_TURN))
     stats = ledger.stats("user", "scripted")
     assert stats.output_problems == {"schema_mismatch": 1, "invalid_json": 1}
     assert stats.failures == {"invalid_json": 1}
@@ -118,7 +120,7 @@ async def test_unknown_tool_call_is_repaired_with_next_scripted_reply() -> None:
             {"tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "ORD-2"}}]},
         ]
     )
-    reply = await model.complete(conversation(), tools=[LOOKUP_ORDER])
+    reply = await model.complete(conversation(), RequestOptions(tools=[LOOKUP_ORDER]))
     assert [call.name for call in reply.tool_calls] == ["lookup_order"]
 
 
@@ -195,5 +197,5 @@ async def test_call_ids_reused_from_earlier_turns_are_renumbered() -> None:
         AssistantMessage(tool_calls=[earlier]),
         ToolMessage(tool_call_id="call_0", name="lookup_order", content="{}"),
     ]
-    reply = await model.complete(history, tools=[LOOKUP_ORDER])
+    reply = await model.complete(history, RequestOptions(tools=[LOOKUP_ORDER]))
     assert reply.tool_calls[0].id != "call_0"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from dialforge.llm import Completion, ModelOutputError, UsageLedger
-from dialforge.llm.completion import CompletionOptions
+from dialforge.llm.completion import RequestOptions
 from dialforge.llm.reasoning import split_reasoning
 from dialforge.llm.structured import complete_with_repair, extract_json, output_problem, with_instruction
 from dialforge.model import AssistantMessage, Message, ToolCall, ToolMessage, ToolSpec, UserMessage
@@ -66,7 +66,7 @@ class Replies:
 async def repair(send: Replies, kinds: list[str], **kwargs: object) -> Completion:
     """Run the repair policy; ``kinds`` receives the output problems the ledger counted, in order."""
     ledger = UsageLedger()
-    options = CompletionOptions(**kwargs)  # type: ignore[arg-type]
+    options = RequestOptions(**kwargs)  # type: ignore[arg-type]
     try:
         return await complete_with_repair(
             send, [UserMessage(content="go")], options, ledger=ledger, role="agent", model_name="m"
@@ -190,7 +190,7 @@ async def test_ledger_counts_calls_problems_and_final_failures() -> None:
         await complete_with_repair(
             Replies(empty, empty),
             [UserMessage(content="go")],
-            CompletionOptions(),
+            RequestOptions(),
             ledger=ledger,
             role="user",
             model_name="m",

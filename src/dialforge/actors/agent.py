@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dialforge.llm.completion import Completion
+from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
 from dialforge.prompts import render_prompt, service_section
@@ -70,7 +70,7 @@ class Agent:
         tool_choice = ("auto" if allow_tools else "none") if state.tools else None
         return await self.model.complete(
             state.messages,
-            tools=state.tools or None,
-            tool_choice=tool_choice,
-            seed=state.seed + len(state.messages),
+            RequestOptions(
+                tools=tuple(state.tools) or None, tool_choice=tool_choice, seed=state.seed + len(state.messages)
+            ),
         )

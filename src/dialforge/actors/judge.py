@@ -25,7 +25,7 @@ import orjson
 from dialforge.environments.base import TableDiff, is_error_text
 from dialforge.environments.sql.verification import Verification
 from dialforge.generation_checks.tools import describe_tools
-from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
@@ -103,7 +103,7 @@ class Judge:
             verification=render_verification(verification) if verification is not None else _NO_VERIFICATION,
         )
         completion = await self.model.complete(
-            [UserMessage(content=prompt)], response_format=JUDGMENT_FORMAT, seed=state.seed
+            [UserMessage(content=prompt)], RequestOptions(response_format=JUDGMENT_FORMAT, seed=state.seed)
         )
         tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
         return apply_rules(completion.parsed, verification, tool_errors=tool_errors)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dialforge.actors.personas import Persona
 from dialforge.actors.transcript import transcript_lines
 from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
-from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
@@ -140,7 +140,7 @@ class UserSimulator:
         )
 
     async def _ask(self, messages: Sequence[Message], seed: int) -> UserTurn:
-        completion = await self.model.complete(messages, response_format=USER_TURN_FORMAT, seed=seed)
+        completion = await self.model.complete(messages, RequestOptions(response_format=USER_TURN_FORMAT, seed=seed))
         return UserTurn(
             user_message=completion.parsed["user_message"].strip(),
             is_task_complete=completion.parsed["is_task_complete"],

@@ -30,7 +30,7 @@ import orjson
 
 from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolError, ToolErrorKind, ToolResult
-from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message, UserMessage
@@ -149,8 +149,7 @@ class SimulatedEnvironment:
         try:
             completion = await self.model.complete(
                 [UserMessage(content=self._prompt(tool, arguments))],
-                response_format=self._formats[name],
-                seed=self.seed + len(self._log),
+                RequestOptions(response_format=self._formats[name], seed=self.seed + len(self._log)),
             )
         except ModelOutputError as exc:
             reason = exc.kind.replace("_", " ")

@@ -1,7 +1,7 @@
 """Chat models: the protocol, the OpenAI-compatible HTTP client and the offline models."""
 
 from dialforge.llm.accounting import Price, UsageLedger
-from dialforge.llm.completion import ROLES, Completion, ResponseSchema, Role, ToolChoice
+from dialforge.llm.completion import ROLES, Completion, RequestOptions, ResponseSchema, Role, ToolChoice
 from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelError, ModelOutputError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm.openai_compatible import OpenAICompatible
@@ -20,6 +20,7 @@ __all__ = [
     "ModelUnavailable",
     "OpenAICompatible",
     "Price",
+    "RequestOptions",
     "ResponseSchema",
     "Role",
     "RoleModels",

@@ -31,7 +31,8 @@ _RETRYABLE_4XX = {408: "timeout", 409: "conflict", 429: "rate_limited"}
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 6
+    """How long to wait between attempts; how many attempts is each model's own setting."""
+
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
@@ -119,16 +120,15 @@ class HttpTransport:
         timeout: aiohttp.ClientTimeout,
         parse: Callable[[Any], T],
         on_retry: Callable[[str], None],
-        max_retries: int | None = None,
+        max_retries: int,
     ) -> T:
         """POST ``body`` to a pooled endpoint's chat-completions URL and ``parse`` the JSON reply.
 
         ``parse`` raises ``BadResponse`` for bodies it cannot use; that is retried too.
         """
-        retries = self.policy.max_retries if max_retries is None else max_retries
         session = self._get_session()
         failure = _Attempt("none", "")
-        for attempt in range(retries + 1):
+        for attempt in range(max_retries + 1):
             async with pool.lease() as lease:
                 result = await self._attempt(session, lease.endpoint, body, headers, timeout, parse, model)
                 if not isinstance(result, _Attempt):
@@ -140,11 +140,11 @@ class HttpTransport:
                         None if failure.retry_after is None else min(failure.retry_after, self.policy.max_retry_after_s)
                     )
                     pool.record_failure(lease, retry_after=retry_after)
-            if attempt < retries:
+            if attempt < max_retries:
                 on_retry(failure.kind)
                 await asyncio.sleep(self.policy.delay(attempt, failure.retry_after, self._rng))
         raise ModelUnavailable(
-            f"model {model!r} at {', '.join(pool.base_urls)} failed {retries + 1} attempts; "
+            f"model {model!r} at {', '.join(pool.base_urls)} failed {max_retries + 1} attempts; "
             f"last: {failure.description}",
             kind=failure.kind,
         )

@@ -10,11 +10,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
+from dialforge.llm.completion import NO_OPTIONS, Completion, RequestOptions
 from dialforge.llm.server_reply import new_call_id
 from dialforge.llm.structured import complete_with_repair
 from dialforge.model.messages import AssistantMessage, Message
-from dialforge.model.tools import ToolSpec
 
 
 class RepairingChatModel(ABC):
@@ -24,26 +23,7 @@ class RepairingChatModel(ABC):
     role: str
     ledger: UsageLedger | None
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        options = CompletionOptions(
-            tools=tuple(tools) if tools else None,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-        )
-
+    async def complete(self, messages: Sequence[Message], options: RequestOptions = NO_OPTIONS) -> Completion:
         async def send(conversation: Sequence[Message]) -> Completion:
             return await self._send(conversation, options)
 
@@ -54,7 +34,7 @@ class RepairingChatModel(ABC):
         return completion
 
     @abstractmethod
-    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+    async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
         """Send one request and return the reply as it came, usable or not."""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,16 +36,42 @@ class ResponseSchema(BaseModel):
         }
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionOptions:
-    """Everything a caller asks for besides the messages; a reply and its repair share them."""
+class SamplingOptions(BaseModel):
+    """How replies are sampled: a role's settings give the defaults, a call may override them.
+
+    Each option is a request-body parameter of the same name (only ``max_tokens`` may go out as
+    ``max_completion_tokens``), sent only when set; a new sampling parameter is one more field here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1, description="nucleus sampling: the probability mass kept")
+    max_tokens: int | None = Field(default=None, ge=0, description="0 asks for an empty reply; real servers refuse it")
+
+
+class RequestOptions(SamplingOptions):
+    """Everything one call asks for besides the messages, passed unchanged through every layer down to
+    the request body; a reply and its repair share them."""
 
     tools: tuple[ToolSpec, ...] | None = None
     tool_choice: ToolChoice | None = None
     response_format: ResponseSchema | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
     seed: int | None = None
+
+    def over(self, defaults: SamplingOptions) -> RequestOptions:
+        """These options, with ``defaults``' sampling options wherever this call leaves one unset."""
+        unset = {name: getattr(defaults, name) for name in SamplingOptions.model_fields if getattr(self, name) is None}
+        return self.model_copy(update=unset)
+
+    def body_parameters(self) -> dict[str, Any]:
+        """The options that go into the request body as they are (all but the tools and the response
+        format, which have their own wire forms), each only when set."""
+        return self.model_dump(exclude={"tools", "tool_choice", "response_format"}, exclude_none=True)
+
+
+NO_OPTIONS = RequestOptions()
+"""A plain request: no tools, no response format, the role's sampling defaults."""
 
 
 class Completion(BaseModel):

@@ -18,7 +18,7 @@ import orjson
 from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.base import RepairingChatModel
-from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
+from dialforge.llm.completion import NO_OPTIONS, Completion, RequestOptions, ToolChoice
 from dialforge.llm.errors import ModelRequestRejected
 from dialforge.model.messages import MESSAGE_LIST, AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tools import ToolSpec
@@ -65,7 +65,7 @@ _ACTIONS = (
 class DryRunModel(RepairingChatModel):
     """Offline ``ChatModel`` whose replies depend only on the request and the seeds.
 
-    ``temperature`` is ignored on purpose: sampling noise would break reproducibility.
+    Sampling options other than ``max_tokens`` are ignored on purpose: noise would break reproducibility.
     """
 
     def __init__(
@@ -83,26 +83,10 @@ class DryRunModel(RepairingChatModel):
         self.ledger = ledger
         self.reasoning = reasoning
 
-    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
-        return self.raw_completion(
-            messages,
-            tools=options.tools,
-            tool_choice=options.tool_choice,
-            response_format=options.response_format,
-            max_tokens=options.max_tokens,
-            seed=options.seed,
-        )
+    async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
+        return self.raw_completion(messages, options)
 
-    def raw_completion(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
+    def raw_completion(self, messages: Sequence[Message], options: RequestOptions = NO_OPTIONS) -> Completion:
         """The reply before any checking: cheap, synchronous, no ledger (the mock server calls it).
 
         Raises ``ModelRequestRejected`` where an OpenAI server answers 400: a tool call is
@@ -110,21 +94,14 @@ class DryRunModel(RepairingChatModel):
         value the sampler can build.
         """
         try:
-            return self._reply(messages, tools, tool_choice, response_format, max_tokens, seed)
+            return self._reply(messages, options)
         except SchemaSamplingError as exc:
             raise ModelRequestRejected(f"the dry-run model cannot satisfy this schema: {exc}", status=400) from None
 
-    def _reply(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[ToolSpec] | None,
-        tool_choice: ToolChoice | None,
-        response_format: ResponseSchema | None,
-        max_tokens: int | None,
-        seed: int | None,
-    ) -> Completion:
+    def _reply(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
         started = perf_counter()
-        rng = random.Random(self._request_seed(messages, tools, seed))
+        rng = random.Random(self._request_seed(messages, options.tools, options.seed))
+        response_format, max_tokens = options.response_format, options.max_tokens
         content: str | None = None
         parsed = None
         calls: list[ToolCall] = []
@@ -133,7 +110,7 @@ class DryRunModel(RepairingChatModel):
             parsed = sample_json(response_format.json_schema, rng)
             content = orjson.dumps(parsed).decode()
         else:
-            calls = _tool_calls(rng, messages, tools or (), tool_choice)
+            calls = _tool_calls(rng, messages, options.tools or (), options.tool_choice)
             if calls:
                 finish_reason = "tool_calls"
             else:

@@ -19,11 +19,11 @@ import orjson
 from dialforge.llm._transport import HttpTransport
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.base import RepairingChatModel
-from dialforge.llm.completion import Completion, CompletionOptions
+from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.endpoint_pool import EndpointPool
 from dialforge.llm.errors import ModelRequestRejected
 from dialforge.llm.server_reply import completion_from_response
-from dialforge.llm.settings import MaxTokensField, StructuredOutput
+from dialforge.llm.settings import ResolvedModelSettings
 from dialforge.llm.structured import json_instruction, with_instruction
 from dialforge.model.messages import Message, to_openai
 
@@ -35,59 +35,44 @@ class OpenAICompatible(RepairingChatModel):
 
     def __init__(
         self,
-        model: str,
+        settings: ResolvedModelSettings,
         pool: EndpointPool,
         transport: HttpTransport,
         *,
-        role: str = "default",
         ledger: UsageLedger | None = None,
         api_key: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        timeout_s: float = 300.0,
-        max_retries: int | None = None,
-        structured_output: StructuredOutput = "auto",
-        max_tokens_field: MaxTokensField = "max_tokens",
-        extra_body: dict[str, Any] | None = None,
     ) -> None:
-        self.name = model
-        self.role = role
+        """``api_key`` is passed apart from ``settings``, which only name the variable that holds it."""
+        self.settings = settings
+        self.name = settings.model
+        self.role = settings.role
         self.pool = pool
         self._transport = transport
         self.ledger: UsageLedger = ledger or UsageLedger()
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._temperature = temperature
-        self._max_tokens = max_tokens
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._max_retries = max_retries
-        self._native_json: bool | None = {"native": True, "prompt": False}.get(structured_output)
-        self._max_tokens_field = max_tokens_field
-        self._extra_body = extra_body or {}
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        self._native_json: bool | None = {"native": True, "prompt": False}.get(settings.structured_output)
 
     def _record_retry(self, kind: str) -> None:
         self.ledger.record_retry(self.role, self.name, kind)
 
-    def _body_options(self, options: CompletionOptions) -> dict[str, Any]:
+    def _body_options(self, options: RequestOptions) -> dict[str, Any]:
         """Everything in the request body but the messages and the response format."""
-        body: dict[str, Any] = {"model": self.name, **self._extra_body}
+        body: dict[str, Any] = {"model": self.name, **self.settings.extra_body}
         if options.tools:
             body["tools"] = [tool.to_openai() for tool in options.tools]
         if options.tools and (choice := options.tool_choice) is not None:
             body["tool_choice"] = (
                 choice if choice in _BUILTIN_CHOICES else {"type": "function", "function": {"name": choice}}
             )
-        for key, value in (
-            ("temperature", self._temperature if options.temperature is None else options.temperature),
-            (self._max_tokens_field, self._max_tokens if options.max_tokens is None else options.max_tokens),
-            ("seed", options.seed),
-        ):
-            if value is not None:
-                body[key] = value
+        for key, value in options.body_parameters().items():
+            body[self.settings.max_tokens_field if key == "max_tokens" else key] = value
         return body
 
-    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+    async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
+        options = options.over(self.settings)
         while True:
             native = options.response_format is not None and self._native_json is not False
             try:
@@ -99,7 +84,7 @@ class OpenAICompatible(RepairingChatModel):
                 self._native_json = False
                 self.ledger.record_failure(self.role, self.name, "structured_output_unsupported")
 
-    async def _post(self, messages: Sequence[Message], options: CompletionOptions, native: bool) -> Completion:
+    async def _post(self, messages: Sequence[Message], options: RequestOptions, native: bool) -> Completion:
         body = self._body_options(options)
         if options.response_format is not None and not native:
             messages = with_instruction(messages, json_instruction(options.response_format))
@@ -115,7 +100,7 @@ class OpenAICompatible(RepairingChatModel):
             timeout=self._timeout,
             parse=lambda data: completion_from_response(data, self.name, time.perf_counter() - started),
             on_retry=self._record_retry,
-            max_retries=self._max_retries,
+            max_retries=self.settings.max_retries,
         )
         if native:
             self._native_json = True

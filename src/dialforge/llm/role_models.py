@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import TracebackType
 
-from dialforge.llm._transport import HttpTransport, RetryPolicy
+from dialforge.llm._transport import HttpTransport
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import ROLES, Role
 from dialforge.llm.dry_run import DryRunModel
@@ -51,28 +51,14 @@ class RoleModels:
         """Resolve every role (raising ``ConfigError`` before any request) and connect them."""
         ledger = ledger or UsageLedger()
         resolved = {role: settings.resolve(role, environ) for role in ROLES}
-        transport = HttpTransport(RetryPolicy(), seed=transport_seed)
+        transport = HttpTransport(seed=transport_seed)
         pools: dict[tuple[tuple[str, ...], int], EndpointPool] = {}
         models: dict[Role, ChatModel] = {}
         for role, s in resolved.items():
             key = (s.base_urls, s.max_concurrency)
             if key not in pools:
                 pools[key] = EndpointPool(s.base_urls, s.max_concurrency)
-            models[role] = OpenAICompatible(
-                s.model,
-                pools[key],
-                transport,
-                role=role,
-                ledger=ledger,
-                api_key=s.api_key(),
-                temperature=s.temperature,
-                max_tokens=s.max_tokens,
-                timeout_s=s.timeout_s,
-                max_retries=s.max_retries,
-                structured_output=s.structured_output,
-                max_tokens_field=s.max_tokens_field,
-                extra_body=s.extra_body,
-            )
+            models[role] = OpenAICompatible(s, pools[key], transport, ledger=ledger, api_key=s.api_key())
         return cls(models, ledger, transport)
 
     async def aclose(self) -> None:

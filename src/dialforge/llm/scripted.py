@@ -18,7 +18,7 @@ import orjson
 
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.base import RepairingChatModel
-from dialforge.llm.completion import Completion, CompletionOptions
+from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.errors import ModelError
 from dialforge.model.messages import Message, ToolCall
 
@@ -40,7 +40,7 @@ class ScriptedRequest:
     """One request as the model received it (repair requests included)."""
 
     messages: list[Message]
-    options: CompletionOptions
+    options: RequestOptions
 
 
 class ScriptedModel(RepairingChatModel):
@@ -97,7 +97,7 @@ class ScriptedModel(RepairingChatModel):
             raise reply
         return reply
 
-    async def _send(self, messages: Sequence[Message], options: CompletionOptions) -> Completion:
+    async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
         self.requests.append(ScriptedRequest(messages=list(messages), options=options))
         return self.pop()
 

@@ -1,7 +1,7 @@
 """How each role reaches its model: per-role settings inherited from ``default``.
 
 Generator, user simulator, agent, tool simulator and judge may each use a different model,
-endpoint pool, temperature and token budget; anything a role leaves out comes from ``default``,
+endpoint pool and sampling options; anything a role leaves out comes from ``default``,
 and the environment may override base URLs and model names (``DIALFORGE_BASE_URL``,
 ``DIALFORGE_MODEL``, or per role ``DIALFORGE_AGENT_BASE_URL``...).
 """
@@ -15,22 +15,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialforge.errors import ConfigError
-from dialforge.llm.completion import ROLES, Role
+from dialforge.llm.completion import ROLES, Role, SamplingOptions
 
 StructuredOutput = Literal["auto", "native", "prompt"]
 MaxTokensField = Literal["max_tokens", "max_completion_tokens"]
 
 
-class ModelSettings(BaseModel):
-    """How one role reaches its model. Every field may be left out and inherited from ``default``."""
+class ModelSettings(SamplingOptions):
+    """How one role reaches its model, and its sampling defaults. Every field may be left out and
+    inherited from ``default``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
     model: str | None = None
     base_urls: list[str] | None = Field(default=None, description="one model served by several replicas")
     api_key_env: str | None = Field(default=None, description="name of the environment variable with the key")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, gt=0, description="in-flight requests per base URL")
     timeout_s: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
@@ -56,8 +55,11 @@ class ModelSettings(BaseModel):
         return [url.rstrip("/") for url in urls] if urls else urls
 
 
-class ResolvedModelSettings(BaseModel):
-    """A role's settings after inheritance and environment overrides; nothing left unknown."""
+class ResolvedModelSettings(SamplingOptions):
+    """A role's settings after inheritance and environment overrides; nothing left unknown.
+
+    The one place the model defaults are written; its sampling options are the defaults of every request.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,8 +67,6 @@ class ResolvedModelSettings(BaseModel):
     model: str
     base_urls: tuple[str, ...]
     api_key_env: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
     max_concurrency: int = 64
     timeout_s: float = 300.0
     max_retries: int = 6

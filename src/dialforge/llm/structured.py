@@ -16,7 +16,7 @@ import orjson
 
 from dialforge.json_schema.checks import schema_violations
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, CompletionOptions, ResponseSchema, ToolChoice
+from dialforge.llm.completion import Completion, RequestOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.tools import ToolSpec
@@ -192,7 +192,7 @@ def _repair_instruction(problem: OutputProblem, response_format: ResponseSchema 
 async def complete_with_repair(
     send: Send,
     messages: Sequence[Message],
-    options: CompletionOptions,
+    options: RequestOptions,
     *,
     ledger: UsageLedger | None,
     role: str,

@@ -11,10 +11,9 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from dialforge.llm.completion import Completion, ResponseSchema, ToolChoice
+from dialforge.llm.completion import NO_OPTIONS, Completion, RequestOptions
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message
-from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import Usage
 
 _scope: ContextVar[MutableMapping[str, Usage] | None] = ContextVar("dialforge_usage_scope", default=None)
@@ -37,26 +36,8 @@ class ScopedUsage:
         self.role = role
         self.name = model.name
 
-    async def complete(
-        self,
-        messages: Sequence[Message],
-        *,
-        tools: Sequence[ToolSpec] | None = None,
-        tool_choice: ToolChoice | None = None,
-        response_format: ResponseSchema | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> Completion:
-        completion = await self.model.complete(
-            messages,
-            tools=tools,
-            tool_choice=tool_choice,
-            response_format=response_format,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=seed,
-        )
+    async def complete(self, messages: Sequence[Message], options: RequestOptions = NO_OPTIONS) -> Completion:
+        completion = await self.model.complete(messages, options)
         usage = _scope.get()
         if usage is not None:
             usage[self.role] = usage.get(self.role, Usage()) + completion.usage

@@ -10,16 +10,16 @@ import asyncio
 import itertools
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialforge.llm.completion import Completion, ResponseSchema
+from dialforge.llm.completion import Completion, RequestOptions, ResponseSchema
 from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm.scripted import ScriptedModel
@@ -37,6 +37,8 @@ from dialforge.mock_server.protocol import (
 from dialforge.model.messages import Message, UserMessage
 
 CONVERSATION_HEADER = "X-Dialforge-Conversation"
+RECENT_REQUESTS = 100
+"""Well-formed chat request bodies kept for ``GET /control/requests``, so a test can see what a client sent."""
 _JSON = "application/json"
 
 
@@ -75,14 +77,17 @@ class DryRunBackend:
 
     def reply(self, request: ChatRequest) -> Completion:
         prompted = None if request.response_format else prompted_schema(request.messages)
-        completion = self._model.raw_completion(
-            request.messages,
-            tools=list(request.tools) if request.tools else None,
-            tool_choice=request.tool_choice,
-            response_format=request.response_format or prompted,
-            max_tokens=request.max_tokens,
-            seed=request.seed,
-        )
+        try:
+            options = RequestOptions(
+                tools=request.tools,
+                tool_choice=request.tool_choice,
+                response_format=request.response_format or prompted,
+                max_tokens=request.max_tokens,
+                seed=request.seed,
+            )
+        except ValidationError as exc:
+            raise ModelRequestRejected(f"invalid request options: {exc.errors()[0]['msg']}", status=400) from None
+        completion = self._model.raw_completion(request.messages, options)
         if prompted is not None:
             # Like a chatty model asked for JSON in the prompt: right value, wrapped in prose.
             completion.content = f"Here is the JSON you asked for:\n```json\n{completion.content}\n```"
@@ -140,6 +145,7 @@ class MockServer:
         self.fault_plan = FaultPlan(settings.fault_rate, settings.faults, settings.seed)
         self.prefix_reuse = PrefixReuse(max_conversations=settings.max_conversations)
         self.stats = ServerStats()
+        self.recent_requests: deque[bytes] = deque(maxlen=RECENT_REQUESTS)
         self._latency = settings.latency_ms / 1000
         self._authorization = f"Bearer {settings.api_key}" if settings.api_key else None
         self._ids = itertools.count(1)
@@ -170,10 +176,12 @@ class MockServer:
             return self._error(
                 401, "incorrect or missing API key (mock server)", type="invalid_request_error", code="invalid_api_key"
             )
+        raw = await request.read()
         try:
-            chat = parse_chat_request(await request.read())
+            chat = parse_chat_request(raw)
         except RequestError as exc:
             return self._error(400, str(exc), type="invalid_request_error", code=exc.code, param=exc.param)
+        self.recent_requests.append(raw)
         if chat.stream:
             return self._error(
                 400,
@@ -295,8 +303,13 @@ class MockServer:
         self.fault_plan.queue(faults)
         return web.json_response({"queued": self.fault_plan.queued}, dumps=_dumps)
 
+    async def requests_view(self, request: web.Request) -> web.Response:
+        """The last chat request bodies, oldest first, as the server received them."""
+        return web.json_response([orjson.loads(body) for body in self.recent_requests], dumps=_dumps)
+
     async def reset(self, request: web.Request) -> web.Response:
         self.stats.reset()
+        self.recent_requests.clear()
         self.fault_plan.clear()
         self.prefix_reuse.reset()
         return web.json_response({"status": "reset"}, dumps=_dumps)
@@ -319,6 +332,7 @@ def build_app(settings: MockServerSettings) -> web.Application:
     app.router.add_get("/health", server.health)
     app.router.add_get("/stats", server.stats_view)
     app.router.add_post("/control/faults", server.queue_faults)
+    app.router.add_get("/control/requests", server.requests_view)
     app.router.add_post("/control/reset", server.reset)
     return app
 

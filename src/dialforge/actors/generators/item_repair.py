@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialforge.llm.completion import ResponseSchema
+from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
@@ -92,8 +92,9 @@ async def generate_items(
     entries by position; a failed entry the repair reply leaves out is rejected with that reason.
     """
     messages = list(prompt)
+    options = RequestOptions(response_format=response_format, seed=seed)
     try:
-        reply = await model.complete(messages, response_format=response_format, seed=seed)
+        reply = await model.complete(messages, options)
     except ModelError as exc:
         return ItemBatch(errors=[f"the request failed: {exc}"])
     first = check(list(entries(reply.parsed))[:limit], [])
@@ -106,7 +107,7 @@ async def generate_items(
         UserMessage(content=repair_instruction(failed, accepted)),
     ]
     try:
-        reply = await model.complete(messages, response_format=response_format, seed=seed)
+        reply = await model.complete(messages, options)
     except ModelError as exc:
         return ItemBatch(
             items=accepted,
