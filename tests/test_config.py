@@ -60,6 +60,13 @@ def test_every_invalid_key_is_reported_with_its_path(tmp_path: Path) -> None:
     assert "sed: unknown key" in text
 
 
+@pytest.mark.parametrize("setting", ["top_p: 1.5", "top_p: 0", "temperature: 2.5", "max_tokens: 0"])
+def test_sampling_options_out_of_range_are_config_errors(tmp_path: Path, setting: str) -> None:
+    key = setting.split(":")[0]
+    with pytest.raises(ConfigError, match=rf"models\.agent\.{key}: "):
+        load_config(write(tmp_path, f"models:\n  agent: {{{setting}}}\n"))
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+: expected"):
         load_config(write(tmp_path, "models:\n  default: {model: [unclosed\n"))

@@ -39,6 +39,14 @@ class ModelSettings(SamplingOptions):
     )
     extra_body: dict[str, Any] | None = Field(default=None, description="merged into every request body")
 
+    @field_validator("max_tokens")
+    @classmethod
+    def _budget_is_positive(cls, max_tokens: int | None) -> int | None:
+        """A call may ask for 0 tokens (an empty reply, to test truncation); a role's budget may not."""
+        if max_tokens == 0:
+            raise ValueError("max_tokens must be at least 1: a budget of 0 leaves every reply empty")
+        return max_tokens
+
     @field_validator("base_urls", mode="before")
     @classmethod
     def _one_url_is_a_list(cls, value: Any) -> Any:
