@@ -7,33 +7,12 @@ a real deployment (the business, its policy, how to use tools) and never mention
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
-from dialforge.prompts import render_prompt, service_section
-
-NO_POLICY = "Help with requests your tools serve, and follow the rules below."
-"""Stands in for a domain without a written policy, so the prompt keeps its shape."""
-
-
-CONVERSATION_RULES = {
-    "changes": "Before anything that creates, changes, cancels or deletes a record, do what the policy asks: tell "
-    "the user exactly what you are about to do (which record, which values) and wait for their clear yes. Do no more "
-    "than they agreed to.",
-    "unclear": "If a detail you need is missing or unclear, ask one short question instead of assuming. If a search "
-    "finds nothing, or several possible matches, say so and ask.",
-}
-"""How the agent handles changes and gaps when a person answers its questions (the user-oriented pipelines)."""
-
-DIRECT_REQUEST_RULES = {
-    "changes": "Requests here come as complete instructions, and nobody will answer a question: a request that "
-    "states a change in full (which record, which values) is the person's confirmation of it, the yes the policy "
-    "asks for. Check it against the policy, carry it out, and report the result. Do no more than was asked.",
-    "unclear": "If a detail you need is missing, look it up with your tools. If it cannot be found, or a search "
-    "finds several possible matches, say so and stop rather than guess.",
-}
-"""The same rules for the task-oriented pipeline, where each request arrives whole and nobody replies."""
+from dialforge.prompts import render_prompt, render_section, service_section
 
 
 def agent_system_prompt(
@@ -42,20 +21,27 @@ def agent_system_prompt(
     """The agent's system prompt for ``domain`` (described by ``description``); ``today`` (ISO date or date-time)
     is stated with its weekday. ``direct_requests`` is the task-oriented setting: nobody answers the agent's
     questions."""
-    now = "" if today is None else f" The current date and time is {datetime.fromisoformat(today):%A}, {today}."
-    rules = DIRECT_REQUEST_RULES if direct_requests else CONVERSATION_RULES
+    now = "" if today is None else " " + _part("now", weekday=f"{datetime.fromisoformat(today):%A}", today=today)
     return render_prompt(
         "agent_system",
         domain=domain,
         service=service_section(description),
-        policy=policy.strip() or NO_POLICY,
+        policy=policy.strip() or _part("no_policy"),
         now=now,
-        **rules,
+        rules=_part("direct_request_rules" if direct_requests else "conversation_rules"),
     )
+
+
+def _part(section: str, /, **values: object) -> str:
+    """A piece of the system prompt that depends on the setting."""
+    return render_section("agent_system_parts", section, **values)
 
 
 class Agent:
     """Answers the conversation as it stands: text, tool calls, or both, with the model's reasoning."""
+
+    prompts: ClassVar[tuple[str, ...]] = ("agent_system", "agent_system_parts", "service_section")
+    """The packaged prompts its system prompt is made of."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model

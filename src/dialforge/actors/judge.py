@@ -18,7 +18,7 @@ A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -30,7 +30,7 @@ from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
-from dialforge.prompts import render_prompt
+from dialforge.prompts import render_prompt, render_section
 
 JUDGMENT_FORMAT = ResponseSchema(
     name="dialogue_judgment",
@@ -64,29 +64,12 @@ TOOL_RESULT_CHARS = 3000
 DIFF_ROWS_SHOWN = 10
 """Rows shown per table and kind of change; the counts are always complete (up to the diff's own cap)."""
 
-_SETTINGS = {
-    "task": (
-        "The task below was handed to the assistant as one direct request; there was no back-and-forth with "
-        "the person, and a request that states a change in full is the person's confirmation of it. A model "
-        "simulated the tool results: judge the assistant against the results it received, even where they look "
-        "unusual."
-    ),
-    "user": (
-        "A person pursued the tasks below step by step, making one or two requests at a time and reacting to "
-        "the answers. A model simulated the tool results: judge the assistant against the results it received, "
-        "even where they look unusual."
-    ),
-    "user+exec": (
-        "A person pursued the tasks below step by step, making one or two requests at a time and reacting to "
-        "the answers. The tools ran against a real database: the results are real, and every change the "
-        "assistant made persisted."
-    ),
-}
-_NO_VERIFICATION = "(none for this conversation: no database state was checked)"
-
 
 class Judge:
     """The validation actor; one model call per dialogue, then the deterministic rules."""
+
+    prompts: ClassVar[tuple[str, ...]] = ("judge", "judge_parts")
+    """The packaged prompts its request is made of."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
@@ -95,12 +78,12 @@ class Judge:
         prompt = render_prompt(
             "judge",
             domain=state.domain,
-            setting=_SETTINGS[state.mode],
+            setting=_setting(state),
             policy=_policy(state),
-            tools=describe_tools(state.tools) or "(no tools)",
+            tools=describe_tools(state.tools) or _part("no_tools"),
             tasks=render_tasks(state),
             conversation=_conversation(state),
-            verification=render_verification(verification) if verification is not None else _NO_VERIFICATION,
+            verification=render_verification(verification) if verification is not None else _part("no_verification"),
         )
         completion = await self.model.complete(
             [UserMessage(content=prompt)], RequestOptions(response_format=JUDGMENT_FORMAT, seed=state.seed)
@@ -141,16 +124,28 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None, *, to
     )
 
 
+def _part(section: str) -> str:
+    """A piece of the request that depends on the dialogue."""
+    return render_section("judge_parts", section)
+
+
+def _setting(state: DialogueState) -> str:
+    """How the conversation came about: how the person asked, and whether the tools were simulated."""
+    asked = "direct_request" if state.mode == "task" else "step_by_step"
+    tools = "executed_tools" if state.mode == "user+exec" else "simulated_tools"
+    return f"{_part(asked)} {_part(tools)}"
+
+
 def _policy(state: DialogueState) -> str:
     """What the agent was told: its system prompt when there is one (it holds the policy), else the policy."""
     system = "\n\n".join(m.content for m in state.messages if isinstance(m, SystemMessage)).strip()
-    return system or state.policy.strip() or "(no instructions beyond being helpful)"
+    return system or state.policy.strip() or _part("no_instructions")
 
 
 def render_tasks(state: DialogueState) -> str:
     """Every task with its status and the rubric items to class; a task never reached is shown but not itemised."""
     if not state.tasks:
-        return "(no task was given: judge the conversation on its own terms)"
+        return _part("no_tasks")
     blocks = []
     for index, task in enumerate(state.tasks):
         status, reached = _status(state, index)
@@ -197,7 +192,7 @@ def _task_items(task: Task, number: int) -> list[str]:
 
 def _conversation(state: DialogueState) -> str:
     """The transcript, with the person's closing words, which the engine keeps apart from the messages."""
-    text = render_conversation(state.conversation) or "(no messages)"
+    text = render_conversation(state.conversation) or _part("no_messages")
     if state.closing_message:
         closing = _indented(state.closing_message.strip())
         text += f"\n[{len(state.conversation) + 1}] USER (closing words, after the last task was done): {closing}"

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +32,7 @@ from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from dialforge.model.tasks import Task
-from dialforge.prompts import render_prompt
+from dialforge.prompts import render_prompt, render_section
 
 USER_TURN_FORMAT = ResponseSchema(
     name="user_turn",
@@ -51,23 +52,8 @@ COPIED_RUN_WORDS = 12
 """A run of this many consecutive words of the goal's description in a message counts as pasting it."""
 MIN_REVEALED_REQUESTS = 3
 """A message bringing up this many requests of the goal at once reveals too much (rule 2: one or two per turn)."""
-_TRANSCRIPT_HEADER = (
-    'The conversation so far. You are "User"; the other side is "Agent". '
-    "Lines in [brackets] show what the agent did behind the scenes (looking things up, making changes) and the results."
-)
-_NOTHING_YET = "(nothing yet)"
-_SEPARATOR = "\n\n---\n\n"
-_OPEN_INSTRUCTION = "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
-_NEXT_INSTRUCTION = "Write User's next message (rules 2 to 4). Reply with the JSON object only."
-_CONFIRMATION_HINT = (
-    'The agent\'s last message asks you: "{question}" Answer it (yes, no thanks, or a corrected detail). After a '
-    'yes, wait for the result: "is_task_complete" stays false in a message that says yes.'
-)
 _DECLINE = re.compile(r"^\W*(no\b|nope\b|not now\b|that'?s all\b|that is all\b|nothing else\b)", re.IGNORECASE)
 """A reply that turns the agent's offer down: it may end the goal, since nothing is left waiting for a result."""
-_NO_PERSONA = "An ordinary customer: clear, friendly and brief."
-_NO_COMPLETED_GOALS = "(none: your current goal is the first one)"
-_NO_SUBTASKS = "(none listed: your goal is a single request)"
 
 _CONFIRMATION_WORDS = re.compile(
     r"\b(confirm\w*|proceed|shall i|should i|would you like me to|want me to|go ahead)\b", re.IGNORECASE
@@ -110,6 +96,9 @@ class Violation:
 
 class UserSimulator:
     """Plays the user of one dialogue at a time; holds nothing between turns, so any state can be continued."""
+
+    prompts: ClassVar[tuple[str, ...]] = ("user_simulator", "user_simulator_parts", "user_simulator_feedback")
+    """The packaged prompts its requests are made of."""
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
@@ -165,18 +154,23 @@ def simulator_messages(state: DialogueState, persona: Persona | None, *, service
         "user_simulator",
         service=_service(state.domain, service),
         today=_today(state.today),
-        persona=persona.description if persona else _NO_PERSONA,
-        completed=completed or _NO_COMPLETED_GOALS,
+        persona=persona.description if persona else _part("no_persona"),
+        completed=completed or _part("no_completed_goals"),
         goal=goal.description,
-        subtasks=subtasks or _NO_SUBTASKS,
+        subtasks=subtasks or _part("no_subtasks"),
     )
     conversation = state.conversation
     lines = [line for message in conversation for line in transcript_lines(message)]
-    instruction = _NEXT_INSTRUCTION if conversation else _OPEN_INSTRUCTION
+    instruction = _part("next" if conversation else "open")
     if question := pending_confirmation(conversation):
-        instruction += " " + _CONFIRMATION_HINT.format(question=question)
-    transcript = "\n".join([_TRANSCRIPT_HEADER, "", *(lines or [_NOTHING_YET])])
-    return [SystemMessage(content=system), UserMessage(content=transcript + _SEPARATOR + instruction)]
+        instruction += " " + _part("confirmation_hint", question=question)
+    turn = _part("turn", transcript="\n".join(lines) or _part("nothing_yet"), instruction=instruction)
+    return [SystemMessage(content=system), UserMessage(content=turn)]
+
+
+def _part(section: str, /, **values: object) -> str:
+    """A piece of the simulator's request that depends on the dialogue."""
+    return render_section("user_simulator_parts", section, **values)
 
 
 def _service(domain: str, description: str) -> str:
@@ -192,7 +186,7 @@ def _today(today: str | None) -> str:
     if today is None:
         return ""
     moment = datetime.fromisoformat(today)
-    return f" Today is {moment:%A}, {moment:%Y-%m-%d}, and it is {moment:%H:%M}."
+    return " " + _part("today", weekday=f"{moment:%A}", date=f"{moment:%Y-%m-%d}", time=f"{moment:%H:%M}")
 
 
 def pending_confirmation(conversation: Sequence[Message]) -> str | None:

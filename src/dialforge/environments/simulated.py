@@ -24,7 +24,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, get_args
+from typing import Any, ClassVar, get_args
 
 import orjson
 
@@ -35,7 +35,7 @@ from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tools import ToolSpec
-from dialforge.prompts import render_prompt, service_section
+from dialforge.prompts import render_prompt, render_section, service_section
 
 FIRST_DAY = date(2023, 1, 1)
 LAST_DAY = date(2026, 12, 31)
@@ -94,6 +94,11 @@ def _canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+def _part(section: str, /, **values: object) -> str:
+    """A piece of the request that depends on the call and the log."""
+    return render_section("tool_simulator_parts", section, **values)
+
+
 def _lines(values: Sequence[Any]) -> str:
     return "\n".join(orjson.dumps(value).decode() for value in values)
 
@@ -104,6 +109,9 @@ class SimulatedEnvironment:
     ``context`` is the conversation so far, set by the engine before each call: the user's messages go into
     the prompt, so that results match what the customer said (names, ids, the order of events).
     """
+
+    prompts: ClassVar[tuple[str, ...]] = ("tool_simulator", "tool_simulator_parts", "service_section")
+    """The packaged prompts its requests are made of."""
 
     def __init__(
         self,
@@ -169,17 +177,17 @@ class SimulatedEnvironment:
     def _prompt(self, tool: ToolSpec, arguments: dict[str, Any]) -> str:
         said = [message.content for message in self.context if message.role == "user"]
         returns = (
-            f"It returns (JSON Schema):\n{orjson.dumps(tool.returns).decode()}"
+            _part("returns", schema=orjson.dumps(tool.returns).decode())
             if tool.returns is not None
-            else "It declares no return schema: return the JSON object or array its description implies."
+            else _part("no_returns")
         )
         return render_prompt(
             "tool_simulator",
             domain=self.domain,
             service=service_section(self.description),
             now=f"{self._weekday}, {self.reference_time}",
-            user_messages=_lines(said) or "(nothing yet)",
-            log=_lines(self._log) or "(none: this is the first call)",
+            user_messages=_lines(said) or _part("nothing_said"),
+            log=_lines(self._log) or _part("no_calls"),
             tool=orjson.dumps(tool.to_openai()["function"]).decode(),
             returns=returns,
             call=orjson.dumps({"name": tool.name, "arguments": arguments}).decode(),

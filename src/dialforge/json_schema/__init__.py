@@ -1,5 +1,5 @@
-"""JSON-Schema utilities shared by the model clients, the environments and the offline models.
+"""JSON-Schema utilities shared by the data model, the model clients, the environments and the offline models.
 
-``checks`` says why a value does not satisfy a schema; ``sampler`` builds values that do. Below
-``llm`` in the layer order: nothing here knows about models, environments or actors.
+``checks`` says why a schema is not valid and why a value does not satisfy one; ``sampler`` builds values
+that do. The lowest layer: it imports nothing else of dialforge.
 """

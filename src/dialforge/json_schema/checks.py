@@ -1,4 +1,4 @@
-"""Checking a JSON value against a JSON schema (draft 2020-12), with readable reasons."""
+"""Checking JSON schemas (draft 2020-12) and values against them, with readable reasons."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 
 @lru_cache(maxsize=512)
@@ -23,3 +24,14 @@ def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         problems.append(f"at {where}: {error.message}")
     return problems
+
+
+def json_schema_problem(schema: Any, what: str) -> str | None:
+    """Why ``schema`` is not a valid JSON schema (draft 2020-12), or ``None``; never raises."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"{what} is not a valid JSON schema: {exc.message}"
+    except RecursionError:
+        return f"{what} is nested too deeply to check"
+    return None

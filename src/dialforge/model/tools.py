@@ -9,22 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dialforge.json_schema.checks import json_schema_problem
+
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def json_schema_problem(schema: Any, what: str) -> str | None:
-    """Why ``schema`` is not a valid JSON schema (draft 2020-12), or ``None``; never raises."""
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return f"{what} is not a valid JSON schema: {exc.message}"
-    except RecursionError:
-        return f"{what} is nested too deeply to check"
-    return None
 
 
 def _check_schema(schema: dict[str, Any], what: str) -> dict[str, Any]:
