@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dialforge.actors.agent import Agent, agent_system_prompt
@@ -10,6 +12,8 @@ from dialforge.llm import ModelUnavailable, ScriptedModel
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.messages import SystemMessage, UserMessage
 from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_section
+from prompt_checks import assert_in_order, assert_mentions, filled_in
 
 SEARCH = ToolSpec(
     name="search_orders",
@@ -79,37 +83,35 @@ async def test_model_errors_propagate() -> None:
         await Agent(ScriptedModel([ModelUnavailable("down")])).respond(state())
 
 
-def test_system_prompt_states_domain_policy_and_today_without_meta_words() -> None:
+def test_system_prompt_states_domain_policy_and_today_with_its_weekday_without_meta_words() -> None:
     prompt = agent_system_prompt("Online bookshop", POLICY, today="2024-03-14T10:27:00")
 
-    assert "assistant of the Online bookshop service" in prompt
-    assert POLICY in prompt
-    assert "Thursday, 2024-03-14T10:27:00" in prompt
+    assert_mentions(prompt, "Online bookshop", POLICY, "2024-03-14T10:27:00", "Thursday")
     assert meta_words(prompt, vocabulary="") == []
     for word in ("dialogue", "user simulator", "simulat", "$"):  # "assistant" is what a deployment calls it
         assert word not in prompt.casefold()
 
 
 def test_direct_requests_replace_the_confirmation_and_question_rules_instead_of_contradicting_them() -> None:
-    conversational = agent_system_prompt("Online bookshop", POLICY)
-    direct = agent_system_prompt("Online bookshop", POLICY, direct_requests=True)
+    conversational = filled_in(agent_system_prompt("Online bookshop", POLICY), "agent_system")
+    direct = filled_in(agent_system_prompt("Online bookshop", POLICY, direct_requests=True), "agent_system")
 
-    assert "wait for their clear yes" in conversational and "ask one short question" in conversational
-    assert "wait for their clear yes" not in direct and "ask one short question" not in direct
-    assert "is the person's confirmation of it, the yes the policy asks for" in direct
-    assert direct.index("is the person's confirmation") < direct.index("## Style"), "a rule, not an afterthought"
+    assert conversational["rules"] == render_section("agent_system_parts", "conversation_rules")
+    assert direct["rules"] == render_section("agent_system_parts", "direct_request_rules")
+    assert conversational | {"rules": ""} == direct | {"rules": ""}, "the rules are all that changes"
 
 
-def test_the_service_description_gets_its_own_section_before_the_policy() -> None:
+def test_the_service_description_comes_before_the_policy_and_only_when_there_is_one() -> None:
     about = "An independent bookshop in Porto that ships across Portugal."
-    prompt = agent_system_prompt("Online bookshop", POLICY, description=f"  {about}\n")
+    described = agent_system_prompt("Online bookshop", POLICY, description=f"  {about}\n")
+    plain = agent_system_prompt("Online bookshop", POLICY)
 
-    assert f"\n\n## The service\n\n{about}\n\n## Policy" in prompt
-    assert "## The service" not in agent_system_prompt("Online bookshop", POLICY)
+    assert_in_order(described, about, POLICY)
+    assert filled_in(plain, "agent_system")["service"] == "", "no empty section for a domain without a description"
 
 
 def test_system_prompt_without_today_or_policy_keeps_its_shape() -> None:
     prompt = agent_system_prompt("Online bookshop", "  ")
 
-    assert "current date" not in prompt
-    assert "## Policy\n\nHelp with requests your tools serve" in prompt
+    assert re.search(r"\d{4}-\d{2}-\d{2}", prompt) is None, "no date is stated when none is known"
+    assert filled_in(prompt, "agent_system")["policy"].strip(), "a domain without a policy still gets rules there"

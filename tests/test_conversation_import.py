@@ -11,6 +11,7 @@ from dialforge.actors.generators.tasks import generate_continuation
 from dialforge.llm import ScriptedModel
 from dialforge.model import AssistantMessage, Domain, ToolMessage, ToolSpec, UserMessage
 from dialforge.pipeline.conversations import read_conversations
+from prompt_checks import assert_in_order, filled_in
 
 ORDER_TOOL = ToolSpec(
     name="get_order",
@@ -83,5 +84,5 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
     ]
     batch = await generate_continuation(model, Domain(name="shop"), [ORDER_TOOL], chat)
     assert [task.id.rsplit("-", 1)[0] for task in batch.items] == ["shop-continuation"]
-    prompt = model.requests[0].messages[0].content
-    assert "User: I just bought a blender" in prompt and "Agent: Congratulations!" in prompt
+    conversation = filled_in(model.requests[0].messages[0].content, "tasks_continuation")["conversation"]
+    assert_in_order(conversation, "I just bought a blender, I'm so excited!", "Congratulations!")

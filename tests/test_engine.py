@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
+from dialforge.actors.agent import agent_system_prompt
 from dialforge.config import DialogueConfig
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
+from prompt_checks import assert_mentions
 from samples import DATE_INVOICE
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
@@ -272,8 +274,7 @@ async def test_the_task_oriented_baseline_sends_each_task_as_a_direct_request() 
     users = [m.content for m in state.messages if isinstance(m, UserMessage)]
     assert users == [REFUND.description, ADD_POLKA.description]
     assert state.env["kind"] == "simulated"
-    system = state.messages[0].content
-    assert "nobody will answer a question" in system and "wait for their clear yes" not in system
+    assert state.messages[0].content == agent_system_prompt("music store", "", today=state.today, direct_requests=True)
 
 
 async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterrupted_run(
@@ -372,6 +373,5 @@ async def test_the_dialogues_today_is_sqls_now_and_the_users_date(chinook: SQLDa
     restored = chinook.environment([stamp]).restore(state.env)
     dated = restored.query("SELECT InvoiceDate FROM Invoice WHERE InvoiceId = 1").content
     assert dated == [{"InvoiceDate": "2025-11-21 10:00:00"}]
-    user_prompt = models["user"].requests[0].messages[0].content
-    assert "Today is Friday, 2025-11-21, and it is 10:00." in user_prompt
-    assert "Friday, 2025-11-21T10:00:00" in state.messages[0].content
+    assert_mentions(models["user"].requests[0].messages[0].content, "Friday", "2025-11-21", "10:00")
+    assert_mentions(state.messages[0].content, "Friday", "2025-11-21T10:00:00")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -15,6 +16,8 @@ from dialforge.model.dialogue import DialogueState, RubricVerdict
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_section
+from prompt_checks import assert_in_order, assert_mentions, filled_in
 
 POLICY = "Before calling update_loan_due_date, state the change and wait for the member's explicit yes."
 TOOLS = [
@@ -103,6 +106,23 @@ def prompt_of(model: ScriptedModel) -> str:
     return message.content
 
 
+def numbered_messages(prompt: str) -> dict[int, str]:
+    """The conversation the judge reads, by message number (the numbers its reasoning cites)."""
+    _, *parts = re.split(r"^\[(\d+)\] ", filled_in(prompt, "judge")["conversation"], flags=re.MULTILINE)
+    return {int(number): text for number, text in zip(parts[::2], parts[1::2], strict=True)}
+
+
+def line_with(lines: list[str], text: str) -> str:
+    (line,) = [line for line in lines if text in line]
+    return line
+
+
+def heading_of(prompt: str, task: Task) -> str:
+    """The heading of a task's part of the tasks section: the last line above its goal's line that is not blank."""
+    above = filled_in(prompt, "judge")["tasks"].split(task.description)[0].splitlines()[:-1]
+    return [line for line in above if line.strip()][-1]
+
+
 async def test_a_valid_verdict_passes_through_with_its_items() -> None:
     items = [("T1.S1 Ask which books you have out", "Critical", True), ("T1.S2 Ask ...", "NonCritical", False)]
     model = ScriptedModel([answer("valid", *items)])
@@ -159,22 +179,24 @@ async def test_the_prompt_shows_the_conversation_tasks_tools_policy_and_verifica
     await Judge(model).judge(state(closing_message="Thanks!"), verification=verification(True, False))
 
     prompt = prompt_of(model)
-    assert "[1] USER: Hi, which books do I have out? I'm member 1042." in prompt
-    assert (
-        '[2] ASSISTANT: Let me check.\n    -> call list_open_loans_for_member {"member_id":1042} (id call_1)' in prompt
-    )
-    assert '[3] TOOL RESULT of list_open_loans_for_member (id call_1): [{"LoanId":3071}]' in prompt
-    assert "[6] ASSISTANT: (no text)\n    -> call update_loan_due_date" in prompt
-    assert "[9] USER (closing words, after the last task was done): Thanks!" in prompt
-    assert "### Task 1 (medium): completed: the person said it was done" in prompt
-    assert "- T1.S2 Ask for the Kafka loan to be renewed" in prompt
-    assert "### Task 2 (medium): open: the conversation ended before the person said it was done" in prompt
-    assert "- T2.S1 Ask" in prompt
-    assert '"name":"update_loan_due_date"' in prompt and POLICY in prompt
-    assert "- PASSED: check 1 (SELECT 1; the check returned True)" in prompt
-    assert "- FAILED: check 2 (SELECT 0; the check returned False)" in prompt
-    assert 'Loan: 1 updated\n  ~ updated {"LoanId":3071}: DueDate: "2025-03-14" -> "2025-03-28"' in prompt
-    assert "The tools ran against a real database" in prompt
+    messages = numbered_messages(prompt)
+    assert list(messages) == list(range(1, 10)), "every message, then the closing words"
+    assert "Hi, which books do I have out? I'm member 1042." in messages[1]
+    assert_mentions(messages[2], "Let me check.", "list_open_loans_for_member", '{"member_id":1042}', "call_1")
+    assert_mentions(messages[3], "list_open_loans_for_member", "call_1", '[{"LoanId":3071}]')
+    assert_mentions(messages[6], "update_loan_due_date", '{"loan_id":3071}', "call_2")
+    assert "Thanks!" in messages[9]
+    assert_mentions(heading_of(prompt, RENEWAL), "completed", "medium")
+    assert_mentions(heading_of(prompt, FINES), "open", "medium")
+    assert_in_order(prompt, RENEWAL.description, "T1.S2 Ask for the Kafka loan to be renewed", FINES.description)
+    assert_in_order(prompt, FINES.description, "T2.S1 Ask")
+    assert_mentions(prompt, '"name":"update_loan_due_date"', POLICY)
+    checked = filled_in(prompt, "judge")["verification"].splitlines()
+    assert_mentions(line_with(checked, "check 1"), "PASSED", "SELECT 1", "the check returned True")
+    assert_mentions(line_with(checked, "check 2"), "FAILED", "SELECT 0", "the check returned False")
+    assert_in_order("\n".join(checked), "Loan", '{"LoanId":3071}', "DueDate", '"2025-03-14"', '"2025-03-28"')
+    assert render_section("judge_parts", "executed_tools") in prompt
+    assert render_section("judge_parts", "simulated_tools") not in prompt
     assert "$" not in prompt
 
 
@@ -184,16 +206,20 @@ async def test_rubric_items_are_labelled_and_tasks_not_reached_are_not_itemised(
     await Judge(model).judge(state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0))
 
     prompt = prompt_of(model)
-    assert "- T1.C1 Loan 3071 is due on 2025-03-28" in prompt
-    assert "- T1.P2 update_loan_due_date(loan_id=<id>)" in prompt
-    assert "- T1.K1 The loan is identified before renewing" in prompt
-    assert "### Task 2 (medium): not reached: the person never brought it up; not judged" in prompt
+    assert_mentions(
+        prompt,
+        "T1.C1 Loan 3071 is due on 2025-03-28",
+        "T1.P2 update_loan_due_date(loan_id=<id>)",
+        "T1.K1 The loan is identified before renewing",
+    )
+    assert "not reached" in heading_of(prompt, FINES) and "not reached" in heading_of(prompt, RENEWAL)
     assert "T2.S1" not in prompt and "T3." not in prompt
-    assert "(none for this conversation: no database state was checked)" in prompt
-    assert "A model simulated the tool results" in prompt
+    assert filled_in(prompt, "judge")["verification"] == render_section("judge_parts", "no_verification")
+    assert render_section("judge_parts", "simulated_tools") in prompt
+    assert render_section("judge_parts", "executed_tools") not in prompt
 
 
-async def test_an_error_reported_accurately_is_valid_and_the_rule_is_in_the_prompt() -> None:
+async def test_an_error_reported_accurately_is_valid_and_the_judge_sees_it() -> None:
     error = '{"error":{"kind":"refused","message":"loan 3071 was renewed twice already"}}'
     messages = [
         *conversation(error)[:-1],
@@ -204,9 +230,7 @@ async def test_an_error_reported_accurately_is_valid_and_the_rule_is_in_the_prom
     judgment = await Judge(model).judge(state(messages=messages))
 
     assert judgment.judgment == "valid"
-    prompt = prompt_of(model)
-    assert error in prompt
-    assert "returned an error" in prompt and "proposed a sensible next step, the conversation is valid" in prompt
+    assert error in numbered_messages(prompt_of(model))[7]
 
 
 async def test_a_long_tool_result_is_clipped() -> None:
@@ -219,7 +243,9 @@ async def test_a_long_tool_result_is_clipped() -> None:
 
     await Judge(model).judge(state(messages=messages))
 
-    assert f"[... {len(long) - 3000} more characters not shown]" in prompt_of(model)
+    shown = numbered_messages(prompt_of(model))[3]
+    assert long[:3000] in shown and long not in shown
+    assert str(len(long) - 3000) in shown, "how much is left out is said"
 
 
 async def test_malformed_json_is_repaired_by_the_client() -> None:

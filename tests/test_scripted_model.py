@@ -14,6 +14,7 @@ from dialforge.llm.protocol import ChatModel
 from dialforge.llm.scripted import ScriptedModel, ScriptExhausted, scripted_roles
 from dialforge.model.messages import Message, SystemMessage, ToolCall, UserMessage
 from dialforge.model.tools import ToolSpec
+from prompt_checks import assert_mentions
 from samples import USER_TURN
 
 LOOKUP_ORDER = ToolSpec(
@@ -95,9 +96,9 @@ async def test_malformed_json_reply_is_repaired_with_next_scripted_reply() -> No
     assert reply.parsed["user_message"] == "Where is order 7?"
     assert reply.usage.calls == 2
     assert len(model.requests) == 2
-    repair_prompt = model.requests[1].messages
-    assert repair_prompt[-2].content == "{not json"
-    assert "could not be used" in (repair_prompt[-1].content or "")
+    rejected, correction = model.requests[1].messages[-2:]
+    assert rejected.content == "{not json"
+    assert_mentions(correction.content or "", "no complete JSON value", USER_TURN.name)  # the problem, the schema
     stats = ledger.stats("user", "scripted")
     assert stats.output_problems == {"invalid_json": 1, "repaired": 1}
     assert stats.usage.calls == 2

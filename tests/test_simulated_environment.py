@@ -16,6 +16,7 @@ from dialforge.json_schema.sampler import sample_json
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tools import ToolSpec
+from prompt_checks import assert_mentions, filled_in
 
 ORDER = {
     "type": "object",
@@ -90,20 +91,22 @@ async def test_a_valid_reply_becomes_the_result_and_is_logged() -> None:
     assert options.response_format is not None
     assert options.response_format.json_schema["anyOf"][0]["properties"]["result"] == ORDER
     prompt = prompt_of(model)
-    assert "backend service of Online bookshop" in prompt
-    assert '{"name":"get_order","arguments":{"order_id":"ORD-20417"}}' in prompt
-    assert orjson.dumps(ORDER).decode() in prompt
+    call = '{"name":"get_order","arguments":{"order_id":"ORD-20417"}}'
+    assert_mentions(prompt, "Online bookshop", call, orjson.dumps(ORDER).decode())
     assert "$" not in prompt.replace("$defs", "")
 
 
 async def test_a_reply_outside_the_return_schema_is_repaired_with_the_next_reply() -> None:
-    model = ScriptedModel([result({"order_id": "ORD-20417", "status": "lost"}), result(SHIPPED)])
+    lost = result({"order_id": "ORD-20417", "status": "lost"})
+    model = ScriptedModel([lost, result(SHIPPED)])
     env = environment(model)
 
     outcome = await env.call("get_order", {"order_id": "ORD-20417"})
 
     assert outcome.content == SHIPPED and len(model.requests) == 2
-    assert "does not satisfy the schema" in model.requests[1].messages[-1].content
+    rejected, correction = model.requests[1].messages[-2:]
+    assert rejected.content == lost
+    assert "'lost'" in correction.content, "the schema error names the value that broke it"
 
 
 async def test_two_bad_replies_give_a_structured_execution_error_not_an_exception() -> None:
@@ -153,9 +156,8 @@ async def test_the_reference_time_and_what_the_user_said_are_in_the_prompt() -> 
     await env.call("get_order", {"order_id": "ORD-20417"})
 
     prompt = prompt_of(model)
-    assert "It is Thursday, 2024-03-14T10:27:00, for the customer as for you." in prompt
-    assert "a few minutes after this moment" in prompt
-    assert '"Today is 2 June 2025. Where is order ORD-20417?"' in prompt
+    assert_mentions(filled_in(prompt, "tool_simulator")["now"], "Thursday", NOW)
+    assert_mentions(prompt, "Today is 2 June 2025. Where is order ORD-20417?")
     assert "Let me check that for you." not in prompt
 
 
@@ -283,7 +285,7 @@ async def test_the_service_description_is_in_the_prompt_only_when_there_is_one()
     about = "A small online bookshop; orders can be cancelled only before they ship."
     env = SimulatedEnvironment(described, TOOLS, domain="Online bookshop", reference_time=NOW, description=about)
     await env.call("get_order", {"order_id": "ORD-20417"})
-    assert f"## The service\n\n{about}\n" in prompt_of(described)
+    assert about in filled_in(prompt_of(described), "tool_simulator")["service"]
     restored = SimulatedEnvironment.restore(
         described, TOOLS, env.snapshot(), domain="Online bookshop", description=about
     )
@@ -291,4 +293,4 @@ async def test_the_service_description_is_in_the_prompt_only_when_there_is_one()
 
     plain = ScriptedModel([result(SHIPPED)])
     await environment(plain).call("get_order", {"order_id": "ORD-20417"})
-    assert "## The service" not in prompt_of(plain)
+    assert filled_in(prompt_of(plain), "tool_simulator")["service"] == "", "no empty section without a description"

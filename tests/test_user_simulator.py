@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -17,6 +19,8 @@ from dialforge.model.dialogue import DialogueState
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_section
+from prompt_checks import assert_in_order, assert_mentions, filled_in, rule_numbers
 
 TOOLS = [
     ToolSpec(name="search_orders", description="Find a customer's orders by email."),
@@ -68,6 +72,12 @@ def state_with(messages: list[Message], *, tasks_done: int = 1, seed: int = 7) -
     )
 
 
+def speaker_of(transcript: str, said: str) -> str:
+    """What the transcript puts before a message: who said it."""
+    (line,) = [line for line in transcript.splitlines() if line.endswith(said)]
+    return line.removesuffix(said)
+
+
 def turn(message: str, complete: bool = False) -> str:
     return orjson.dumps({"user_message": message, "is_task_complete": complete}).decode()
 
@@ -75,6 +85,16 @@ def turn(message: str, complete: bool = False) -> str:
 def content(message: Message) -> str:
     assert isinstance(message, SystemMessage | UserMessage | AssistantMessage) and message.content is not None
     return message.content
+
+
+def instruction_of(request: Message) -> str:
+    """The turn's instruction, which follows the transcript in the simulator's request."""
+    return filled_in(content(request), "user_simulator_parts", "turn")["instruction"]
+
+
+def problems_sent_back(correction: Message) -> str:
+    """The problems a correction names, as the packaged feedback prompt shows them."""
+    return filled_in(content(correction), "user_simulator_feedback")["problems"]
 
 
 async def test_the_prompt_holds_rules_goal_requests_persona_and_completed_goals() -> None:
@@ -87,18 +107,14 @@ async def test_the_prompt_holds_rules_goal_requests_persona_and_completed_goals(
     system, user = request.messages
     assert isinstance(system, SystemMessage) and isinstance(user, UserMessage)
     prompt = content(system)
-    assert GOAL.description in prompt
-    assert "1. Ask whether your order from last week has shipped\n2. Cancel" in prompt
-    assert persona_named("impatient").description in prompt
-    assert f"- {EARLIER_GOAL.description}" in prompt and "One more thing" in prompt
-    for rule in ("Start naturally", "one or two requests per message", "Answer, then wait", "is_task_complete"):
-        assert rule in prompt
-    assert "never invent" in prompt and 'never call it "assistant"' in prompt
+    brief = filled_in(prompt, "user_simulator")  # the packaged prompt: the rules are the same for every dialogue
+    assert brief["goal"] == GOAL.description
+    assert_in_order(brief["subtasks"], *GOAL.subtasks)
+    assert brief["persona"] == persona_named("impatient").description
+    assert EARLIER_GOAL.description in brief["completed"] and GOAL.description not in brief["completed"]
     assert "$" not in prompt
     assert GOAL.description not in content(user) and "Beloved" not in content(user)
-    assert content(user).endswith(
-        "Write User's first message, opening the conversation (rule 1). Reply with the JSON object only."
-    )
+    assert rule_numbers(instruction_of(user)) == {1}, "the opening follows rule 1"
     assert request.options.response_format == USER_TURN_FORMAT
     assert request.options.seed == state.seed + len(state.messages)
 
@@ -108,15 +124,15 @@ async def test_the_transcript_shows_what_the_agent_said_looked_up_and_found() ->
 
     await UserSimulator(model).next_turn(state_with(OPENING))
 
-    transcript = content(model.requests[0].messages[1])
-    assert "User: Hi, I'm Maya Okafor. Has my order from last week shipped yet?" in transcript
-    assert '[Agent uses search_orders with {"email":"maya.okafor@example.com"}]' in transcript
-    assert '[Result of search_orders: [{"order_id": 12, "status": "pending"}]]' in transcript
-    assert f"Agent: {SHALL_I}" in transcript
-    assert transcript.endswith(
-        'asks you: "Shall I cancel order 12?" Answer it (yes, no thanks, or a corrected detail). After a yes, wait '
-        'for the result: "is_task_complete" stays false in a message that says yes.'
-    )
+    request = model.requests[0].messages[1]
+    transcript = content(request)
+    said, asked = content(OPENING[0]), content(OPENING[3])
+    arguments, found = '{"email":"maya.okafor@example.com"}', '[{"order_id": 12, "status": "pending"}]'
+    assert_in_order(transcript, said, "search_orders", arguments, "search_orders", found, asked)
+    assert speaker_of(transcript, said) != speaker_of(transcript, asked), "who said what is shown"
+    hint = render_section("user_simulator_parts", "confirmation_hint", question="Shall I cancel order 12?")
+    assert hint in instruction_of(request), "the pending question is put to the user"
+    assert rule_numbers(instruction_of(request)) == {2, 3, 4}
 
 
 async def test_consecutive_requests_share_the_earlier_request_as_a_prefix() -> None:
@@ -128,9 +144,11 @@ async def test_consecutive_requests_share_the_earlier_request_as_a_prefix() -> N
 
     earlier, later = (request.messages for request in model.requests)
     assert earlier[0] == later[0]
-    transcript, _, instruction = content(earlier[1]).rpartition("\n\n---\n\n")
-    assert "Write User's next message" in instruction
-    assert content(later[1]).startswith(transcript + "\nUser: Yes, please cancel it.\n[Agent uses cancel_order")
+    up_to_the_question = content(earlier[1])[: content(earlier[1]).index(SHALL_I) + len(SHALL_I)]
+    assert content(later[1]).startswith(up_to_the_question), "the earlier transcript is a prefix of the later one"
+    went_on = content(later[1]).removeprefix(up_to_the_question)
+    assert_in_order(went_on, "Yes, please cancel it.", "cancel_order", "Order 12 is cancelled.")
+    assert "Shall I cancel order 12?" not in instruction_of(later[1]), "an answered question is not put again"
 
 
 async def test_a_good_reply_passes_without_correction() -> None:
@@ -154,7 +172,7 @@ async def test_completing_right_after_a_confirmation_request_is_corrected() -> N
     first, second = (request.messages for request in model.requests)
     assert second[:2] == first
     assert second[2] == AssistantMessage(content=turn("Yes, cancel it. Thanks, that's all!", True))
-    assert '"Shall I cancel order 12?"' in content(second[3]) and "wait for the agent" in content(second[3])
+    assert "Shall I cancel order 12?" in problems_sent_back(second[3])
 
 
 async def test_completing_again_after_the_correction_is_forced_to_not_complete() -> None:
@@ -184,30 +202,34 @@ async def test_completing_once_the_action_is_reported_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bad", "reason"),
+    ("bad", "violation", "named"),
     [
-        ("For this simulation, has my order shipped?", "words a real customer would not (simulation)"),
-        ("Hello assistant, has my order from last week shipped?", "words a real customer would not (assistant)"),
+        ("For this simulation, has my order shipped?", "meta_words", ["simulation"]),
+        ("Hello assistant, has my order from last week shipped?", "meta_words", ["assistant"]),
         (
             "I ordered two used novels last week and want to know whether they have shipped.",
-            'copies your goal word for word ("ordered two used novels last week and want to know whether they ...")',
+            "copied_goal",
+            ["ordered two used novels last week and want to know whether they"],
         ),
         (
             "Has my order from last week shipped? If not, cancel Beloved, and when would the refund arrive?",
-            'brings up 3 of your requests at once ("Ask whether your order from last week has shipped"; "Cancel',
+            "reveals_all_requests",
+            GOAL.subtasks,
         ),
     ],
     ids=["meta-word", "assistant-as-role", "verbatim-copy", "reveals-all-requests"],
 )
-async def test_a_rule_breaking_opening_is_sent_back_once_with_the_reason(bad: str, reason: str) -> None:
+async def test_a_rule_breaking_opening_is_sent_back_once_naming_what_breaks_the_rule(
+    bad: str, violation: str, named: list[str]
+) -> None:
     good = "Hi, I'm Maya Okafor. Has my order from last week shipped yet?"
     model = ScriptedModel([turn(bad), turn(good)])
 
     result = await UserSimulator(model).next_turn(state_with([]))
 
-    assert result.user_message == good and len(result.violations) == 1
-    feedback = content(model.requests[1].messages[-1])
-    assert feedback.startswith("That message cannot be sent as it is:") and reason in feedback
+    assert result.user_message == good and result.violations == [violation]
+    assert model.requests[1].messages[-2] == AssistantMessage(content=turn(bad))
+    assert_mentions(problems_sent_back(model.requests[1].messages[-1]), *named)
 
 
 async def test_a_violation_that_survives_the_correction_is_returned_as_written() -> None:
@@ -305,7 +327,6 @@ def test_persona_sampling_is_deterministic_and_covers_the_library() -> None:
 def test_the_default_library_has_the_promised_personas() -> None:
     names = {p.name for p in DEFAULT_PERSONAS}
     assert {"terse", "chatty", "non_native_speaker", "impatient", "detail_oriented", "correctable_mistake"} <= names
-    assert "never invent facts" in persona_named("correctable_mistake").description
     with pytest.raises(KeyError, match="no persona named 'pirate'; the personas are \\['terse'"):
         persona_named("pirate")
 
@@ -318,7 +339,6 @@ async def test_the_person_knows_the_business_and_the_date_when_they_are_known() 
     await UserSimulator(model).next_turn(state_with([]))
 
     described, plain = (content(request.messages[0]) for request in model.requests)
-    assert (
-        "## The service\n\nOnline bookshop: A second-hand bookshop in Porto. Today is Friday, 2025-11-21" in described
-    )
-    assert "## The service\n\nOnline bookshop.\n" in plain
+    assert_mentions(described, "Online bookshop", "A second-hand bookshop in Porto", "Friday", "2025-11-21", "10:00")
+    assert_mentions(plain, "Online bookshop")
+    assert re.search(r"\d{4}-\d{2}-\d{2}", plain) is None and "Friday" not in plain, "no date when none is known"
