@@ -11,6 +11,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
+from prompt_checks import filled_in
 
 TRACK_ORDER = ToolSpec(
     name="get_order_status",
@@ -48,8 +49,9 @@ async def test_a_good_reply_gives_its_questions_with_whitespace_tidied() -> None
 
     assert result.items == [NOT_SHIPPED, RETURN]
     assert result.rejected == [] and result.errors == [] and len(model.requests) == 1
-    prompt = prompt_of(model)
-    assert "online shop" in prompt and "get_order_status" in prompt and "exactly 2 requests" in prompt
+    asked = filled_in(prompt_of(model), "questions")
+    assert (asked["domain"], asked["count"]) == ("online shop", "2")
+    assert "get_order_status" in asked["seed_tools"]
     assert model.requests[0].options.response_format is not None
     assert model.requests[0].options.response_format.name == "questions"
 

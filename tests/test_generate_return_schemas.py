@@ -12,6 +12,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
+from prompt_checks import assert_mentions, filled_in
 
 LIBRARY = Domain(name="public library", description="Members borrow books.")
 
@@ -60,9 +61,9 @@ async def test_one_request_gives_every_tool_its_schema_in_input_order() -> None:
     assert [tool.name for tool in result.items] == ["search_members", "get_member", "create_loan"]
     assert [tool.returns for tool in result.items] == [MEMBERS, MEMBER, NEW_LOAN]
     assert result.rejected == [] and result.errors == [] and len(model.requests) == 1
-    prompt = prompt_of(model)
-    assert all(f'"name":"{tool.name}"' in prompt for tool in TOOLS)
-    assert "search_members, get_member, create_loan" in prompt
+    asked = filled_in(prompt_of(model), "return_schemas")
+    assert_mentions(asked["tools"], *(f'"name":"{tool.name}"' for tool in TOOLS))
+    assert asked["names"] == "search_members, get_member, create_loan"
     assert model.requests[0].options.response_format is not None
     assert model.requests[0].options.response_format.name == "return_schemas"
 
@@ -74,9 +75,7 @@ async def test_a_tool_with_a_schema_keeps_it_and_is_not_asked_for() -> None:
     result = await predict_return_schemas(model, LIBRARY, [SEARCH, given])
 
     assert result.items == [SEARCH.model_copy(update={"returns": MEMBERS}), given]
-    assert "Write a JSON Schema (draft 2020-12) of the return value of each of these tools: search_members." in (
-        prompt_of(model)
-    )
+    assert filled_in(prompt_of(model), "return_schemas")["names"] == "search_members"
     assert await predict_return_schemas(ScriptedModel([]), LIBRARY, [given]) == type(result)(items=[given])
 
 
@@ -137,8 +136,9 @@ async def test_a_type_conflict_is_reported_and_repaired() -> None:
         "field 'member_id' is string here but integer in get_member parameters, create_loan parameters; "
         "give it one type across the domain"
     )
-    assert reason in prompt_of(model, 1)
-    assert "Write a corrected schema for each of these 1 tools: get_member." in prompt_of(model, 1)
+    repair = filled_in(prompt_of(model, 1), "return_schemas_repair")
+    assert (repair["count"], repair["names"]) == ("1", "get_member")
+    assert reason in repair["failures"]
 
 
 async def test_new_schemas_that_disagree_follow_the_majority_or_all_fail_on_a_tie() -> None:

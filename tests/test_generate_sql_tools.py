@@ -12,6 +12,7 @@ from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import load_prompt
+from prompt_checks import assert_in_order, filled_in
 
 SCRIPT = """
 CREATE TABLE member (member_id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT);
@@ -68,9 +69,10 @@ async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
     assert request.options.response_format is not None and request.options.response_format.name == "sql_tools"
     assert request.options.seed == 7
     prompt = prompt_of(model)
-    assert "public library" in prompt and "Write 2 tools" in prompt
-    assert "CREATE TABLE loan" in prompt  # the schema
-    assert '"Ines Silva"' in prompt  # the limited data view
+    asked = filled_in(prompt, "sql_tools")
+    assert (asked["domain"], asked["count"]) == ("public library", "2")
+    assert "CREATE TABLE loan" in asked["schema"]
+    assert '"Ines Silva"' in asked["data_view"]  # a limited view of the data
     assert "$" not in prompt.replace("$name", "")  # every placeholder was filled
 
 
@@ -87,12 +89,15 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
     (dropped,) = result.rejected
     assert dropped.label == "list_loans"
     assert dropped.reasons == ['unknown column "titel": "loan" has no such column; did you mean "title"?']
-    repair = prompt_of(model, 1)
-    assert 'unknown table "loans"; did you mean "loan"?' in repair
-    assert "the statement (UPDATE) changes rows: declare kind 'write', not 'read'" in repair
-    assert "### 2. update_loan_returned" in repair
-    assert "list_open_loans_for_member" in repair  # names already taken
-    assert "exactly 2 tools" in repair
+    repair = filled_in(prompt_of(model, 1), "sql_tools_repair")
+    assert repair["count"] == "2" and repair["accepted"] == "list_open_loans_for_member"  # names already taken
+    assert_in_order(
+        repair["failures"],
+        "list_loans",
+        'unknown table "loans"; did you mean "loan"?',
+        "update_loan_returned",
+        "the statement (UPDATE) changes rows: declare kind 'write', not 'read'",
+    )
 
 
 async def test_a_tool_the_repair_round_leaves_out_is_dropped_and_says_so(library: SQLDatabase) -> None:

@@ -17,6 +17,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
+from prompt_checks import assert_in_order, assert_mentions, filled_in
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
 
@@ -169,23 +170,27 @@ async def test_descriptive_tasks_are_kept_numbered_and_asked_for_in_the_mix() ->
     assert options.response_format.name == "descriptive_tasks"
     assert "entities" not in orjson.dumps(options.response_format.json_schema).decode()
     prompt = prompt_of(model)
-    assert "Write 10 goals: 3 easy, 4 medium, 3 hard." in prompt
-    assert "Online bookshop: An online shop selling new and used books" in prompt
-    assert "Tools that change data: cancel_order." in prompt
+    asked = filled_in(prompt, "tasks_descriptive")
+    assert (asked["count"], asked["difficulty_mix"]) == ("10", "3 easy, 4 medium, 3 hard")
+    assert (asked["domain"], asked["description"]) == (BOOKSHOP.name, BOOKSHOP.description)
+    assert asked["writes"] == "cancel_order"
     assert "$" not in prompt
-    assert "The date is not fixed" in prompt and "never by how long ago" in prompt
+    assert re.search(r"\d{4}-\d{2}-\d{2}", asked["now"]) is None, "no date when the config fixes none"
 
 
 async def test_a_fixed_date_is_the_goals_today_in_every_task_stage() -> None:
     today = datetime(2025, 11, 21, 10, 0)
-    model = ScriptedModel([reply(GOAL), reply(), reply(), reply()])
+    model = ScriptedModel([reply(), reply(), reply(), reply()])
+    await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=1, difficulty_mix=MIX)
     await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=1, difficulty_mix=MIX, today=today)
     await generate_tasks(model, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=1, difficulty_mix=MIX, today=today)
     await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [], count=1, extension_share=0.5, today=today)
-    for request in model.requests:
-        prompt = request.messages[0].content
-        assert "Today, for the people in these goals, is Friday, 2025-11-21." in prompt
-        assert "The date is not fixed" not in prompt
+
+    undated, *dated = (prompt_of(model, request) for request in range(4))
+    date_not_fixed = filled_in(undated, "tasks_descriptive")["now"]
+    for prompt, stage in zip(dated, ["tasks_descriptive", "tasks_rubric", "tasks_followup"], strict=True):
+        assert_mentions(filled_in(prompt, stage)["now"], "Friday", "2025-11-21")
+        assert date_not_fixed not in prompt
 
 
 async def test_rubric_tasks_keep_their_rubric_and_add_the_tools_of_their_pattern() -> None:
@@ -199,7 +204,8 @@ async def test_rubric_tasks_keep_their_rubric_and_add_the_tools_of_their_pattern
     assert task.rubric.success_criteria == RUBRIC["success_criteria"]
     assert task.rubric.checkpoints == RUBRIC["checkpoints"]
     assert task.tools == ["search_orders", "get_order", "cancel_order"]
-    assert "Write 1 tasks: 1 hard." in prompt_of(model)
+    asked = filled_in(prompt_of(model), "tasks_rubric")
+    assert (asked["count"], asked["difficulty_mix"]) == ("1", "1 hard")
 
 
 async def test_sql_tasks_are_grounded_in_the_chinook_data(chinook: SQLDatabase) -> None:
@@ -215,10 +221,10 @@ async def test_sql_tasks_are_grounded_in_the_chinook_data(chinook: SQLDatabase) 
     assert ids_look_like([move], "chinook-music-store-descriptive")
     assert [check.sql for check in move.checks] == [MOVE_INVOICE["checks"][0]["sql"]]
     assert look_up.checks == []
-    prompt = prompt_of(model)
-    assert "CREATE TABLE Customer" in prompt  # the schema
-    assert '"leonekohler@surfeu.de"' in prompt  # the limited data view
-    assert "Tools that change data: update_invoice_billing_city." in prompt
+    asked = filled_in(prompt_of(model), "tasks_descriptive")
+    assert "CREATE TABLE Customer" in asked["schema"]
+    assert '"leonekohler@surfeu.de"' in asked["data_view"]  # a limited view of the data
+    assert asked["writes"] == "update_invoice_billing_city"
     schema = model.requests[0].options.response_format
     assert schema is not None and "entities" in schema.json_schema["properties"]["tasks"]["items"]["properties"]
 
@@ -382,11 +388,11 @@ async def test_the_repair_round_fixes_some_tasks_and_drops_the_rest() -> None:
         "the description is 14 characters long; state the whole goal, with the concrete details it needs, "
         "in at least 40"
     ]
-    repair = prompt_of(model, 1)
-    assert "### 1. " in repair and "### 2. Cancel it." in repair
-    assert "unknown tool 'get_ordr'; did you mean get_order, cancel_order?" in repair
-    assert f"- {GOAL['description']}" in repair  # the kept task, not to be repeated
-    assert "exactly 2 tasks" in repair
+    repair = filled_in(prompt_of(model, 1), "tasks_repair")
+    assert repair["count"] == "2"
+    assert_in_order(repair["failures"], "get_ordr", "unknown tool 'get_ordr'; did you mean get_order, cancel_order?")
+    assert_in_order(repair["failures"], "get_ordr", "Cancel it.", "the description is 10 characters long")
+    assert GOAL["description"] in repair["accepted"], "the kept task, not to be repeated"
 
 
 async def test_a_malformed_reply_is_asked_again_by_the_client() -> None:
@@ -436,9 +442,10 @@ async def test_follow_ups_extend_earlier_tasks_or_stand_alone() -> None:
 
     assert [task.follows for task in batch.items] == ["online-bookshop-descriptive-1", None]
     assert ids_look_like(batch.items, "online-bookshop-followup")
-    prompt = prompt_of(model)
-    assert "Write 3 follow-up goals: 2 that extend an earlier goal and 1 that are independent." in prompt
-    assert "- online-bookshop-descriptive-1 (medium; tools: search_orders, cancel_order): You are Maya" in prompt
+    asked = filled_in(prompt_of(model), "tasks_followup")
+    assert (asked["count"], asked["extensions"], asked["independent"]) == ("3", "2", "1")
+    assert_mentions(asked["previous"], "online-bookshop-descriptive-1", "medium", "search_orders, cancel_order")
+    assert_mentions(asked["previous"], GOAL["description"])
     assert model.requests[0].options.seed == 2
     assert model.requests[0].options.response_format is not None
     assert model.requests[0].options.response_format.name == "followup_tasks"
@@ -471,7 +478,8 @@ async def test_without_earlier_tasks_every_follow_up_is_asked_to_be_independent(
     batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [], count=2, extension_share=0.5)
 
     assert [task.follows for task in batch.items] == [None]
-    assert "0 that extend an earlier goal and 2 that are independent" in prompt_of(model)
+    asked = filled_in(prompt_of(model), "tasks_followup")
+    assert (asked["extensions"], asked["independent"]) == ("0", "2")
 
 
 async def test_an_extension_share_outside_zero_to_one_is_refused() -> None:

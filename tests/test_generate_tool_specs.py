@@ -14,6 +14,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
+from prompt_checks import assert_in_order, filled_in
 
 CLINIC = Domain(name="dental clinic", description="Appointments, patients and treatments of a dental clinic.")
 QUESTION = "Move my cleaning on March 14 to the following week."
@@ -70,8 +71,9 @@ async def test_a_good_reply_reuses_known_tools_and_adds_new_ones() -> None:
     assert [tool.name for tool in result.items] == ["search_appointments", "list_free_slots", "update_appointment_slot"]
     assert result.items[0] is KNOWN
     assert result.rejected == [] and result.errors == [] and len(model.requests) == 1
-    prompt = prompt_of(model)
-    assert QUESTION in prompt and '"name":"search_appointments"' in prompt and "dental clinic" in prompt
+    asked = filled_in(prompt_of(model), "tool_specs")
+    assert (asked["domain"], asked["question"]) == ("dental clinic", QUESTION)
+    assert '"name":"search_appointments"' in asked["known_tools"]
     assert model.requests[0].options.response_format is not None
     assert model.requests[0].options.response_format.name == "tool_specs"
 
@@ -156,8 +158,9 @@ async def test_the_repair_round_saves_some_and_the_rest_are_dropped_with_reasons
     assert result.repaired == 1
     assert list(reasons_by_label(result)) == ["search_patients"]
     assert reasons_by_label(result)["search_patients"][0].startswith("the description has 6 characters")
-    repair = prompt_of(model, 1)
-    assert "Move Appointment" in repair and "list_free_slots" in repair and "exactly 2 tools" in repair
+    repair = filled_in(prompt_of(model, 1), "tool_specs_repair")
+    assert repair["count"] == "2" and repair["kept"] == "list_free_slots"
+    assert_in_order(repair["failures"], "Move Appointment", "search_patients")
 
 
 async def test_a_model_error_gives_an_empty_batch_with_the_error() -> None:
@@ -197,8 +200,8 @@ async def test_expansion_adds_new_tools_and_shows_the_whole_set() -> None:
     result = await expand_tools(model, CLINIC, [KNOWN], max_new=5)
 
     assert [tool.name for tool in result.items] == ["search_free_slots", "update_appointment_slot"]
-    prompt = prompt_of(model)
-    assert '"name":"search_appointments"' in prompt and "up to 5 new tools" in prompt
+    asked = filled_in(prompt_of(model), "tool_expansion")
+    assert '"name":"search_appointments"' in asked["tools"] and asked["max_new"] == "5"
 
 
 async def test_expansion_may_find_nothing_missing() -> None:
