@@ -19,9 +19,10 @@ from datetime import datetime
 
 import orjson
 
+from dialforge import __version__
 from dialforge.actors.agent import Agent, agent_system_prompt
 from dialforge.actors.judge import Judge
-from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, pick_persona
+from dialforge.actors.personas import DEFAULT_PERSONAS, DEFAULT_PERSONAS_PROMPT, Persona, pick_persona
 from dialforge.actors.user_simulator import UserSimulator
 from dialforge.config import DialogueConfig
 from dialforge.environments.base import Environment, ToolResult
@@ -39,6 +40,7 @@ from dialforge.model.messages import AssistantMessage, Message, SystemMessage, T
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.dialogue_stats import dialogue_stats
+from dialforge.prompts import prompt_digests
 
 
 class EngineError(Exception):
@@ -74,7 +76,18 @@ class DialogueEngine:
         self.agent = Agent(scoped["agent"])
         self.judge = Judge(scoped["judge"])
         self.tool_model: ChatModel = scoped["tool"]
-        self.model_names = {role: model.name for role, model in models.items()}
+        prompts = [*Agent.prompts, *Judge.prompts]
+        if mode != "task":
+            prompts += [*UserSimulator.prompts, *((DEFAULT_PERSONAS_PROMPT,) if personas is None else ())]
+        if mode != "user+exec":
+            prompts += SimulatedEnvironment.prompts
+        self.generator: dict[str, object] = {
+            "dialforge_version": __version__,
+            "models": {role: model.name for role, model in models.items()},
+            "prompts": prompt_digests(prompts),
+        }
+        """How every dialogue of this engine is made: the code's version, the model per role and a digest of
+        each prompt its roles are given, so that datasets can be compared and a dialogue traced to its code."""
         self._domains: dict[str, DomainSetup] = {}
         self._live: dict[str, tuple[int, Environment]] = {}
         """dialogue id -> (message count of the state it belongs to, live environment)"""
@@ -378,7 +391,7 @@ class DialogueEngine:
             seed=state.seed,
             persona=state.persona,
             guards=state.guards,
-            generator={"models": self.model_names},
+            generator=self.generator,
         )
 
 
