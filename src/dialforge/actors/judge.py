@@ -1,4 +1,4 @@
-"""The judge: whether a finished dialogue is kept (PAPER.md "Validation"; issue 5, section 2).
+"""The judge: whether a finished dialogue is kept (docs/method.md, "Validation").
 
 A model reads everything a careful reviewer needs: the whole conversation with its tool calls and
 results, every task (marking which the user completed) with its rubric items, the tools, the agent's
@@ -110,8 +110,8 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None, *, to
             verdict = "invalid"
             reasoning += "\n\nInvalid by execution: failed SQL check on the final database: " + "; ".join(failed)
         elif failed:
-            # PAPER.md: a tool that returned an error, reported accurately with a sensible next step, is a
-            # valid dialogue; the check then fails because the change never happened. The judge decides.
+            # docs/method.md, "Validation": a tool that returned an error, reported accurately with a sensible
+            # next step, is a valid dialogue; the check then fails because the change never happened. The judge decides.
             reasoning += "\n\nSQL checks failed after a tool error (judged on how the error was handled): " + "; ".join(
                 failed
             )

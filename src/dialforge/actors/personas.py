@@ -1,4 +1,4 @@
-"""Personas: how the simulated user writes and behaves, sampled per dialogue (issue 5, beyond the paper).
+"""Personas: how the simulated user writes and behaves, sampled per dialogue (beyond arXiv 2601.08225).
 
 The paper's simulator always sounds like the same polite customer; a small library of styles makes the
 agent meet terse, chatty, impatient and error-prone users too. A persona changes the manner only: the

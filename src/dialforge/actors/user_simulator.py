@@ -1,4 +1,4 @@
-"""The user simulator: a model playing the person with a latent goal (PAPER.md, "User simulator behaviour rules").
+"""The user simulator: a model playing the person with a latent goal (docs/method.md, "User simulator rules").
 
 It follows the paper's four rules and is hardened against the failures simulators are known for: finishing
 right after the agent asks for confirmation, pasting or revealing the whole goal at once, meta words. Each
@@ -46,7 +46,7 @@ USER_TURN_FORMAT = ResponseSchema(
         "additionalProperties": False,
     },
 )
-"""What a simulator reply must be (PAPER.md): ``{"user_message": "...", "is_task_complete": true|false}``."""
+"""What a simulator reply must be (docs/method.md): ``{"user_message": "...", "is_task_complete": true|false}``."""
 
 COPIED_RUN_WORDS = 12
 """A run of this many consecutive words of the goal's description in a message counts as pasting it."""

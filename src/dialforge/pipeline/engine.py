@@ -6,7 +6,7 @@ back from storage continues identically because the environment's state travels 
 fork's pages, a simulated environment's call log) or is rebuilt by replaying the dialogue's calls
 (Python environments, checked against the stored digest).
 
-The three pipelines of PAPER.md are a choice of actors, not copies of this loop:
+The three pipelines of arXiv 2601.08225 (docs/method.md) are a choice of actors, not copies of this loop:
 ``task`` (the agent gets each task as a direct request; simulated tools), ``user`` (user simulator;
 simulated tools) and ``user+exec`` (user simulator; real SQL or Python tools).
 """

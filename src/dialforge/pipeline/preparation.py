@@ -1,8 +1,9 @@
 """Everything a domain needs before its first dialogue: tools, return schemas, a policy and tasks.
 
-PAPER.md's tool-preparation module plus the task generators, as plug-and-play stages: each stage
-is skipped when the config supplies its output, each finished model-backed item is kept in the
-checkpoint store (a resumed run does not ask again), and each reports what it produced and dropped.
+The tool-preparation module of arXiv 2601.08225 (docs/method.md) plus the task generators, as
+plug-and-play stages: each stage is skipped when the config supplies its output, each finished
+model-backed item is kept in the checkpoint store (a resumed run does not ask again), and each reports
+what it produced and dropped.
 
 Tool sources, in order of precedence: a tools file; for SQL domains, tools a model writes over the
 database (or scaffolded ones); otherwise questions -> tool specs per question -> merge ->

@@ -21,11 +21,12 @@ from typing import Any
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, Rejection, describe_failures, generate_items
 from dialforge.actors.generators.tool_specs import domain_description, json_type
 from dialforge.generation_checks.tools import describe_tools
+from dialforge.json_schema.checks import json_schema_problem
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
-from dialforge.model.tools import ToolSpec, json_schema_problem
+from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
 ARRAY_PREFIXES = ("search_", "list_")

@@ -22,11 +22,12 @@ from dialforge.actors.generators.item_repair import (
     generate_items,
 )
 from dialforge.generation_checks.tools import describe_tools
+from dialforge.json_schema.checks import json_schema_problem
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
-from dialforge.model.tools import ToolSpec, json_schema_problem
+from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
