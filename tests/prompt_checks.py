@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from string import Template
 
+from dialforge.llm.scripted import ScriptedModel
+from dialforge.model.messages import UserMessage
 from dialforge.prompts import load_prompt, prompt_sections
 
 
@@ -26,6 +28,13 @@ def assert_in_order(prompt: str, *values: object) -> None:
         found = prompt.find(value, position)
         assert found >= 0, f"{value!r} does not occur after position {position} of the prompt:\n{prompt}"
         position = found + len(value)
+
+
+def prompt_of(model: ScriptedModel, request: int = 0) -> str:
+    """The text of the last message of the ``request``-th request the scripted model received: the prompt."""
+    message = model.requests[request].messages[-1]
+    assert isinstance(message, UserMessage)
+    return message.content
 
 
 def filled_in(prompt: str, name: str, section: str | None = None) -> dict[str, str]:

@@ -8,9 +8,8 @@ import pytest
 from dialforge.actors.generators.policy import generate_policy
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
-from prompt_checks import assert_mentions, filled_in
+from prompt_checks import assert_mentions, filled_in, prompt_of
 
 BOOKSHOP = Domain(name="Online bookshop", description="An online shop selling new and used books")
 SEARCH = ToolSpec(name="search_orders", description="Find a customer's orders by email.")
@@ -24,12 +23,6 @@ GOOD = (
 
 def reply(policy: str) -> str:
     return orjson.dumps({"policy": policy}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 async def test_a_good_policy_is_kept_and_the_prompt_is_grounded_in_the_tools() -> None:

@@ -8,10 +8,9 @@ from dialforge.actors.generators.item_repair import ItemBatch
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
-from prompt_checks import filled_in
+from prompt_checks import filled_in, prompt_of
 
 TRACK_ORDER = ToolSpec(
     name="get_order_status",
@@ -30,12 +29,6 @@ ADDRESS = "Please change the delivery address of my last order to 12 Oak Street,
 
 def reply(*questions: str) -> str:
     return orjson.dumps({"questions": list(questions)}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 def reasons_by_label(result: ItemBatch[str]) -> dict[str, list[str]]:

@@ -9,10 +9,9 @@ import orjson
 from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
-from prompt_checks import assert_mentions, filled_in
+from prompt_checks import assert_mentions, filled_in, prompt_of
 
 LIBRARY = Domain(name="public library", description="Members borrow books.")
 
@@ -45,12 +44,6 @@ NEW_LOAN = record(loan_id="integer", member_id="integer", book_id="integer")
 
 def reply(**schemas: dict[str, Any] | None) -> str:
     return orjson.dumps({"returns": [{"name": name, "schema": schema} for name, schema in schemas.items()]}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 async def test_one_request_gives_every_tool_its_schema_in_input_order() -> None:

@@ -10,9 +10,8 @@ import pytest
 from dialforge.actors.generators.sql_tools import synthesize_sql_tools
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
-from dialforge.model.messages import UserMessage
 from dialforge.prompts import load_prompt
-from prompt_checks import assert_in_order, filled_in
+from prompt_checks import assert_in_order, filled_in, prompt_of
 
 SCRIPT = """
 CREATE TABLE member (member_id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT);
@@ -49,12 +48,6 @@ def library() -> SQLDatabase:
 
 def reply(*tools: dict[str, Any]) -> str:
     return orjson.dumps({"tools": list(tools)}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:

@@ -14,10 +14,9 @@ from dialforge.actors.generators.tasks import difficulty_counts, generate_follow
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
-from prompt_checks import assert_in_order, assert_mentions, filled_in
+from prompt_checks import assert_in_order, assert_mentions, filled_in, prompt_of
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
 
@@ -121,12 +120,6 @@ LOOK_UP_INVOICES = {
 
 def reply(*tasks: dict[str, Any]) -> str:
     return orjson.dumps({"tasks": list(tasks)}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 def ids_look_like(tasks: Sequence[Task], prefix: str) -> bool:

@@ -11,10 +11,9 @@ from dialforge.actors.generators.item_repair import ItemBatch
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
-from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt
-from prompt_checks import assert_in_order, filled_in
+from prompt_checks import assert_in_order, filled_in, prompt_of
 
 CLINIC = Domain(name="dental clinic", description="Appointments, patients and treatments of a dental clinic.")
 QUESTION = "Move my cleaning on March 14 to the following week."
@@ -48,12 +47,6 @@ KNOWN = ToolSpec(**SEARCH)
 
 def reply(*tools: dict[str, Any]) -> str:
     return orjson.dumps({"tools": list(tools)}).decode()
-
-
-def prompt_of(model: ScriptedModel, request: int = 0) -> str:
-    message = model.requests[request].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 def reasons_by_label(result: ItemBatch[ToolSpec]) -> dict[str, list[str]]:

@@ -17,7 +17,7 @@ from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, 
 from dialforge.model.tasks import Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_section
-from prompt_checks import assert_in_order, assert_mentions, filled_in
+from prompt_checks import assert_in_order, assert_mentions, filled_in, prompt_of
 
 POLICY = "Before calling update_loan_due_date, state the change and wait for the member's explicit yes."
 TOOLS = [
@@ -98,12 +98,6 @@ def verification(*passed: bool) -> Verification:
 def answer(judgment: str = "valid", *items: tuple[str, str, bool], reasoning: str = "The renewal was done.") -> str:
     shown = [{"item": item, "category": category, "passed": passed} for item, category, passed in items]
     return orjson.dumps({"reasoning": reasoning, "items": shown, "judgment": judgment}).decode()
-
-
-def prompt_of(model: ScriptedModel) -> str:
-    message = model.requests[0].messages[-1]
-    assert isinstance(message, UserMessage)
-    return message.content
 
 
 def numbered_messages(prompt: str) -> dict[int, str]:

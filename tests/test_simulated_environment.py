@@ -16,7 +16,7 @@ from dialforge.json_schema.sampler import sample_json
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tools import ToolSpec
-from prompt_checks import assert_mentions, filled_in
+from prompt_checks import assert_mentions, filled_in, prompt_of
 
 ORDER = {
     "type": "object",
@@ -71,12 +71,6 @@ def environment(model: Any, *, seed: int = 100) -> SimulatedEnvironment:
     return SimulatedEnvironment(model, TOOLS, domain="Online bookshop", reference_time=NOW, seed=seed)
 
 
-def prompt_of(model: ScriptedModel, request: int = -1) -> str:
-    (message,) = model.requests[request].messages
-    assert isinstance(message, UserMessage)
-    return message.content
-
-
 async def test_a_valid_reply_becomes_the_result_and_is_logged() -> None:
     model = ScriptedModel([result(SHIPPED)])
     env = environment(model)
@@ -90,7 +84,7 @@ async def test_a_valid_reply_becomes_the_result_and_is_logged() -> None:
     assert options.seed == 100 and options.tools is None
     assert options.response_format is not None
     assert options.response_format.json_schema["anyOf"][0]["properties"]["result"] == ORDER
-    prompt = prompt_of(model)
+    prompt = prompt_of(model, -1)
     call = '{"name":"get_order","arguments":{"order_id":"ORD-20417"}}'
     assert_mentions(prompt, "Online bookshop", call, orjson.dumps(ORDER).decode())
     assert "$" not in prompt.replace("$defs", "")
@@ -155,7 +149,7 @@ async def test_the_reference_time_and_what_the_user_said_are_in_the_prompt() -> 
 
     await env.call("get_order", {"order_id": "ORD-20417"})
 
-    prompt = prompt_of(model)
+    prompt = prompt_of(model, -1)
     assert_mentions(filled_in(prompt, "tool_simulator")["now"], "Thursday", NOW)
     assert_mentions(prompt, "Today is 2 June 2025. Where is order ORD-20417?")
     assert "Let me check that for you." not in prompt
@@ -285,7 +279,7 @@ async def test_the_service_description_is_in_the_prompt_only_when_there_is_one()
     about = "A small online bookshop; orders can be cancelled only before they ship."
     env = SimulatedEnvironment(described, TOOLS, domain="Online bookshop", reference_time=NOW, description=about)
     await env.call("get_order", {"order_id": "ORD-20417"})
-    assert about in filled_in(prompt_of(described), "tool_simulator")["service"]
+    assert about in filled_in(prompt_of(described, -1), "tool_simulator")["service"]
     restored = SimulatedEnvironment.restore(
         described, TOOLS, env.snapshot(), domain="Online bookshop", description=about
     )
@@ -293,4 +287,4 @@ async def test_the_service_description_is_in_the_prompt_only_when_there_is_one()
 
     plain = ScriptedModel([result(SHIPPED)])
     await environment(plain).call("get_order", {"order_id": "ORD-20417"})
-    assert filled_in(prompt_of(plain), "tool_simulator")["service"] == "", "no empty section without a description"
+    assert filled_in(prompt_of(plain, -1), "tool_simulator")["service"] == "", "no empty section without a description"
