@@ -1,11 +1,16 @@
 """The examples that ship with the project work as shipped: configs load, the bookstore database builds from its
 script, every tool is valid on it, every task names real tools, and every check is false on the initial data
-(and becomes true once the task is done)."""
+(and becomes true once the task is done). The example is also consistent with itself: nothing in the data lies
+after the configs' `dialogue.today`, the facts the goals state are in the data, every ranking a goal asks for has
+one answer, and the policy settles the amounts goals ask about."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ import pytest
 from dialforge.config import load_config
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment
 from dialforge.environments.sql.scaffold import read_tools_json
+from dialforge.environments.sql.schema import quote_identifier
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.model.tasks import Task
@@ -24,6 +30,8 @@ SCRIPT = EXAMPLES / "bookstore.sql"
 TOOLS = EXAMPLES / "bookstore_tools.json"
 TASK_FILES = ("bookstore_tasks.jsonl", "bookstore_rubric_tasks.jsonl")
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
+TODAY = load_config(EXAMPLES / "quickstart.yaml").dialogue.today
+assert TODAY is not None
 ROW_COUNTS = {"author": 30, "book": 62, "customer": 40, "order_line": 203, "orders": 111, "review": 103}
 
 
@@ -235,7 +243,7 @@ def test_every_task_with_checks_has_a_solution() -> None:
 def test_checks_pass_once_the_task_is_done(root: SQLEnvironment, task_id: str) -> None:
     tasks = {task.id: task for _, task in all_tasks()}
     task = tasks[task_id]
-    fork = root.fork()
+    fork = root.fork(clock=TODAY)
     try:
         if task.follows is not None:
             solve(fork, SOLUTIONS.get(task.follows, []))
@@ -245,6 +253,7 @@ def test_checks_pass_once_the_task_is_done(root: SQLEnvironment, task_id: str) -
         assert [
             (check.description, fork.check(check.sql)) for check in task.checks if not fork.check(check.sql)[0]
         ] == []
+        assert max(latest_timestamps(fork).values()) <= TODAY  # what it wrote is dated today at the latest
     finally:
         fork.close()
 
@@ -269,3 +278,392 @@ def test_stock_follows_orders_and_cancellations(root: SQLEnvironment) -> None:
         assert fork.query(stock).content == [{"stock": 1}]
     finally:
         fork.close()
+
+
+# The example is consistent with itself: its data, its goals, its policy and its configs' date agree.
+
+DATED = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+
+
+def latest_timestamps(environment: SQLEnvironment) -> dict[str, datetime]:
+    """The latest value of every column that holds dates or date-times, as 'table.column' -> when."""
+    latest: dict[str, datetime] = {}
+    for table in environment.database.schema.tables:
+        for column in table.columns:
+            name, where = quote_identifier(column.name), quote_identifier(table.name)
+            [row] = environment.query(
+                f"SELECT max({name}) AS latest, count({name}) AS filled,"
+                f" sum(typeof({name}) = 'text' AND {name} GLOB '{DATED}') AS dated FROM {where}"
+            ).content
+            if row["dated"]:
+                assert row["dated"] == row["filled"], f"{table.name}.{column.name} mixes dates with other values"
+                latest[f"{table.name}.{column.name}"] = datetime.fromisoformat(row["latest"])
+    return latest
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+def test_nothing_in_the_data_is_later_than_the_configs_today(root: SQLEnvironment, path: Path) -> None:
+    today = load_config(path).dialogue.today
+    latest = latest_timestamps(root)
+
+    assert today is not None
+    assert set(latest) == {
+        "customer.joined_on",
+        "orders.placed_at",
+        "orders.shipped_at",
+        "orders.delivered_at",
+        "review.created_at",
+    }
+    assert {column: str(when) for column, when in latest.items() if when > today} == {}
+
+
+def test_the_configs_describe_the_same_shop_at_the_same_moment() -> None:
+    configs = [load_config(path) for path in CONFIGS]
+
+    assert {config.dialogue.today for config in configs} == {TODAY}
+    assert len({config.domains[0].policy for config in configs}) == 1
+    assert len({config.domains[0].description for config in configs}) == 1
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def customer(customer_id: int, name: str, email: str) -> str:
+    return (
+        f"SELECT COUNT(*) = 1 FROM customer WHERE customer_id = {customer_id}"
+        f" AND first_name || ' ' || last_name = {literal(name)} AND email = {literal(email)}"
+    )
+
+
+def book(book_id: int, title: str, author: str | None = None, where: str = "1") -> str:
+    by = "" if author is None else f" AND a.name = {literal(author)}"
+    return (
+        "SELECT COUNT(*) = 1 FROM book AS b JOIN author AS a ON a.author_id = b.author_id"
+        f" WHERE b.book_id = {book_id} AND b.title = {literal(title)}{by} AND {where}"
+    )
+
+
+def order(order_id: int, customer_id: int, status: str, lines: dict[int, int], where: str = "1") -> str:
+    """The order is the customer's, has this status and exactly these lines (book_id -> copies)."""
+    held = " AND ".join(
+        f"EXISTS (SELECT 1 FROM order_line AS l WHERE l.order_id = o.order_id AND l.book_id = {book_id}"
+        f" AND l.quantity = {copies})"
+        for book_id, copies in lines.items()
+    )
+    return (
+        f"SELECT COUNT(*) = 1 FROM orders AS o WHERE o.order_id = {order_id} AND o.customer_id = {customer_id}"
+        f" AND o.status = '{status}' AND {where} AND {held}"
+        f" AND (SELECT COUNT(*) FROM order_line AS l WHERE l.order_id = o.order_id) = {len(lines)}"
+    )
+
+
+# What each goal states or takes for granted, as read-only SQL that is true on the initial data; :today is the
+# configs' dialogue.today, so "this afternoon", "two days ago" and "earlier this month" are checked against it.
+# The manager's goals state nothing but rankings (below).
+FACTS: dict[str, list[str]] = {
+    "bookstore-descriptive-01": [
+        customer(14, "Declan Murphy", "declan.murphy@example.net"),
+        book(16, "Dead Reckoning in Duluth", where="b.genre = 'Mystery' AND b.format = 'paperback'"),
+    ],
+    "bookstore-descriptive-02": [
+        customer(17, "Priyanka Desai", "priyanka.desai@northwind-labs.example"),
+        "SELECT COUNT(*) = 0 FROM customer WHERE email = 'priyanka.desai@example.com'",
+    ],
+    "bookstore-descriptive-03": [
+        customer(21, "Zara Mensah", "zara.mensah@example.com"),
+        book(4, "The Glass Cartographer"),
+        book(45, "Kente and Code"),
+        order(
+            1109,
+            21,
+            "placed",
+            {4: 1, 45: 1},
+            "o.shipping_method = 'express' AND date(o.placed_at) = date(:today) AND time(o.placed_at) >= '12:00'",
+        ),
+    ],
+    "bookstore-descriptive-04": [
+        customer(1, "Maya Okafor", "maya.okafor@example.com"),
+        book(26, "Saltwater Hymns", "Siobhan Keane", "b.stock >= 2"),
+        book(21, "Prairie Almanac", "Eleanor Pruitt", "b.stock >= 1"),
+    ],
+    "bookstore-descriptive-05": [
+        customer(36, "Theo Whitcombe", "theo.whitcombe@example.org"),
+        book(30, "The Kelp Forest Detective"),
+        "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE o.customer_id = 36"
+        " AND l.book_id = 30 AND o.status = 'delivered' AND o.delivered_at >= date(:today, '-1 month')",
+    ],
+    "bookstore-descriptive-06": [
+        customer(11, "Imogen Hartley", "imogen.hartley@example.org"),
+        book(50, "The Hungry Ghost Festival", where="b.stock >= 1"),
+        order(1095, 11, "delivered", {50: 1}, "strftime('%Y-%m', o.delivered_at) = strftime('%Y-%m', :today)"),
+        "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE o.customer_id = 11"
+        " AND l.book_id = 50 AND strftime('%Y-%m', o.delivered_at) = strftime('%Y-%m', :today)",
+    ],
+    "bookstore-descriptive-07": [
+        customer(23, "Leila Farahani", "leila.farahani@example.com"),
+        book(25, "The Tinker's Wake"),
+        book(44, "The Perfumer of Grasse"),
+        order(1102, 23, "delivered", {25: 1, 44: 3}, "date(o.delivered_at) = date(:today)"),
+        "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id"
+        " WHERE o.customer_id = 23 AND l.book_id = 25",
+    ],
+    "bookstore-descriptive-08": [
+        customer(40, "Ibrahim Sadiq", "ibrahim.sadiq@example.org"),
+        "SELECT substr(joined_on, 1, 7) = strftime('%Y-09', :today) FROM customer WHERE customer_id = 40",
+        "SELECT COUNT(*) = 0 FROM orders WHERE customer_id = 40",
+        book(19, "Paper Lanterns, Iron Rain", where="b.genre = 'Fantasy'"),
+    ],
+    "bookstore-descriptive-09": [],
+    "bookstore-descriptive-10": [
+        customer(10, "Mateo Fernández", "mateo.fernandez@example.net"),
+        book(28, "Chess in Wartime"),
+        order(1105, 10, "shipped", {28: 1}, "date(o.placed_at) = date(:today, '-2 days')"),
+    ],
+    "bookstore-descriptive-11": [
+        customer(27, "Isla Fitzgerald", "isla.fitzgerald@example.com"),
+        book(20, "The Fox Who Kept the Shrine", where="b.stock >= 2"),
+        book(30, "The Kelp Forest Detective", where="b.stock >= 1"),
+        order(1108, 27, "placed", {20: 1}, "date(o.placed_at) = date(:today)"),
+    ],
+    "bookstore-descriptive-12": [
+        customer(35, "Rosa Iglesias", "rosa.iglesias@example.com"),
+        book(56, "A Year of Bread", "Rosalind Penhaligon", "b.stock = 0"),
+        book(15, "Monsoon Kitchen", where="b.genre = 'Cookery' AND b.price <= 32 AND b.stock >= 1"),
+    ],
+    "bookstore-followup-01": [
+        book(9, "The Ferryman's Alibi", "Henrik Solberg", "b.genre = 'Mystery' AND b.format = 'paperback'"),
+        book(9, "The Ferryman's Alibi", where="b.price < 13 AND b.stock >= 1"),
+    ],
+    "bookstore-followup-02": [book(42, "Badgers at Midnight", where="b.stock >= 1")],
+    "bookstore-followup-03": [book(45, "Kente and Code", "Kwame Asante-Boateng")],
+    "bookstore-followup-04": [],
+    "bookstore-rubric-02": [
+        customer(21, "Zara Mensah", "zara.mensah@example.com"),
+        order(1109, 21, "placed", {4: 1, 45: 1}, "date(o.placed_at) = date(:today) AND time(o.placed_at) >= '12:00'"),
+        "SELECT round(sum(quantity * unit_price), 2) = 45.5 FROM order_line WHERE order_id = 1109",
+    ],
+}
+FACTS["bookstore-rubric-01"] = FACTS["bookstore-descriptive-01"]
+FACTS["bookstore-rubric-03"] = FACTS["bookstore-descriptive-06"]
+FACTS["bookstore-rubric-04"] = FACTS["bookstore-descriptive-09"]
+
+
+def test_every_goal_has_its_facts_listed() -> None:
+    assert sorted(task.id for _, task in all_tasks()) == sorted(FACTS)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        pytest.param(sql, id=f"{task_id}-{index}")
+        for task_id, facts in FACTS.items()
+        for index, sql in enumerate(facts, start=1)
+    ],
+)
+def test_what_the_goals_state_is_in_the_data(root: SQLEnvironment, sql: str) -> None:
+    result = root.query(sql, {"today": f"{TODAY:%Y-%m-%d %H:%M}"})
+
+    assert result.error is None, result.error
+    assert result.content and next(iter(result.content[0].values())) == 1, sql
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A ranking a goal asks for: the tool call that ranks books best first and the value it ranks by; the tool
+    call whose rows are the goal's candidates (``None``: every ranked book) and the books the goal leaves out; how
+    many books the goal wants and which they are."""
+
+    ranks: tuple[str, dict[str, Any]]
+    by: str
+    top: int
+    answer: frozenset[int]
+    among: tuple[str, dict[str, Any]] | None = None
+    leaving_out: frozenset[int] = frozenset()
+
+
+def best_reviewed(genre: str, min_reviews: int) -> tuple[str, dict[str, Any]]:
+    return "top_rated_books", {"genre": genre, "in_stock_only": True, "min_reviews": min_reviews, "limit": 50}
+
+
+BEST_SELLERS_2025 = ("best_selling_books", {"start_date": "2025-01-01", "limit": 50})
+
+# Every ranking the goals ask for. A goal that does not say how many reviews a rating needs is read both ways
+# (one review, or the tool's default of two) and must have the same answer either way.
+RANKINGS: dict[str, list[Ranking]] = {
+    "bookstore-descriptive-01": [
+        Ranking(
+            best_reviewed("Mystery", least),
+            "average_rating",
+            2,
+            frozenset({9, 39}),
+            ("search_books", {"genre": "Mystery", "format": "paperback", "max_price": 12.99, "in_stock_only": True}),
+            frozenset({16}),
+        )
+        for least in (1, 2)
+    ],
+    "bookstore-descriptive-08": [Ranking(best_reviewed("Fantasy", 2), "average_rating", 1, frozenset({19}))],
+    "bookstore-descriptive-09": [Ranking(BEST_SELLERS_2025, "copies_sold", 5, frozenset({52, 20, 50, 6, 1}))],
+    "bookstore-descriptive-12": [
+        Ranking(
+            best_reviewed("Cookery", least),
+            "average_rating",
+            1,
+            frozenset({15}),
+            ("search_books", {"genre": "Cookery", "max_price": 32, "in_stock_only": True}),
+        )
+        for least in (1, 2)
+    ],
+    "bookstore-followup-04": [Ranking(BEST_SELLERS_2025, "copies_sold", 1, frozenset({52}))],
+}
+RANKINGS["bookstore-rubric-01"] = RANKINGS["bookstore-descriptive-01"]
+RANKINGS["bookstore-rubric-04"] = RANKINGS["bookstore-descriptive-09"]
+
+RANKING_WORDS = re.compile(r"\b(best|top|most|highest|lowest|cheapest|newest|oldest|latest)\b", re.IGNORECASE)
+
+
+def task_text(task: Task) -> str:
+    rubric = task.rubric
+    return " ".join([task.description, *task.subtasks, *rubric.success_criteria, *rubric.checkpoints])
+
+
+def rows_of(environment: SQLEnvironment, call: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    result = environment.execute(*call)
+    assert result.error is None and not result.truncated, (call, result)
+    return result.content
+
+
+def test_every_goal_that_names_a_ranking_has_its_answer_checked() -> None:
+    naming = {task.id for _, task in all_tasks() if RANKING_WORDS.search(task_text(task))}
+
+    assert naming == set(RANKINGS)
+
+
+@pytest.mark.parametrize("task_id", sorted(RANKINGS))
+def test_every_ranking_a_goal_asks_for_has_one_answer(root: SQLEnvironment, task_id: str) -> None:
+    for ranking in RANKINGS[task_id]:
+        rows = rows_of(root, ranking.ranks)
+        if ranking.among is not None:
+            candidates = {row["book_id"] for row in rows_of(root, ranking.among)}
+            rows = [row for row in rows if row["book_id"] in candidates]
+        rows = [row for row in rows if row["book_id"] not in ranking.leaving_out]
+        top, rest = rows[: ranking.top], rows[ranking.top :]
+
+        assert {row["book_id"] for row in top} == ranking.answer, (ranking, rows)
+        assert not rest or rest[0][ranking.by] < top[-1][ranking.by], f"a tie at place {ranking.top}: {rows}"
+
+
+def policy_sentences(policy: str) -> list[str]:
+    """The policy's sentences (and clauses between semicolons), each on one line, in lower case."""
+    return [" ".join(part.split()).lower() for part in re.split(r"\n\s*- |(?<=[.;])\s+", policy)]
+
+
+def test_the_policy_settles_every_amount_a_goal_asks_for() -> None:
+    policy = load_config(EXAMPLES / "quickstart.yaml").domains[0].policy
+    assert policy is not None
+    sentences = policy_sentences(policy)
+
+    def settled(*words: str) -> bool:
+        return any(all(word in sentence for word in words) for sentence in sentences)
+
+    asking = {
+        word: [task for _, task in all_tasks() if word in task_text(task).lower()]
+        for word in ("refund", "total", "discount")
+    }
+    assert asking["refund"] and asking["total"]
+    for task in asking["refund"]:
+        how = [word for word, tool in (("cancel", "cancel_order"), ("return", "request_return")) if tool in task.tools]
+        assert how and all(settled(word, "refund", "total") for word in how), task.id  # how much is refunded
+    assert settled("total", "shipping")  # what an order's total is made of
+    assert not asking["discount"] or settled("discount")
+
+
+# Ways to fall short of a goal that changes data: after any of them its checks do not all pass.
+NEAR_MISSES: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "bookstore-descriptive-02": [
+        ("update_customer_email", {"customer_id": 17, "new_email": "priyanka.d@example.com"}),
+    ],
+    "bookstore-descriptive-04": [
+        ("create_order", {"customer_id": 1}),
+        ("add_book_to_order", {"customer_id": 1, "order_id": new_order, "book_id": 26, "quantity": 1}),
+        ("add_book_to_order", {"customer_id": 1, "order_id": new_order, "book_id": 21, "quantity": 1}),
+    ],
+    "bookstore-descriptive-05": [("add_review", {"customer_id": 36, "book_id": 30, "rating": 5})],
+    "bookstore-descriptive-06": [
+        ("create_order", {"customer_id": 11}),
+        ("add_book_to_order", {"customer_id": 11, "order_id": new_order, "book_id": 50, "quantity": 1}),
+        ("request_return", {"customer_id": 11, "order_id": 1095, "reason": "The binding came apart."}),
+    ],
+    "bookstore-descriptive-08": [
+        ("create_order", {"customer_id": 40}),
+        ("add_book_to_order", {"customer_id": 40, "order_id": new_order, "book_id": 50, "quantity": 1}),
+    ],
+    "bookstore-descriptive-11": [
+        ("create_order", {"customer_id": 27}),
+        ("add_book_to_order", {"customer_id": 27, "order_id": new_order, "book_id": 20, "quantity": 2}),
+        ("add_book_to_order", {"customer_id": 27, "order_id": new_order, "book_id": 30, "quantity": 1}),
+    ],
+    "bookstore-descriptive-12": [
+        ("create_order", {"customer_id": 35}),
+        ("add_book_to_order", {"customer_id": 35, "order_id": new_order, "book_id": 60, "quantity": 1}),
+    ],
+    "bookstore-followup-01": [
+        ("create_order", {"customer_id": 14}),
+        ("add_book_to_order", {"customer_id": 14, "order_id": new_order, "book_id": 39, "quantity": 1}),
+    ],
+    "bookstore-followup-02": [
+        ("create_order", {"customer_id": 1}),
+        ("add_book_to_order", {"customer_id": 1, "order_id": new_order, "book_id": 42, "quantity": 1}),
+    ],
+    "bookstore-followup-03": [
+        ("create_order", {"customer_id": 21, "shipping_method": "express"}),
+        ("add_book_to_order", {"customer_id": 21, "order_id": new_order, "book_id": 45, "quantity": 1}),
+    ],
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(NEAR_MISSES))
+def test_checks_fail_when_the_task_is_done_wrong(root: SQLEnvironment, task_id: str) -> None:
+    task = {task.id: task for _, task in all_tasks()}[task_id]
+    fork = root.fork(clock=TODAY)
+    try:
+        if task.follows is not None:
+            solve(fork, SOLUTIONS.get(task.follows, []))
+        solve(fork, NEAR_MISSES[task_id])
+
+        assert not all(fork.check(check.sql)[0] for check in task.checks)
+    finally:
+        fork.close()
+
+
+def test_the_readmes_state_the_examples_figures(root: SQLEnvironment, tools: list[SQLTool]) -> None:
+    def text(path: Path) -> str:
+        return " ".join(path.read_text(encoding="utf-8").split())
+
+    readme, guide = text(EXAMPLES.parent / "README.md"), text(EXAMPLES / "README.md")
+    tasks = load_tasks(EXAMPLES / "bookstore_tasks.jsonl")
+    primary = [task for task in tasks if task.follows is None]
+    mix = {level: sum(task.difficulty == level for task in primary) for level in ("easy", "medium", "hard")}
+    reads = sum(tool.kind == "read" for tool in tools)
+    [data] = root.query(
+        "SELECT (SELECT COUNT(*) FROM book WHERE stock = 0) AS out_of_stock,"
+        " (SELECT COUNT(DISTINCT genre) FROM book) AS genres"
+    ).content
+    by_status = {
+        row["status"]: row["n"] for row in root.query("SELECT status, COUNT(*) AS n FROM orders GROUP BY 1").content
+    }
+    statuses = ", ".join(
+        f"{by_status[status]} {status}" for status in ("delivered", "shipped", "placed", "cancelled", "returned")
+    )
+
+    assert f"a {sum(ROW_COUNTS.values())}-row SQLite database" in readme
+    assert f"{len(tools)} SQL tools, {len(tasks)} hand-written goals" in readme
+    assert f"{len(tools)} SQL tools for the agent: {reads} that read" in guide
+    assert f"and {len(tools) - reads} that write" in guide
+    assert f"{len(primary)} goals for the simulated customer" in guide
+    assert f"{mix['easy']} easy, {mix['medium']} medium, {mix['hard']} hard" in guide
+    assert f"and {len(tasks) - len(primary)} follow-ups" in guide
+    assert f"{len(load_tasks(EXAMPLES / 'bookstore_rubric_tasks.jsonl'))} tasks with a rubric" in guide
+    assert all(f"| `{table}` | {count} |" in guide for table, count in ROW_COUNTS.items())
+    assert f"({data['genres']} genres)" in guide and f"{data['out_of_stock']} titles out of stock" in guide
+    assert f"2025: {statuses} |" in guide and sum(by_status.values()) == ROW_COUNTS["orders"]
