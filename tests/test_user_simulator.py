@@ -11,6 +11,8 @@ from dialforge.actors.personas import DEFAULT_PERSONAS, Persona, persona_named, 
 from dialforge.actors.user_simulator import (
     USER_TURN_FORMAT,
     UserSimulator,
+    copied_passage,
+    is_offer,
     newly_mentioned_requests,
     pending_confirmation,
 )
@@ -128,11 +130,34 @@ async def test_the_transcript_shows_what_the_agent_said_looked_up_and_found() ->
     transcript = content(request)
     said, asked = content(OPENING[0]), content(OPENING[3])
     arguments, found = '{"email":"maya.okafor@example.com"}', '[{"order_id": 12, "status": "pending"}]'
-    assert_in_order(transcript, said, "search_orders", arguments, "search_orders", found, asked)
+    assert_in_order(transcript, said, "search_orders", arguments, found, asked)
     assert speaker_of(transcript, said) != speaker_of(transcript, asked), "who said what is shown"
     hint = render_section("user_simulator_parts", "confirmation_hint", question="Shall I cancel order 12?")
     assert hint in instruction_of(request), "the pending question is put to the user"
     assert rule_numbers(instruction_of(request)) == {2, 3, 4}
+
+
+async def test_each_result_of_parallel_calls_is_shown_with_the_call_it_answers() -> None:
+    calls = [ToolCall.make(f"t{n}", "track_order", {"order_id": n}) for n in (12, 14, 15)]
+    results = [
+        ToolMessage(tool_call_id=f"t{n}", name="track_order", content=f'{{"eta": "2025-11-{n}"}}') for n in (12, 14, 15)
+    ]
+    tracked = [
+        UserMessage(content="Where are my orders 12, 14 and 15?"),
+        AssistantMessage(content="Let me look.", tool_calls=calls),
+        *results,
+        AssistantMessage(content="They arrive on the 12th, 14th and 15th."),
+    ]
+    state = state_with(tracked).model_copy(update={"tools": [*TOOLS, ToolSpec(name="track_order", description="-")]})
+    model = ScriptedModel([turn("Thanks!")])
+
+    await UserSimulator(model).next_turn(state)
+
+    lines = content(model.requests[0].messages[1]).splitlines()
+    for call, result in zip(calls, results, strict=True):
+        assert any(call.function.arguments in line and result.content in line for line in lines), (
+            f"no line shows the call {call.function.arguments} with its result {result.content}:\n" + "\n".join(lines)
+        )
 
 
 async def test_consecutive_requests_share_the_earlier_request_as_a_prefix() -> None:
@@ -184,7 +209,10 @@ async def test_completing_again_after_the_correction_is_forced_to_not_complete()
     assert len(model.requests) == 2
 
 
-@pytest.mark.parametrize("declined", ["No thanks, that's all!", "No, leave it as it is. Thanks!", "That's all, bye."])
+@pytest.mark.parametrize(
+    "declined",
+    ["No thanks, that's all!", "No, leave it as it is. Thanks!", "That's all, bye.", "Not just now, thanks."],
+)
 async def test_turning_the_offer_down_may_end_the_goal(declined: str) -> None:
     model = ScriptedModel([turn(declined, True)])
 
@@ -296,14 +324,65 @@ async def test_a_dialogue_without_a_goal_left_is_refused() -> None:
         ("Could you confirm the new address: 4 Elm Row?", "Could you confirm the new address: 4 Elm Row?"),
         ("Order 12 is cancelled. Would you like me to help with anything else?", None),
         ("Order 12 is cancelled. I should note refunds take 5 days.", None),
+        (
+            "Both have shipped. (Standard shipping takes 2-5 days.) Would you like me to set up delivery alerts?",
+            "Would you like me to set up delivery alerts?",
+        ),
+        ("(Delivery takes 2-5 days) Shall I place the order?", "Shall I place the order?"),
     ],
 )
 def test_a_confirmation_request_is_a_question_asking_to_confirm_an_action(agent: str, pending: str | None) -> None:
     assert pending_confirmation([UserMessage(content="Hi"), AssistantMessage(content=agent)]) == pending
 
 
+@pytest.mark.parametrize(
+    ("question", "offer"),
+    [
+        ("Shall I cancel order 12?", False),
+        ("Could you confirm the new address: 4 Elm Row?", False),
+        ("Would you like me to go ahead with the refund?", False),
+        ("Would you like me to check your other orders?", True),
+        ("Do you want me to set up delivery alerts?", True),
+        ("Shall I also email you the receipt?", True),
+    ],
+)
+def test_an_offer_of_something_extra_is_told_apart_from_a_confirmation(question: str, offer: bool) -> None:
+    assert is_offer(question) is offer
+
+
+async def test_an_offer_is_put_to_the_user_as_something_they_may_decline() -> None:
+    offer = "Would you like me to check your other orders?"
+    model = ScriptedModel([turn("No, thanks.")])
+
+    await UserSimulator(model).next_turn(
+        state_with([*OPENING[:3], AssistantMessage(content=f"It is pending. {offer}")])
+    )
+
+    instruction = instruction_of(model.requests[0].messages[1])
+    assert render_section("user_simulator_parts", "offer_hint", question=offer) in instruction
+    assert render_section("user_simulator_parts", "confirmation_hint", question=offer) not in instruction
+
+
 def test_an_answered_confirmation_request_is_no_longer_pending() -> None:
     assert pending_confirmation([*OPENING, UserMessage(content="Yes, cancel it.")]) is None
+
+
+def test_emails_ids_numbers_dates_and_names_are_left_out_of_the_copied_words() -> None:
+    goal = (
+        "You are Maya Okafor, and you want the receipt of order 10250 from 2025-11-14 emailed to "
+        "maya.okafor@example.com. You also want to know whether your order 10250 of 2025-11-14 has shipped and "
+        "when it will arrive at your home."
+    )
+    repeated = (
+        "Hi, Maya Okafor here: could I have the receipt of order 10250 from 2025-11-14 emailed to "
+        "maya.okafor@example.com?"
+    )
+    pasted = (
+        "Also I want to know whether your order 10250 of 2025-11-14 has shipped and when it will arrive at your home."
+    )
+
+    assert copied_passage(repeated, goal) is None, "the identifiers a person must repeat exactly are not copying"
+    assert copied_passage(pasted, goal) is not None, "a pasted sentence is still found between its identifiers"
 
 
 def test_a_recap_of_requests_already_made_is_not_a_reveal() -> None:
@@ -329,6 +408,27 @@ def test_the_default_library_has_the_promised_personas() -> None:
     assert {"terse", "chatty", "non_native_speaker", "impatient", "detail_oriented", "correctable_mistake"} <= names
     with pytest.raises(KeyError, match="no persona named 'pirate'; the personas are \\['terse'"):
         persona_named("pirate")
+
+
+async def test_the_person_knows_whether_another_goal_follows_but_not_what_it_is() -> None:
+    model = ScriptedModel([turn("Hi, could you change my delivery address to 4 Elm Row?"), turn("Hi!")])
+
+    await UserSimulator(model).next_turn(state_with([], tasks_done=0))  # the earlier goal, with GOAL still to come
+    await UserSimulator(model).next_turn(state_with([], tasks_done=1))  # GOAL, the last one
+
+    first, last = (filled_in(content(request.messages[0]), "user_simulator") for request in model.requests)
+    assert first["goal"] == EARLIER_GOAL.description and last["goal"] == GOAL.description
+    assert first["after"] == render_section("user_simulator_parts", "more_goals")
+    assert last["after"] == render_section("user_simulator_parts", "last_goal")
+    asked_first = "\n".join(content(message) for message in model.requests[0].messages)
+    assert GOAL.description not in asked_first and "Beloved" not in asked_first, "what comes next stays unknown"
+
+
+def test_the_correctable_mistake_covers_every_kind_of_detail_a_goal_gives() -> None:
+    words = set(re.findall(r"\w+", persona_named("correctable_mistake").description.casefold()))
+
+    kinds = {"ids": {"id", "ids"}, "dates": {"date", "dates"}, "names": {"name", "names"}, "emails": {"email"}}
+    assert [kind for kind, spellings in kinds.items() if not words & spellings] == []
 
 
 async def test_the_person_knows_the_business_and_the_date_when_they_are_known() -> None:

@@ -1,32 +1,43 @@
 """A conversation as plain text for a model that reads it from the outside (simulator, generators).
 
-Each message renders on its own, so the transcript of a longer conversation starts with the transcript
-of the shorter one: consecutive prompts share a prefix, which prefix caching in vLLM/SGLang rewards.
+Each message's lines depend only on it and the messages before it, so the transcript of a longer conversation
+starts with the transcript of the shorter one: consecutive prompts share a prefix, which prefix caching in
+vLLM/SGLang rewards. The user simulator is only asked after a reply in words, so its transcripts never end with
+calls still waiting for their results, the one case whose lines change once the results arrive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dialforge.model.messages import AssistantMessage, Message, ToolMessage, UserMessage
+from dialforge.model.messages import AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 
 MAX_RESULT_CHARS = 1500
 """Tool results longer than this are cut in the transcript: the user skims them, and prompts stay small."""
 
 
-def transcript_lines(message: Message) -> list[str]:
-    """One message as the user sees it. Depends on nothing but the message, so the transcript only grows."""
-    if isinstance(message, UserMessage):
-        return [_speech("User", message.content)]
-    if isinstance(message, ToolMessage):
-        return [f"[Result of {message.name}: {_compact(message.content)}]"]
-    if isinstance(message, AssistantMessage):
-        lines = [_speech("Agent", message.content)] if message.content and message.content.strip() else []
-        lines.extend(
-            f"[Agent uses {call.name} with {_compact(call.function.arguments)}]" for call in message.tool_calls or ()
-        )
-        return lines
-    return []
+def transcript_lines(messages: Sequence[Message]) -> list[str]:
+    """The conversation as the user sees it: what each side said, and each tool call on one line with its result,
+    so that the results of parallel calls are told apart by the call they answer."""
+    lines: list[str] = []
+    calls: dict[str, ToolCall] = {}
+    for message in messages:
+        if isinstance(message, UserMessage):
+            lines.append(_speech("User", message.content))
+        elif isinstance(message, AssistantMessage):
+            if message.content and message.content.strip():
+                lines.append(_speech("Agent", message.content))
+            calls = {call.id: call for call in message.tool_calls or ()}
+        elif isinstance(message, ToolMessage):
+            call = calls.pop(message.tool_call_id, None)
+            used = _use(call) if call is not None else f"[Agent uses {message.name}"
+            lines.append(f"{used}; result: {_compact(message.content)}]")
+    lines.extend(f"{_use(call)}; no result yet]" for call in calls.values())
+    return lines
+
+
+def _use(call: ToolCall) -> str:
+    return f"[Agent uses {call.name} with {_compact(call.function.arguments)}"
 
 
 def _speech(speaker: str, text: str) -> str:
@@ -40,4 +51,4 @@ def _compact(text: str) -> str:
 
 
 def render_transcript(messages: Sequence[Message]) -> str:
-    return "\n".join(line for message in messages for line in transcript_lines(message))
+    return "\n".join(transcript_lines(messages))

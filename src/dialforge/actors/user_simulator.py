@@ -49,18 +49,32 @@ USER_TURN_FORMAT = ResponseSchema(
 """What a simulator reply must be (docs/method.md): ``{"user_message": "...", "is_task_complete": true|false}``."""
 
 COPIED_RUN_WORDS = 12
-"""A run of this many consecutive words of the goal's description in a message counts as pasting it."""
+"""A run of this many consecutive words of the goal's description in a message counts as pasting it; identifiers
+(emails, ids, numbers, dates, names) are left out of the count, since rule 2 wants them repeated exactly."""
 MIN_REVEALED_REQUESTS = 3
 """A message bringing up this many requests of the goal at once reveals too much (rule 2: one or two per turn)."""
-_DECLINE = re.compile(r"^\W*(no\b|nope\b|not now\b|that'?s all\b|that is all\b|nothing else\b)", re.IGNORECASE)
+_DECLINE = re.compile(
+    r"^\W*(?:(?:thanks|thank you)\W+(?:but\W+)?)?"
+    r"(no\b|nope\b|not (?:just |right )?now\b|not today\b|maybe later\b|i'?m good\b|that'?s all\b|that is all\b"
+    r"|nothing else\b)",
+    re.IGNORECASE,
+)
 """A reply that turns the agent's offer down: it may end the goal, since nothing is left waiting for a result."""
 
-_CONFIRMATION_WORDS = re.compile(
+_QUESTION_WORDS = re.compile(
     r"\b(confirm\w*|proceed|shall i|should i|would you like me to|want me to|go ahead)\b", re.IGNORECASE
 )
+"""A question with these words asks the user to agree to something the agent would do."""
+_CONFIRMING = re.compile(r"\b(confirm\w*|proceed|go ahead|shall i|should i)\b", re.IGNORECASE)
+_SOMETHING_EXTRA = re.compile(r"\b(also|as well|too|additionally|in addition|another)\b", re.IGNORECASE)
+"""Of those questions, the ones that ask to confirm an action the user asked for, and the mark of an extra."""
 _OFFER_OF_MORE = re.compile(r"\b(anything|something) else\b", re.IGNORECASE)
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_BREAK = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][)\]\"'\u201d\u2019*_]))\s+|\n+")
+_ASIDE = re.compile(r"^\([^()]*\)\s*")
+"""A parenthesis before the question ("(Delivery takes 2-5 days) Shall I ...?") is not part of it."""
 _WORD = re.compile(r"[\w']+")
+_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_WORD_OR_EMAIL = re.compile(rf"{_EMAIL}|[\w']+")
 _GENERIC_WORDS = frozenset(
     (
         "about", "after", "again", "also", "another", "before", "been", "being", "check", "confirm", "current",
@@ -158,14 +172,24 @@ def simulator_messages(state: DialogueState, persona: Persona | None, *, service
         completed=completed or _part("no_completed_goals"),
         goal=goal.description,
         subtasks=subtasks or _part("no_subtasks"),
+        after=_part("more_goals" if state.tasks_done + 1 < len(state.tasks) else "last_goal"),
     )
     conversation = state.conversation
-    lines = [line for message in conversation for line in transcript_lines(message)]
-    instruction = _part("next" if conversation else "open")
+    instruction = _part(_instruction(state))
     if question := pending_confirmation(conversation):
-        instruction += " " + _part("confirmation_hint", question=question)
-    turn = _part("turn", transcript="\n".join(lines) or _part("nothing_yet"), instruction=instruction)
+        instruction += " " + _part("offer_hint" if is_offer(question) else "confirmation_hint", question=question)
+    transcript = "\n".join(transcript_lines(conversation)) or _part("nothing_yet")
+    turn = _part("turn", transcript=transcript, instruction=instruction)
     return [SystemMessage(content=system), UserMessage(content=turn)]
+
+
+def _instruction(state: DialogueState) -> str:
+    """Which turn this is: the opening, the move from a completed goal to the next one, or any other."""
+    if not state.conversation:
+        return "open"
+    if state.tasks_done and state.goal_started_at == len(state.messages):
+        return "handover"  # a goal was just completed and nothing of the current one is said yet
+    return "next"
 
 
 def _part(section: str, /, **values: object) -> str:
@@ -190,7 +214,8 @@ def _today(today: str | None) -> str:
 
 
 def pending_confirmation(conversation: Sequence[Message]) -> str | None:
-    """The question in the agent's latest reply that asks the user to confirm an action, if there is one.
+    """The question sentence in the agent's latest reply that asks the user to agree to an action (to confirm
+    it, or to accept an offer of it), if there is one.
 
     Only agent text after the user's last message counts: a confirmation already answered is not pending.
     Offers of more help ("Would you like me to help with anything else?") are not confirmations.
@@ -200,15 +225,22 @@ def pending_confirmation(conversation: Sequence[Message]) -> str | None:
             return None
         if isinstance(message, AssistantMessage) and message.content and message.content.strip():
             for sentence in _SENTENCE_BREAK.split(message.content):
-                question = sentence.strip()
+                question = _ASIDE.sub("", sentence.strip())
                 if (
                     question.rstrip("*_\"') ").endswith("?")
-                    and _CONFIRMATION_WORDS.search(question)
+                    and _QUESTION_WORDS.search(question)
                     and not _OFFER_OF_MORE.search(question)
                 ):
                     return question
             return None
     return None
+
+
+def is_offer(question: str) -> bool:
+    """Whether the agent's question offers something extra ("Would you like me to check ...?", "Shall I also
+    ...?"), to which a decline may be the right answer, rather than asking to confirm an action ("Shall I cancel
+    order 12?", "Could you confirm the address?")."""
+    return not _CONFIRMING.search(question) or bool(_SOMETHING_EXTRA.search(question))
 
 
 def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Violation]:
@@ -222,9 +254,9 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
         violations.append(
             Violation(
                 "complete_while_confirming",
-                f'The agent asked you to confirm an action ("{question}"), so it has not been done yet and your '
-                'goal cannot be complete: answer the question (yes, or a corrected detail), set "is_task_complete" '
-                "to false, and wait for the agent to report the result.",
+                f'The agent asked you to agree to an action ("{question}"), so it has not been done yet: answer '
+                'the question. To have it done, say yes (or correct a detail), set "is_task_complete" to false and '
+                'wait for the agent to report the result; if you do not want it, say so ("No, thanks").',
             )
         )
     # Words the domain and the goal use themselves are not meta there ("training" at a gym).
@@ -263,11 +295,33 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
+def _names(text: str) -> set[str]:
+    """The words the text capitalises inside a sentence: names of people, places, products, months."""
+    return {
+        word.casefold()
+        for sentence in _SENTENCE_BREAK.split(text)
+        for word in _WORD.findall(sentence)[1:]
+        if word[0].isupper() and word != "I"
+    }
+
+
+def _phrasing(text: str, names: set[str]) -> list[str]:
+    """The words of the text without its identifiers: emails, anything with a digit (ids, numbers, dates,
+    amounts) and the ``names``."""
+    return [
+        word
+        for token in _WORD_OR_EMAIL.findall(text)
+        if "@" not in token and not any(c.isdigit() for c in token) and (word := token.casefold()) not in names
+    ]
+
+
 def copied_passage(message: str, description: str, run: int = COPIED_RUN_WORDS) -> str | None:
-    """The first run of ``run`` consecutive words the message shares with the description, if any."""
-    source = _words(description)
+    """The first run of ``run`` consecutive words the message shares with the description, if any; identifiers
+    are left out of both, since the person is to repeat them exactly."""
+    names = _names(description)
+    source = _phrasing(description, names)
     runs = {tuple(source[i : i + run]) for i in range(len(source) - run + 1)}
-    words = _words(message)
+    words = _phrasing(message, names)
     for i in range(len(words) - run + 1):
         if tuple(words[i : i + run]) in runs:
             return " ".join(words[i : i + run])
