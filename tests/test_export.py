@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from dialforge.cli.main import app
 from dialforge.export import (
+    FORMATS,
     ExportError,
     Unexportable,
     convert,
@@ -23,6 +24,7 @@ from dialforge.export import (
     to_sharegpt_record,
     to_trl_record,
 )
+from dialforge.export.formats import FormatName
 from dialforge.export.writer import split_records
 from dialforge.model import parse_messages
 from dialforge.model.dialogue import Dialogue, Judgment
@@ -198,6 +200,14 @@ def test_hermes_uses_tool_call_and_tool_response_blocks() -> None:
     assert "<think>" not in json.dumps(to_hermes_record(dialogue(), "drop"))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_ends_with_the_agent_even_when_the_record_does_not(fmt: FormatName) -> None:
+    d = dialogue(status="failed", verdict=None)
+    unanswered = d.model_copy(update={"messages": [*d.messages, UserMessage(content="And in Bergen?")]})
+
+    assert convert(unanswered, fmt) == convert(d, fmt), "the request nobody answered is not exported"
+
+
 def test_a_dialogue_without_an_assistant_turn_is_unexportable() -> None:
     d = Dialogue(id="e", mode="user", domain="t", tools=TOOLS, messages=[SystemMessage(content="s")])
     for fmt in ("openai", "trl", "sharegpt", "hermes"):
@@ -226,6 +236,20 @@ def test_export_skips_failed_always_and_invalid_with_only_valid(tmp_path: Path) 
     assert len(read_jsonl(tmp_path / "valid.jsonl")) == 1
     with_failed = export_run(run, "hermes", tmp_path / "f.jsonl", include_failed=True)
     assert with_failed.written == {"all": 4}
+
+
+def test_truncated_dialogues_are_exported_unless_excluded_with_or_without_only_valid(tmp_path: Path) -> None:
+    cut = dialogue("cut", truncated=True, failure="the dialogue reached 60 turns without finishing its tasks")
+    run = write_run(tmp_path / "run", [dialogue("ok"), cut, dialogue("bad", verdict="invalid", truncated=True)])
+
+    assert export_run(run, "trl", tmp_path / "a.jsonl", only_valid=True).written == {"all": 2}
+    excluded = export_run(run, "trl", tmp_path / "b.jsonl", only_valid=True, include_truncated=False)
+    assert (excluded.written, excluded.skipped) == ({"all": 1}, {"truncated": 2})
+    cli = runner.invoke(
+        app, ["export", str(run), "--format", "trl", "-o", str(tmp_path / "c.jsonl"), "--truncated", "exclude"]
+    )
+    assert cli.exit_code == 0 and "skipped: truncated 2" in cli.stdout
+    assert len(read_jsonl(tmp_path / "c.jsonl")) == 1
 
 
 def numbered(i: int) -> Dialogue:

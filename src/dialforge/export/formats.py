@@ -4,6 +4,10 @@ Every converter takes a ``Dialogue`` and ``reasoning="keep"|"drop"`` and returns
 A dialogue that cannot be expressed in a format raises ``Unexportable`` (the writer counts it as
 skipped with that reason instead of stopping).
 
+Every format ends with the agent: a user message after the agent's last one (a failed dialogue's request
+the agent never answered) is dropped, so no exported conversation ends with words nobody answered. Records
+already hold no closing words: the person's thanks after the last goal stays out of ``messages``.
+
 Choices where the target formats leave room (also in ``FORMAT_NOTES``):
 
 - ``openai``: ``{"messages", "tools", "parallel_tool_calls"}`` exactly as the OpenAI chat fine-tuning
@@ -22,7 +26,7 @@ Choices where the target formats leave room (also in ``FORMAT_NOTES``):
   bare content for a single call, a JSON list of the result strings (in call order) for several. Assistant text
   beside tool calls is DROPPED (LLaMA-Factory parses a function_call value as JSON; only a ``<think>`` prefix is
   understood). Kept reasoning is prefixed as ``<think>...</think>\\n\\n`` (LLaMA-Factory's thought convention).
-  Consecutive user messages are joined with a blank line; a trailing user message nobody answered is dropped.
+  Consecutive user messages are joined with a blank line; trailing tool results nobody answered are dropped.
 - ``hermes``: the NousResearch hermes-function-calling dataset shape: ``conversations`` of
   ``system``/``human``/``gpt``/``tool`` turns; the system turn is the Hermes function-calling preamble with the
   tools inside ``<tools></tools>`` followed by the dialogue's own system prompt; assistant calls are
@@ -122,8 +126,17 @@ def _arguments_as_text(message: dict[str, Any], calls: dict[str, str]) -> dict[s
     return {**message, "tool_calls": tool_calls}
 
 
+def _ending_with_the_agent(messages: Sequence[Message]) -> list[Message]:
+    """The messages without the user messages after the agent's last one."""
+    end = len(messages)
+    while end and isinstance(messages[end - 1], UserMessage):
+        end -= 1
+    return list(messages[:end])
+
+
 def _messages(dialogue: Dialogue, one_call_per_message: bool) -> list[Message]:
-    return split_parallel_calls(dialogue.messages) if one_call_per_message else list(dialogue.messages)
+    messages = _ending_with_the_agent(dialogue.messages)
+    return split_parallel_calls(messages) if one_call_per_message else messages
 
 
 def to_openai_record(
