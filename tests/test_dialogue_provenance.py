@@ -46,7 +46,7 @@ PROMPTS_BY_MODE: dict[Mode, set[str]] = {
 
 def engine_for(mode: Mode, chinook: SQLDatabase) -> DialogueEngine:
     models = {role: DryRunModel(seed=3, role=role) for role in ROLES}
-    engine = DialogueEngine(models, mode=mode, settings=DialogueConfig(max_turns=30))
+    engine = DialogueEngine(models, mode=mode, settings=DialogueConfig(max_turns_per_task=60))
     environment = chinook.environment(TOOLS) if mode == "user+exec" else None
     tools = [tool.to_spec() for tool in TOOLS]
     engine.add_domain(DomainSetup(name="music store", tools=tools, environment=environment, description="Records."))

@@ -16,7 +16,8 @@ from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
-from prompt_checks import assert_mentions
+from dialforge.prompts import render_section
+from prompt_checks import assert_mentions, filled_in, prompt_of
 from samples import DATE_INVOICE
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
@@ -125,26 +126,28 @@ async def test_a_user_oriented_dialogue_runs_real_sql_and_is_verified(chinook: S
     assert state.judgment.verification["diff"]["tables"]["Invoice"]["updated"][0]["after"]["Total"] == 0
     assert tool_results(state)[0] == '{"InvoiceId":412,"CustomerId":58,"Total":1.99}'
     # 3 user messages (the closing one is kept apart), 3 agent replies, 2 calls, 2 results
-    assert (state.stats.turns, state.stats.steps, state.stats.tool_calls, state.stats.tasks) == (10, 2, 2, 1)
+    assert (state.stats.turns, state.stats.steps, state.stats.tool_calls, state.stats.tasks_completed) == (10, 2, 2, 1)
     assert {role: usage.calls for role, usage in state.usage.items()} == {"user": 4, "agent": 5, "judge": 1}
     record = engine.record(state)
     assert record.status == "completed" and record.generator["models"]["agent"] == "scripted"
     assert models["agent"].requests[0].options.tool_choice == "auto"
 
 
-async def test_the_next_task_sees_what_the_first_one_wrote(chinook: SQLDatabase) -> None:
+async def test_the_next_goal_follows_without_a_farewell_and_sees_what_the_first_one_wrote(
+    chinook: SQLDatabase,
+) -> None:
+    opening, moving_on = "Could you add a genre called Polka?", "Lovely. While I have you, is Polka listed now?"
     engine, models = engine_with(
         chinook,
         users=[
-            user("Could you add a genre called Polka?"),
+            user(opening),
             user("Great, thanks.", complete=True),
-            user("Is Polka listed now?"),
+            user(moving_on),
             user("Perfect, bye.", complete=True),
         ],
         agents=[
             call("add_genre", name="Polka"),
             {"content": "Polka is added."},
-            {"content": "You're welcome!"},
             call("find_genres", name="Polka"),
             {"content": "Yes, Polka is genre 26."},
         ],
@@ -153,8 +156,20 @@ async def test_the_next_task_sees_what_the_first_one_wrote(chinook: SQLDatabase)
     state = await engine.run(engine.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="d2", seed=1))
     assert state.status == "completed" and state.tasks_done == 2
     assert tool_results(state)[-1] == '[{"GenreId":26,"Name":"Polka"}]'
-    handover = models["user"].requests[2].messages
-    assert FIND_POLKA.description in str(handover), "the simulator pursues the second goal after the first"
+    record = engine.record(state)
+    assert [m.role for m in record.messages[1:]] == ["user", "assistant", "tool", "assistant"] * 2
+    assert [m.content for m in record.messages if isinstance(m, UserMessage)] == [opening, moving_on]
+    assert record.messages[-1].content == "Yes, Polka is genre 26.", "the agent's last reply ends the record"
+    assert len(models["agent"].requests) == 4, "the agent is not asked to answer the acknowledgement"
+    briefs = [filled_in(request.messages[0].content, "user_simulator") for request in models["user"].requests]
+    instructions = [
+        filled_in(prompt_of(models["user"], i), "user_simulator_parts", "turn")["instruction"] for i in range(4)
+    ]
+    assert [brief["goal"] for brief in briefs] == [ADD_POLKA.description] * 2 + [FIND_POLKA.description] * 2
+    assert [brief["after"] for brief in briefs] == [render_section("user_simulator_parts", "more_goals")] * 2 + [
+        render_section("user_simulator_parts", "last_goal")
+    ] * 2, "the person knows that more is to come, not what"
+    assert instructions[2] == render_section("user_simulator_parts", "handover"), "thanks and the next goal in one"
 
 
 async def test_concurrent_dialogues_on_one_database_are_isolated(chinook: SQLDatabase) -> None:
@@ -162,7 +177,7 @@ async def test_concurrent_dialogues_on_one_database_are_isolated(chinook: SQLDat
         return {
             "users": [user(f"Please add {genre}."), user("Thanks.", complete=True),
                       user(f"Which {genre} genres exist?"), user("Good.", complete=True)],
-            "agents": [call("add_genre", name=genre), {"content": "Added."}, {"content": "Sure."},
+            "agents": [call("add_genre", name=genre), {"content": "Added."},
                        call("find_genres", name="a"), {"content": "Here they are."}],
             "judges": [VALID],
         }  # fmt: skip
@@ -213,8 +228,107 @@ async def test_a_dialogue_that_runs_too_long_is_cut_and_kept_as_failed(chinook: 
         max_turns=4,
     )
     state = await engine.run(engine.start("music store", [REFUND], dialogue_id="d5", seed=1))
-    assert state.status == "failed" and "reached 4 messages" in state.failure and state.guards == {"max_turns": 1}
+    assert state.status == "failed" and "reached 4 turns" in state.failure and state.guards == {"max_turns": 1}
     assert len(engine.record(state).messages) == 5
+
+
+async def test_the_turn_budget_counts_turns_as_the_statistics_do(chinook: SQLDatabase) -> None:
+    """A message with two tool calls is two turns for the guard as for Table 1, and the record's figures are
+    those of the messages it keeps."""
+    engine, _ = engine_with(
+        chinook,
+        users=[user("Totals of invoices 411 and 412?")],
+        agents=[{"tool_calls": [{"name": "get_invoice", "arguments": {"invoice_id": n}} for n in (411, 412)]}],
+        max_turns_per_task=4,
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="b1", seed=1))
+    assert [m.role for m in state.conversation] == ["user", "assistant", "tool"], "3 messages, 4 turns"
+    assert state.status == "failed" and "reached 4 turns" in state.failure and state.stats.turns == 4
+    record = engine.record(state)
+    assert [m.role for m in record.messages] == ["system", "user"], "the half-answered step is left out"
+    assert (record.stats.turns, record.stats.steps, record.stats.tool_calls) == (1, 0, 0)
+    assert (record.stats.tasks_assigned, record.stats.tasks_completed) == (1, 0)
+
+
+def test_the_turn_budget_grows_with_the_goals_up_to_the_overall_cap() -> None:
+    assert [DialogueConfig(max_turns_per_task=20).turn_budget(n) for n in (1, 3)] == [20, 60]
+    assert [DialogueConfig(max_turns_per_task=20, max_turns=50).turn_budget(n) for n in (1, 3)] == [20, 50]
+
+
+SECOND_POLKA = Task(id="again", description="You want a second genre entry named Polka, for folk dances.")
+ONE_POLKA = ADD_POLKA.model_copy(
+    update={
+        "checks": [
+            SQLCheck(description="one Polka genre", sql='SELECT COUNT(*) = 1 FROM "Genre" WHERE "Name" = \'Polka\'')
+        ]
+    }
+)
+
+
+async def test_a_dialogue_out_of_turns_keeps_its_completed_goals_and_is_judged_on_them(chinook: SQLDatabase) -> None:
+    engine, models = engine_with(
+        chinook,
+        users=[
+            user("Could you add a genre called Polka?"),
+            user("Great, thanks.", complete=True),
+            user("Is Polka listed now?"),
+            user("Perfect.", complete=True),
+            user("And please add a second Polka genre."),
+            user("Hmm, is it there?"),
+            user("Could you look again?"),
+            user("Still nothing?"),
+        ],
+        agents=[
+            call("add_genre", name="Polka"),
+            {"content": "Polka is added."},
+            call("find_genres", name="Polka"),
+            {"content": "Yes, Polka is genre 26."},
+            call("add_genre", name="Polka"),
+            {"content": "Another Polka is added."},
+            {"content": "Let me look."},
+            {"content": "One moment."},
+            {"content": "Still looking."},
+        ],
+        judges=[VALID],
+        max_turns_per_task=6,
+    )
+    goals = [ONE_POLKA, FIND_POLKA, SECOND_POLKA]
+    state = await engine.run(engine.start("music store", goals, dialogue_id="b2", seed=1))
+
+    assert state.guards == {"max_turns": 1} and "reached 18 turns" in state.failure, "6 turns per goal, 3 goals"
+    assert (state.status, state.truncated, state.judgment.judgment) == ("completed", True, "valid")
+    assert state.conversation[-1].content == "Yes, Polka is genre 26.", "cut at the answer that ended goal 2"
+    record = engine.record(state)
+    assert (record.tasks, record.tasks_dropped, record.truncated) == ([ONE_POLKA, FIND_POLKA], [SECOND_POLKA], True)
+    assert (record.stats.tasks_assigned, record.stats.tasks_completed, record.stats.turns) == (3, 2, 8)
+    judged = prompt_of(models["judge"])
+    assert_mentions(judged, ONE_POLKA.description, FIND_POLKA.description, "Yes, Polka is genre 26.")
+    assert SECOND_POLKA.description not in judged and "second Polka" not in judged, "the dropped goal is not judged"
+    # goal 3 inserted a second Polka on the live database; the checks see the database as goal 2 left it
+    assert state.judgment.checks == {"one Polka genre": True}
+    assert len(state.judgment.verification["diff"]["tables"]["Genre"]["inserted"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("agents", "reason"),
+    [
+        ([ModelUnavailable("server down", kind="server_error")], "agent: server_error"),
+        ([call("find_genres", name="Polka")] * 2, "the agent repeated the call"),
+    ],
+)
+async def test_a_dialogue_that_cannot_go_on_after_a_goal_keeps_that_goal(
+    chinook: SQLDatabase, agents: list[Any], reason: str
+) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("Could you add a genre called Polka?"), user("Great.", complete=True), user("Is it listed?")],
+        agents=[call("add_genre", name="Polka"), {"content": "Added."}, *agents],
+        judges=[VALID],
+        max_repeated_calls=1,
+    )
+    state = await engine.run(engine.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="b3", seed=1))
+    assert (state.status, state.truncated, state.failure.startswith(reason)) == ("completed", True, True)
+    assert engine.record(state).tasks_dropped == [FIND_POLKA]
 
 
 @pytest.mark.parametrize(
@@ -275,6 +389,31 @@ async def test_the_task_oriented_baseline_sends_each_task_as_a_direct_request() 
     assert users == [REFUND.description, ADD_POLKA.description]
     assert state.env["kind"] == "simulated"
     assert state.messages[0].content == agent_system_prompt("music store", "", today=state.today, direct_requests=True)
+
+
+async def test_the_task_oriented_baseline_over_a_database_runs_its_tools_and_checks_on_it(chinook: SQLDatabase) -> None:
+    """Tasks written against a domain's data meet that data: no model invents other prices or stock."""
+    request = REFUND.model_copy(update={"description": "Hi, I'm customer 58: what is the total of invoice 412? "
+                                        "Please refund it."})  # fmt: skip
+    models = {
+        "agent": ScriptedModel([call("get_invoice", invoice_id=412), call("refund_invoice", invoice_id=412),
+                                {"content": "Invoice 412 (1.99) is refunded."}]),
+        "tool": ScriptedModel([]),
+        "judge": ScriptedModel([VALID]),
+        "user": ScriptedModel([]),
+        "generator": ScriptedModel([]),
+    }  # fmt: skip
+    engine = DialogueEngine(models, mode="task", personas=[])
+    engine.add_domain(
+        DomainSetup(name="music store", tools=[t.to_spec() for t in TOOLS], environment=chinook.environment(TOOLS))
+    )
+    state = await engine.run(engine.start("music store", [request], dialogue_id="t2", seed=3))
+
+    assert state.status == "completed" and state.env["kind"] == "sql" and models["tool"].requests == []
+    assert tool_results(state)[0] == '{"InvoiceId":412,"CustomerId":58,"Total":1.99}', "the row as stored"
+    assert state.judgment is not None and state.judgment.checks == {"invoice 412 is refunded": True}
+    assert state.judgment.verification["diff"]["tables"]["Invoice"]["updated"][0]["after"]["Total"] == 0
+    assert render_section("judge_parts", "executed_tools") in prompt_of(models["judge"])
 
 
 async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterrupted_run(

@@ -85,6 +85,9 @@ def test_extend_continues_existing_conversations(music_config: Path, tmp_path: P
         kept = [m for m in row["messages"] if m["role"] != "system"][:2]
         assert [m["content"] for m in kept] == ["Hi! I love jazz.", "Me too!"]
         assert row["status"] == "completed" or row["failure"]
+    reports = [orjson.loads(line) for line in (out / "artifacts" / "stage_reports.jsonl").read_bytes().splitlines()]
+    continuations = next(report for report in reports if report["stage"] == "continuations")
+    assert continuations["usage"]["generator"]["calls"] >= 2, "a goal asked for each conversation"
 
 
 def test_a_store_that_cannot_be_written_stops_the_run_with_a_way_to_resume(
@@ -121,3 +124,40 @@ def test_a_store_that_cannot_be_written_stops_the_run_with_a_way_to_resume(
     assert resumed.exit_code == 0, resumed.output
     rows = records(out)
     assert len(rows) == 8 and len({row["id"] for row in rows}) == 8
+
+
+def test_a_task_oriented_run_over_a_database_runs_the_tools_and_checks_on_it(
+    chinook_path: Path, tmp_path: Path
+) -> None:
+    config = write_music_config(tmp_path, chinook_path, per_domain=3, tasks_per_dialogue=(1, 1), mode="task")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+    rows = records(out)
+    assert len(rows) == 3 and {row["mode"] for row in rows} == {"task"}
+    assert {row["env"]["kind"] for row in rows} == {"sql"}, "the database's tools, not a simulator"
+    judged = [row for row in rows if row["judgment"] is not None]
+    assert judged and all(row["judgment"]["verification"] is not None for row in judged)
+
+
+def test_the_preparations_usage_is_in_the_statistics_and_stays_there_on_resume(
+    chinook_path: Path, tmp_path: Path
+) -> None:
+    config = write_music_config(tmp_path, chinook_path, per_domain=2)
+    text = config.read_text()
+    config.write_text(text.replace(", policy: Confirm with the customer before changing anything.", ""))
+    out = tmp_path / "out"
+
+    def preparation() -> dict:
+        stats = runner.invoke(app, ["stats", str(out), "--json"])
+        assert stats.exit_code == 0, stats.output
+        return next(row for row in orjson.loads(stats.stdout)["usage"]["roles"] if row["phase"] == "preparation")
+
+    assert runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out)]).exit_code == 0
+    first = preparation()  # the generator wrote the policy
+    assert (first["role"], first["model"]) == ("generator", "dry-run")
+    assert first["calls"] >= 1 and 0 < first["share"] < 1
+    again = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out)])
+    assert "0 dialogues finished now" in again.stdout, "nothing was asked again"
+    assert preparation() == first, "a resumed run still counts what its preparation cost"

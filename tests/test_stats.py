@@ -11,8 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dialforge.cli.main import app
+from dialforge.llm.accounting import Price
 from dialforge.model.dialogue import Dialogue
-from dialforge.report.stats import failure_reason, near_duplicate_pairs, run_statistics
+from dialforge.model.usage import Usage
+from dialforge.report.stats import Goals, MeanMax, failure_reason, near_duplicate_pairs, run_statistics
 from dialforge.report.text import render_text
 
 runner = CliRunner()
@@ -28,10 +30,13 @@ def record(
     turns: int = 0,
     steps: int = 0,
     tasks: int = 1,
+    assigned: int | None = None,
+    dropped: int = 0,
     tool_errors: int = 0,
     verdict: str | None = "valid",
     status: str = "completed",
     failure: str | None = None,
+    truncated: bool = False,
     guards: dict[str, int] | None = None,
     usage: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -55,9 +60,11 @@ def record(
         "domain": domain,
         "status": status,
         "failure": failure,
+        "truncated": truncated,
         "tools": tools,
         "messages": messages,
         "tasks": [],
+        "tasks_dropped": [{"id": f"{id}-dropped-{n}", "description": "a goal given up"} for n in range(dropped)],
         "judgment": None
         if verdict is None
         else {"judgment": verdict, "reasoning": "because", "items": [], "checks": {}},
@@ -65,7 +72,8 @@ def record(
             "turns": turns,
             "steps": steps,
             "max_steps_per_request": steps,
-            "tasks": tasks,
+            "tasks_assigned": tasks + dropped if assigned is None else assigned,
+            "tasks_completed": tasks,
             "tool_calls": len(calls),
             "tool_errors": tool_errors,
         },
@@ -123,9 +131,10 @@ def sample_records() -> list[dict[str, Any]]:
             turns=3,
             steps=0,
             tasks=0,
+            assigned=2,
             verdict=None,
             status="failed",
-            failure="the dialogue reached 40 messages without finishing its tasks",
+            failure="the dialogue reached 40 turns without finishing its tasks",
             guards={"max_turns": 1, "max_steps_per_turn": 3},
         ),
         record(
@@ -137,8 +146,10 @@ def sample_records() -> list[dict[str, Any]]:
             turns=8,
             steps=5,
             tasks=2,
-            status="failed",
-            failure="no task to pursue: every task written for this dialogue failed its checks",
+            dropped=1,
+            truncated=True,
+            failure="the dialogue reached 60 turns without finishing its tasks",
+            guards={"max_turns": 1},
         ),
     ]
 
@@ -161,12 +172,27 @@ def test_table_1_per_mode_and_domain_and_overall() -> None:
     assert (user.step.mean, user.step.max) == (pytest.approx(7 / 3), 4)
     assert (user.task.mean, user.task.max) == (2.0, 3)
     assert str(user.turn) == "6.00 (10)"
-    bank = group(stats, "task", "bank")
-    assert (bank.turn.mean, bank.turn.max, bank.step.mean, bank.step.max) == (5.5, 8, 2.5, 5)
+    bank = group(stats, "task", "bank")  # the failed t2 (3 turns) is not in its Table 1; the truncated t3 is
+    assert (bank.turn.mean, bank.turn.max, bank.step.mean, bank.step.max, bank.task.mean) == (8, 8, 5, 5, 2)
+    assert group(stats, "task", "shop").turn == MeanMax(), "nothing kept"
     overall = stats.overall
-    assert (overall.turn.mean, overall.turn.max) == (pytest.approx(33 / 6), 10)
-    assert (overall.step.total, overall.task.max) == (13, 3)
-    assert stats.histograms["turn"] == {2: 1, 3: 1, 4: 1, 6: 1, 8: 1, 10: 1}
+    assert (overall.turn.mean, overall.turn.max) == (pytest.approx(26 / 4), 10)
+    assert (overall.step.total, overall.task.max) == (12, 3)
+    assert stats.histograms["turn"] == {2: 1, 6: 1, 8: 1, 10: 1}
+
+
+def test_failed_and_truncated_dialogues_and_every_goal_are_counted_beside_table_1() -> None:
+    stats = run_statistics(sample_records())
+    overall, bank = stats.overall, group(stats, "task", "bank")
+
+    assert (overall.dialogues, overall.kept, overall.truncated, overall.failed) == (6, 4, 1, 2)
+    assert (overall.failed_turn.mean, overall.failed_turn.max) == (3.5, 4)
+    assert overall.goals == Goals(assigned=12, completed=8, dropped=1, in_failed=3)
+    assert bank.goals == Goals(assigned=5, completed=2, dropped=1, in_failed=2)
+    assert overall.truncation_reasons == {"max_turns": 1}
+    text = render_text(stats)
+    beside = text[text.index("Beside Table 1") :].splitlines()
+    assert beside[3].split() == ["task", "bank", "1", "1", "1", "3.00", "(3)", "5", "2", "1", "2"]
 
 
 def test_tool_calls_errors_and_judge() -> None:
@@ -186,10 +212,10 @@ def test_tool_calls_errors_and_judge() -> None:
 def test_failure_reasons_are_grouped_and_guards_counted() -> None:
     stats = run_statistics(sample_records())
 
-    assert stats.overall.failed == 3 and stats.overall.completed == 3
-    assert stats.overall.failure_reasons == {"agent_timeout": 1, "max_turns": 1, "no task to pursue": 1}
-    assert stats.overall.guards == {"max_steps_per_turn": 3, "agent_timeout": 2, "max_turns": 1}
-    assert stats.overall.guard_dialogues == {"agent_timeout": 1, "max_turns": 1, "max_steps_per_turn": 1}
+    assert stats.overall.failed == 2 and stats.overall.kept == 4
+    assert stats.overall.failure_reasons == {"agent_timeout": 1, "max_turns": 1}
+    assert stats.overall.guards == {"max_steps_per_turn": 3, "agent_timeout": 2, "max_turns": 2}
+    assert stats.overall.guard_dialogues == {"agent_timeout": 1, "max_turns": 2, "max_steps_per_turn": 1}
     assert failure_reason('the agent repeated the call a({"x": 1}) more than 3 times') == "repeated_tool_call"
     assert (
         failure_reason("the conversation to continue is not usable: x") == "the conversation to continue is not usable"
@@ -203,6 +229,37 @@ def test_usage_per_dialogue_per_role() -> None:
     assert (usage.calls, usage.prompt_tokens, usage.seconds) == (4, 400, 2.0)
     assert usage.prompt_tokens_per_dialogue == pytest.approx(400 / 3)
     assert usage.seconds_per_dialogue == pytest.approx(2 / 3)
+
+
+def test_invalid_rubric_items_are_counted_not_graded() -> None:
+    judged = record("j1")
+    judged["judgment"]["items"] = [
+        {"item": "the order ships from Mars", "category": "InvalidRubric", "passed": None},
+        {"item": "the refund is confirmed", "category": "Critical", "passed": True},
+        {"item": "a polite tone", "category": "NonCritical", "passed": False},
+    ]
+    judging = run_statistics([judged]).overall.judging
+
+    assert judging.invalid_rubric_items == 1
+    assert set(judging.rubric_items) == {"Critical", "NonCritical"}, "no pass rate for InvalidRubric"
+    line = next(line for line in render_text(run_statistics([judged])).splitlines() if line.startswith("rubric Inv"))
+    assert line.split() == ["rubric", "InvalidRubric", "-", "1", "-"]
+
+
+def test_usage_of_the_whole_run_has_every_role_with_its_share_and_cost() -> None:
+    preparation = {"generator": Usage(calls=2, prompt_tokens=250, completion_tokens=50)}
+    prices = {"big": Price(prompt_per_million=2, completion_per_million=8)}
+    records = sample_records()
+    records[0]["generator"] = {"models": {"agent": "big", "generator": "big"}}
+
+    usage = run_statistics(records, preparation=preparation, prices=prices).usage
+
+    rows = {(row.phase, row.role): row for row in usage.roles}
+    assert set(rows) == {("preparation", "generator"), ("dialogues", "agent")}
+    generator = rows[("preparation", "generator")]
+    assert (generator.tokens, usage.tokens, generator.share) == (300, 740, pytest.approx(300 / 740))
+    assert generator.cost == pytest.approx((250 * 2 + 50 * 8) / 1e6)
+    assert usage.cost == pytest.approx((250 * 2 + 50 * 8 + 400 * 2 + 40 * 8) / 1e6)
 
 
 def test_diversity() -> None:
@@ -263,10 +320,13 @@ def test_text_and_json_agree() -> None:
     assert text.startswith("6 dialogues")
     for g in data["groups"]:
         line = next(line for line in text.splitlines() if line.split()[:2] == [g["mode"], g["domain"]])
+        assert line.split()[-1] == str(g["kept"])
+        if not g["kept"]:
+            assert line.split()[2:5] == ["-", "-", "-"], "no mean over no kept dialogue"
+            continue
         assert f"{g['step']['mean']:.2f} ({g['step']['max']})" in line
         assert f"{g['turn']['mean']:.2f} ({g['turn']['max']})" in line
         assert f"{g['task']['mean']:.2f} ({g['task']['max']})" in line
-        assert line.split()[-1] == str(g["dialogues"])
     assert "75.0%" in text  # overall pass rate
     assert "agent_timeout" in text and "max_turns" in text
     assert "2 of 6" in text  # near-duplicate first user messages
@@ -288,6 +348,27 @@ def test_cli_stats_text_and_json(tmp_path: Path) -> None:
     assert text.exit_code == 0 and as_json.exit_code == 0
     assert text.stdout == render_text(run_statistics(sample_records()))
     assert json.loads(as_json.stdout) == json.loads(run_statistics(sample_records()).model_dump_json())
+
+
+def test_cli_stats_reads_the_preparations_usage_and_the_prices_of_the_run(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, sample_records())
+    (run_dir / "artifacts").mkdir()
+    reports = [
+        {"stage": "questions", "domain": "shop", "usage": {"generator": {"calls": 1, "prompt_tokens": 100}}},
+        {"stage": "policy", "domain": "shop", "usage": {"generator": {"calls": 1, "completion_tokens": 60}}},
+        {"stage": "sql_tools_scaffolded", "domain": "shop"},
+    ]
+    (run_dir / "artifacts" / "stage_reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reports))
+    (run_dir / "config.yaml").write_text("prices:\n  m: {prompt_per_million: 1.0, completion_per_million: 1.0}\n")
+
+    result = runner.invoke(app, ["stats", str(run_dir), "--json"])
+
+    assert result.exit_code == 0, result.output
+    roles = {(row["phase"], row["role"]): row for row in json.loads(result.stdout)["usage"]["roles"]}
+    assert (roles[("preparation", "generator")]["calls"], roles[("preparation", "generator")]["tokens"]) == (2, 160)
+    assert roles[("preparation", "generator")]["share"] == pytest.approx(160 / 600)
+    text = runner.invoke(app, ["stats", str(run_dir)], terminal_width=200).stdout
+    assert "preparation  generator" in text and "26.7%" in text
 
 
 @pytest.mark.parametrize("make_dir", [False, True])

@@ -112,12 +112,25 @@ class DialogueConfig(BaseModel):
         default=None, description="the agent's current date and time (default: a random one per dialogue)"
     )
     limit: int | None = Field(default=None, ge=1, description="stop after this many finished dialogues (--limit)")
-    max_turns: int = Field(default=60, ge=2, description="messages (user, agent, tool) before the dialogue is cut")
+    max_turns_per_task: int = Field(
+        default=40, ge=2, description="turns each goal of a dialogue adds to its budget (a turn: see turn_budget)"
+    )
+    max_turns: int | None = Field(
+        default=None, ge=2, description="an overall cap on a dialogue's turns, whatever its number of goals"
+    )
     max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")
     max_repeated_calls: int = Field(default=3, ge=1, description="identical tool calls (same arguments) allowed")
     personas: list[PersonaConfig] | None = Field(
         default=None, description="user personas to sample from (default: the built-in library; [] for none)"
     )
+
+    def turn_budget(self, tasks: int) -> int:
+        """The turns a dialogue pursuing ``tasks`` goals may add: ``max_turns_per_task`` per goal, at most
+        ``max_turns``. A turn is what Table 1 counts (``pipeline/dialogue_stats.py``): a user message, an
+        assistant's text, each tool call, each tool output. A dialogue that runs out after completing a goal
+        is cut back to the end of its last completed goal and kept; one that completed none fails."""
+        budget = self.max_turns_per_task * max(tasks, 1)
+        return budget if self.max_turns is None else min(budget, self.max_turns)
 
 
 class RayConfig(BaseModel):

@@ -38,6 +38,11 @@ class ExportFormat(StrEnum):
     hermes = "hermes"
 
 
+class Truncated(StrEnum):
+    include = "include"
+    exclude = "exclude"
+
+
 class Reasoning(StrEnum):
     none = "none"
     field = "field"
@@ -278,6 +283,12 @@ def export(
     include_failed: Annotated[
         bool, typer.Option("--include-failed", help="also export dialogues that stopped early")
     ] = False,
+    truncated: Annotated[
+        Truncated,
+        typer.Option(
+            "--truncated", help="dialogues cut back to their last completed goal (judged on the goals they kept)"
+        ),
+    ] = Truncated.include,
     one_call_per_message: Annotated[
         bool,
         typer.Option("--one-call-per-message", help="split parallel tool calls (for Llama 3.1-style templates)"),
@@ -317,6 +328,7 @@ def export(
             hf_dataset=hf_dataset,
             push_to_hub=HubPush(push_to_hub, private, hub_token_env) if push_to_hub else None,
             include_failed=include_failed,
+            include_truncated=truncated is Truncated.include,
             one_call_per_message=one_call_per_message,
             nullable_as_flag=nullable_as_flag,
             string_arguments=string_arguments,
@@ -335,11 +347,12 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Summarize a run: dialogues, turns, tool calls, validity, usage and cost."""
-    from dialforge.report.stats import read_records, run_statistics
+    from dialforge.report.stats import run_dir_statistics
     from dialforge.report.text import render_text
 
+    _dialogues_file(run_dir, "stats")
     try:
-        statistics = run_statistics(read_records(_dialogues_file(run_dir, "stats")))
+        statistics = run_dir_statistics(run_dir)
     except ValueError as exc:
         typer.echo(f"dialforge stats: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1,9 +1,10 @@
 """``export_run``: a run's ``dialogues.jsonl`` as a training dataset (JSONL, Parquet, or a ``datasets`` dir).
 
 Which dialogues are written: ``running`` ones never; ``failed`` ones only with ``include_failed=True``
-(they stopped early and rarely make good training data); with ``only_valid`` only those the judge called
-valid (unjudged ones are skipped too); dialogues with no assistant turn (nothing to learn) never. Every skip is
-counted by reason.
+(they stopped early and rarely make good training data); truncated ones (cut back to their last completed
+goal, judged on the goals they kept) unless ``include_truncated=False``; with ``only_valid`` only those the
+judge called valid (unjudged ones are skipped too); dialogues with no assistant turn (nothing to learn) never.
+Every skip is counted by reason.
 
 Splits are deterministic: records are ordered by a SHA-256 of ``"{seed}:{id}"`` and cut into exact-size parts
 (``round(n * fraction)``, the last split takes the rest), so the same run and seed always split the same way.
@@ -130,11 +131,13 @@ def iter_dialogues(path: Path) -> Iterator[Dialogue | None]:
         raise ExportError(f"could not read {path}: {exc}; nothing was written") from exc
 
 
-def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool) -> str | None:
+def _skip_reason(dialogue: Dialogue, only_valid: bool, include_failed: bool, include_truncated: bool) -> str | None:
     if dialogue.status == "running":
         return "running"
     if dialogue.status == "failed" and not include_failed:
         return "failed"
+    if dialogue.truncated and not include_truncated:
+        return "truncated"
     if only_valid:
         if dialogue.judgment is None:
             return "not judged"
@@ -161,6 +164,7 @@ def export_run(
     hf_dataset: Path | None = None,
     push_to_hub: HubPush | None = None,
     include_failed: bool = False,
+    include_truncated: bool = True,
     one_call_per_message: bool = False,
     nullable_as_flag: bool = False,
     string_arguments: bool = False,
@@ -212,7 +216,7 @@ def export_run(
         """The dialogue's record, or why it is skipped."""
         if dialogue is None:
             return "malformed record"
-        reason = _skip_reason(dialogue, only_valid, include_failed)
+        reason = _skip_reason(dialogue, only_valid, include_failed, include_truncated)
         if reason is not None:
             return reason
         try:

@@ -23,13 +23,27 @@ RubricCategory = Literal["Critical", "Structural", "NonCritical", "InvalidRubric
 
 
 class RubricVerdict(BaseModel):
-    """The judge's reading of one rubric item (docs/method.md, "Validation")."""
+    """The judge's reading of one rubric item (docs/method.md, "Validation").
+
+    An ``InvalidRubric`` item is wrong in itself (an impossible step, a value the data contradicts), so the
+    conversation neither met nor failed it: it has no ``passed``. Every other category needs one.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     item: str
     category: RubricCategory
-    passed: bool
+    passed: bool | None = Field(
+        default=None, description="whether the conversation met the item; None for InvalidRubric"
+    )
+
+    @model_validator(mode="after")
+    def _judged_unless_invalid(self) -> RubricVerdict:
+        if self.category == "InvalidRubric":
+            self.passed = None  # older records carry a value here that never meant anything
+        elif self.passed is None:
+            raise ValueError(f"rubric item {self.item!r} is {self.category}, so it needs passed: true or false")
+        return self
 
 
 class Judgment(BaseModel):
@@ -43,14 +57,15 @@ class Judgment(BaseModel):
 
 
 class DialogueStats(BaseModel):
-    """The paper's Table 1 quantities for one dialogue."""
+    """The paper's Table 1 quantities for one dialogue (counted in ``pipeline/dialogue_stats.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     turns: int = 0
     steps: int = 0
     max_steps_per_request: int = 0
-    tasks: int = 0
+    tasks_assigned: int = Field(default=0, description="goals the dialogue was given, dropped ones included")
+    tasks_completed: int = Field(default=0, description="goals the person said were done: Table 1's Task")
     tool_calls: int = 0
     tool_errors: int = 0
 
@@ -73,10 +88,22 @@ class DialogueState(BaseModel):
     policy: str = ""
     tasks: list[Task] = Field(default_factory=list)
     tasks_done: int = 0
+    tasks_dropped: list[Task] = Field(
+        default_factory=list, description="goals a truncated dialogue gave up: not in the transcript, not judged"
+    )
+    truncated: bool = Field(default=False, description="cut back to the end of its last completed goal")
+    goal_end: int | None = Field(
+        default=None, description="len(messages) at the end of the last completed goal, while goals remain"
+    )
+    goal_end_env: dict[str, Any] | None = Field(
+        default=None, description="the environment's snapshot at goal_end: the state a truncation returns to"
+    )
     messages: list[Message] = Field(default_factory=list)
     next_actor: Actor = "user"
     status: Status = "running"
-    failure: str | None = Field(default=None, description="why the dialogue stopped early, for failed ones")
+    failure: str | None = Field(
+        default=None, description="why the dialogue stopped early: failed, or truncated (then why the goal was dropped)"
+    )
     guards: dict[str, int] = Field(default_factory=dict, description="guard name -> times it fired")
     closing_message: str | None = Field(default=None, description="the user's last words, after the last task")
     history_length: int = Field(default=0, description="messages imported from an existing conversation")
@@ -114,9 +141,11 @@ class Dialogue(BaseModel):
     domain: str
     status: Status = "completed"
     failure: str | None = None
+    truncated: bool = False
     tools: list[dict[str, Any]]
     messages: list[Message]
     tasks: list[Task] = Field(default_factory=list)
+    tasks_dropped: list[Task] = Field(default_factory=list)
     judgment: Judgment | None = None
     stats: DialogueStats = Field(default_factory=DialogueStats)
     usage: UsageByRole = Field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 
 class Usage(BaseModel):
@@ -25,3 +25,13 @@ class Usage(BaseModel):
 
 
 UsageByRole = dict[str, Usage]
+USAGE_BY_ROLE: TypeAdapter[UsageByRole] = TypeAdapter(UsageByRole)
+"""Reads and writes a ``UsageByRole`` as JSON data (stored stage items, records read as dicts)."""
+
+
+def usage_sum(first: UsageByRole, second: UsageByRole) -> UsageByRole:
+    """Two usages per role added up, role by role."""
+    total = dict(first)
+    for role, usage in second.items():
+        total[role] = total[role] + usage if role in total else usage
+    return total

@@ -7,7 +7,8 @@ fork's pages, a simulated environment's call log) or is rebuilt by replaying the
 (Python environments, checked against the stored digest).
 
 The three pipelines of arXiv 2601.08225 (docs/method.md) are a choice of actors, not copies of this loop:
-``task`` (the agent gets each task as a direct request; simulated tools), ``user`` (user simulator;
+``task`` (the agent gets each task as a direct request; simulated tools, or the domain's real ones when it
+has a database or Python tools, with the tasks' checks run), ``user`` (user simulator;
 simulated tools) and ``user+exec`` (user simulator; real SQL or Python tools).
 """
 
@@ -39,7 +40,7 @@ from dialforge.model.dialogue import Actor, Dialogue, DialogueState, Mode
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
-from dialforge.pipeline.dialogue_stats import dialogue_stats
+from dialforge.pipeline.dialogue_stats import dialogue_stats, message_turns
 from dialforge.prompts import prompt_digests
 
 
@@ -151,8 +152,14 @@ class DialogueEngine:
         state.stats = dialogue_stats(state)
         return state
 
+    def _executes(self, setup: DomainSetup) -> bool:
+        """Whether the domain's tools run for real: always under user+exec (``add_domain`` saw to it that they
+        can), and in the task-oriented baseline whenever the domain has a database or Python tools, since its
+        tasks are written against that data and their checks need it. ``user`` mode simulates them by definition."""
+        return setup.environment is not None and self.mode != "user"
+
     def _new_environment(self, setup: DomainSetup, state: DialogueState, today: str) -> Environment:
-        if self.mode == "user+exec":
+        if self._executes(setup):
             assert setup.environment is not None
             if isinstance(setup.environment, SQLEnvironment):  # its 'now' is the agent's today
                 return setup.environment.fork(clock=datetime.fromisoformat(today))
@@ -174,13 +181,13 @@ class DialogueEngine:
         return state
 
     async def step(self, state: DialogueState) -> DialogueState:
-        """Take the next action; never raises for model or tool trouble (the dialogue fails instead)."""
+        """Take the next action; never raises for model or tool trouble (the dialogue stops instead, see ``_stop``)."""
         # A new state; the caller's stays untouched. Only these containers are changed in place by a step
         # (everything else is replaced whole), so copying them is enough and much cheaper than a deep copy.
         state = state.model_copy(
             update={"messages": list(state.messages), "guards": dict(state.guards), "usage": dict(state.usage)}
         )
-        actor = state.next_actor
+        actor, completed = state.next_actor, state.tasks_done
         with usage_scope(state.usage):
             try:
                 if actor == "user":
@@ -193,17 +200,38 @@ class DialogueEngine:
                     await self._judge_step(state)
             except ModelError as exc:
                 self._guard(state, f"{actor}_{exc.kind}")
-                self._fail(state, f"{actor}: {exc.kind}: {exc}")
+                self._stop(state, f"{actor}: {exc.kind}: {exc}")
             except EngineError as exc:
-                self._fail(state, str(exc))
-        added = len(state.conversation) - state.history_length
-        if state.next_actor not in ("judge", "done") and added >= self.settings.max_turns:
+                self._stop(state, str(exc))
+        if state.tasks_done > completed and state.current_task is not None:
+            # The goal's transcript ends with the agent's answer the person accepted; the environment is as
+            # that answer left it. A truncation comes back to exactly here.
+            replies = (i for i, m in enumerate(state.messages) if isinstance(m, AssistantMessage))
+            state.goal_end = 1 + max(replies, default=len(state.messages) - 1)
+            state.goal_end_env = state.env
+        budget = self.settings.turn_budget(len(state.tasks))
+        added = sum(message_turns(m) for m in state.conversation[state.history_length :])
+        if state.next_actor not in ("judge", "done") and added >= budget:
             self._guard(state, "max_turns")
-            self._fail(state, f"the dialogue reached {self.settings.max_turns} messages without finishing its tasks")
+            self._stop(state, f"the dialogue reached {budget} turns without finishing its tasks")
         if (live := self._live.get(state.id)) is not None and actor != "tool" and state.next_actor != "done":
             self._live[state.id] = (len(state.messages), live[1])  # only the tool step changes the environment
         state.stats = dialogue_stats(state)
         return state
+
+    def _stop(self, state: DialogueState, reason: str) -> None:
+        """The dialogue cannot go on: with a goal completed and another open, it is cut back to the end of its
+        last completed goal and judged on the completed ones; otherwise it fails."""
+        if state.goal_end is None or state.goal_end_env is None or state.current_task is None:
+            self._fail(state, reason)
+            return
+        state.truncated, state.failure = True, reason
+        state.tasks, state.tasks_dropped = state.tasks[: state.tasks_done], state.tasks[state.tasks_done :]
+        state.messages = state.messages[: state.goal_end]
+        state.env = state.goal_end_env  # later goals' changes are gone with their messages, so checks see the cut
+        state.goal_end = state.goal_end_env = state.closing_message = None
+        state.next_actor = "judge"
+        self._release(state)  # the live environment went on past the cut; the judge's is rebuilt from env
 
     def _fail(self, state: DialogueState, reason: str) -> None:
         state.status, state.failure, state.next_actor = "failed", reason, "done"
@@ -238,10 +266,12 @@ class DialogueEngine:
         if state.current_task is None:
             state.closing_message = turn.user_message
             state.next_actor = "judge"
-        else:  # the acknowledgement stays; the agent answers it, then the next goal begins
-            state.messages.append(UserMessage(content=turn.user_message))
+        else:
+            # No farewell between goals: the person's next message, asked for right away, thanks the agent and
+            # opens the next goal in one go, as people do ("Great, thanks. While I have you, ..."); this
+            # acknowledgement, said to nobody, is left out.
             state.goal_started_at = len(state.messages)
-            state.next_actor = "agent"
+            state.next_actor = "user"
 
     def _steps_since_user(self, state: DialogueState) -> int:
         steps = 0
@@ -261,7 +291,7 @@ class DialogueEngine:
         if completion.tool_calls:
             if repeated := self._repeated_call(state, completion.tool_calls):
                 self._guard(state, "repeated_tool_call")
-                self._fail(
+                self._stop(
                     state, f"the agent repeated the call {repeated} more than {self.settings.max_repeated_calls} times"
                 )
                 return
@@ -317,7 +347,7 @@ class DialogueEngine:
 
     async def _verification(self, state: DialogueState) -> Verification | None:
         setup = self._domains[state.domain]
-        if not isinstance(setup.environment, SQLEnvironment) or self.mode != "user+exec":
+        if not isinstance(setup.environment, SQLEnvironment) or not self._executes(setup):
             return None
         final = await self._environment(state)
         assert isinstance(final, SQLEnvironment)
@@ -381,11 +411,13 @@ class DialogueEngine:
             domain=state.domain,
             status=state.status,
             failure=state.failure,
+            truncated=state.truncated,
             tools=[tool.to_openai() for tool in state.tools],
             messages=messages,
             tasks=state.tasks,
+            tasks_dropped=state.tasks_dropped,
             judgment=state.judgment,
-            stats=state.stats,
+            stats=dialogue_stats(state, messages),  # what the record holds, not what the state reached
             usage=state.usage,
             env={k: v for k, v in state.env.items() if k != "pages"},
             seed=state.seed,

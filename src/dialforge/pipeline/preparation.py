@@ -3,7 +3,8 @@
 The tool-preparation module of arXiv 2601.08225 (docs/method.md) plus the task generators, as
 plug-and-play stages: each stage is skipped when the config supplies its output, each finished
 model-backed item is kept in the checkpoint store (a resumed run does not ask again), and each reports
-what it produced and dropped.
+what it produced and dropped, and the generator's usage it took (kept with its items, so a resumed run
+still reports what they cost).
 
 Tool sources, in order of precedence: a tools file; for SQL domains, tools a model writes over the
 database (or scaffolded ones); otherwise questions -> tool specs per question -> merge ->
@@ -35,9 +36,11 @@ from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.scaffold import scaffold_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
+from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.pipeline.artifacts import ArtifactStore
 from dialforge.pipeline.supplied import load_questions, load_sql_tools, load_tasks, load_tool_specs
 from dialforge.prompts import load_prompt
@@ -73,7 +76,7 @@ class Preparation:
         self.with_tasks = tasks
         self.config = config
         self.settings = config.generation
-        self.model = model
+        self.model = ScopedUsage(model, "generator")
         self.store = store
 
     async def run(self) -> list[DomainPlan]:
@@ -100,20 +103,26 @@ class Preparation:
         kind: TypeAdapter[list[T]],
         produce: Callable[[], Awaitable[ItemBatch[T]]],
     ) -> ItemBatch[T]:
-        """The stage's batch from the store, or produced now and stored unless a model error cut it short."""
+        """The stage's batch from the store, or produced now and stored unless a model error cut it short; with
+        the usage producing it took."""
         cached = self.store.get(stage, domain, key)
         if cached is not None:
             return ItemBatch(
                 items=kind.validate_python(cached["items"]),
                 rejected=[Rejection.model_validate(r) for r in cached["rejected"]],
                 repaired=cached["repaired"],
+                usage=USAGE_BY_ROLE.validate_python(cached.get("usage") or {}),  # none in stores of older versions
             )
-        batch = await produce()
+        usage: UsageByRole = {}
+        with usage_scope(usage):
+            batch = await produce()
+        batch.usage = usage
         if not batch.errors:
             value = {
                 "items": kind.dump_python(batch.items, mode="json", exclude_none=True),
                 "rejected": [r.model_dump(mode="json") for r in batch.rejected],
                 "repaired": batch.repaired,
+                "usage": USAGE_BY_ROLE.dump_python(usage, mode="json"),
             }
             self.store.put(stage, domain, key, value)
         return batch
@@ -220,6 +229,7 @@ class Preparation:
             per_question.repaired += specs.repaired
             per_question.rejected += specs.rejected
             per_question.errors += specs.errors
+            per_question.usage = usage_sum(per_question.usage, specs.usage)
         merged, duplicates = merge_tool_specs(proposed)
         per_question.rejected += duplicates
         per_question.produced = len(merged)
@@ -273,8 +283,8 @@ class Preparation:
     async def _tasks(self, config: DomainConfig, plan: DomainPlan) -> None:
         if config.tasks is not None:
             supplied = load_tasks(config.tasks, config.name)
-            plan.tasks = [task for task in supplied if task.follows is None]
-            plan.followups = [task for task in supplied if task.follows is not None]
+            plan.tasks = [task for task in supplied if not task.is_followup]
+            plan.followups = [task for task in supplied if task.is_followup]
             return
         domain, name, tools, database, settings = (
             plan.domain,
@@ -358,4 +368,10 @@ class Preparation:
                 for task in tasks
             ),
         )
-        store.write_jsonl("stage_reports", (r.model_dump(mode="json") for p in plans for r in p.reports))
+        write_stage_reports(store, plans)
+
+
+def write_stage_reports(store: ArtifactStore, plans: Sequence[DomainPlan]) -> None:
+    """``artifacts/stage_reports.jsonl``: what each stage produced, dropped and used, where ``dialforge stats``
+    finds the preparation's usage."""
+    store.write_jsonl("stage_reports", (r.model_dump(mode="json") for p in plans for r in p.reports))

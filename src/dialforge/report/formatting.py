@@ -23,3 +23,8 @@ def percent(value: float | None) -> str:
 def seconds(value: float) -> str:
     """Seconds to the tenth of a millisecond: model calls against a local server take a few milliseconds."""
     return f"{value:.4f}"
+
+
+def usd(value: float | None) -> str:
+    """US dollars to a hundredth of a cent: a short run against a cheap model costs fractions of a cent."""
+    return MISSING if value is None else f"{value:.4f}"

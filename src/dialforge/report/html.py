@@ -24,7 +24,7 @@ import orjson
 
 from dialforge.report.formatting import percent
 from dialforge.report.plots import bar_svg, histogram_svg
-from dialforge.report.stats import RunStatistics, read_records, run_statistics
+from dialforge.report.stats import RunStatistics, run_dir_statistics
 from dialforge.report.tables import Table, group_tables, overall_tables
 
 MAX_DIALOGUES = 2000
@@ -34,15 +34,16 @@ MAX_DIALOGUES = 2000
 def write_report(run_dir: Path | str, output: Path | str, *, max_dialogues: int | None = None) -> Path:
     """Write the report of ``run_dir`` (its ``dialogues.jsonl``) to ``output``; returns the path.
 
-    The statistics cover every dialogue; the browser holds at most ``max_dialogues`` of them (a sample chosen by
-    a hash of the id, so the same run always shows the same ones), because a page carrying tens of thousands of
-    transcripts is too heavy for a browser (``None``: ``MAX_DIALOGUES``). The records are read once, in a stream."""
+    The statistics cover every dialogue and the run's preparation; the browser holds at most ``max_dialogues``
+    dialogues (a sample chosen by a hash of the id, so the same run always shows the same ones), because a page
+    carrying tens of thousands of transcripts is too heavy for a browser (``None``: ``MAX_DIALOGUES``). The records
+    are read once, in a stream."""
     max_dialogues = MAX_DIALOGUES if max_dialogues is None else max_dialogues
     if max_dialogues < 1:
         raise ValueError(f"max_dialogues must be at least 1, not {max_dialogues}")
     run_dir, output = Path(run_dir), Path(output)
     sample = IdSample(max_dialogues)
-    stats = run_statistics(sample.offer(record) for record in read_records(run_dir / "dialogues.jsonl"))
+    stats = run_dir_statistics(run_dir, sample.offer)
     document = render_report(stats, sample.records(), title=f"dialforge report: {run_dir.resolve().name}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document, encoding="utf-8")
@@ -171,7 +172,8 @@ def _cards(stats: RunStatistics) -> str:
     diversity = overall.diversity
     cards = [
         ("dialogues", str(stats.dialogues)),
-        ("completed", str(overall.completed)),
+        ("kept", str(overall.kept)),
+        ("truncated", str(overall.truncated)),
         ("failed", str(overall.failed)),
         ("judge pass rate", percent(overall.judging.pass_rate)),
         ("tool error rate", percent(overall.tool_error_rate)),
@@ -230,6 +232,7 @@ def _browser_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mode": record.get("mode"),
                 "domain": record.get("domain"),
                 "status": record.get("status"),
+                "truncated": bool(record.get("truncated")),
                 "failure": record.get("failure"),
                 "verdict": judgment.get("judgment") if judgment else "unjudged",
                 "judgment": judgment,
@@ -237,6 +240,7 @@ def _browser_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "tools_offered": [(t.get("function") or t).get("name") for t in record.get("tools") or ()],
                 "messages": messages,
                 "tasks": record.get("tasks") or [],
+                "tasks_dropped": record.get("tasks_dropped") or [],
                 "stats": record.get("stats") or {},
                 "usage": record.get("usage") or {},
                 "guards": record.get("guards") or {},

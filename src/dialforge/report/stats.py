@@ -4,12 +4,16 @@ Table 1 of arXiv 2601.08225 (docs/method.md) gives Step, Turn and Task as "mean 
 with the quantities counted as ``pipeline/dialogue_stats.py`` does and stored in each record's ``stats``:
 Turn is every message (user, assistant text, each tool call, each tool output), Step is one tool-use
 iteration (``steps`` per dialogue; ``max_steps_per_request`` is the longest run of them for one user
-request), Task is objectives done.
+request), Task is goals completed. The table covers the kept dialogues: the completed ones, truncated ones
+with the goals they kept; the failed ones and the truncated ones are counted beside it, with every goal
+assigned, completed in a kept dialogue, dropped by a truncation or left in a failed dialogue.
 
 Beyond the table: tool calls per dialogue, the tool error rate (tool errors / tool calls), the judge's
-verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category, failure reasons
-(grouped, see ``failure_reason``), guards fired, tokens and seconds per dialogue per role, and diversity:
-distinct tools used, near-duplicate first user messages and distinct tool-name sequences.
+verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category (InvalidRubric
+items are counted: they have no pass or fail), failure reasons (grouped, see ``failure_reason``), guards
+fired, tokens and seconds per dialogue per role, and diversity: distinct tools used, near-duplicate first
+user messages and distinct tool-name sequences. What the whole run spent, preparation included, is
+``run_usage.py``'s.
 
 Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
 fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
@@ -22,8 +26,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +36,10 @@ import orjson
 from pydantic import BaseModel, Field
 
 from dialforge.generation_checks.near_duplicates import shingles
+from dialforge.llm.accounting import Price
 from dialforge.model.dialogue import Dialogue
+from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
+from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
 """Jaccard similarity of word shingles from which two first user messages count as near-duplicates."""
@@ -39,7 +47,7 @@ NEAR_DUPLICATE_THRESHOLD = 0.8
 _ACTOR_KIND = re.compile(r"^(\w+): (\w+):")
 _DIGITS = re.compile(r"\d+")
 _KNOWN_FAILURES = (
-    (re.compile(r"^the dialogue reached \d+ messages"), "max_turns"),
+    (re.compile(r"^the dialogue reached \d+ turns"), "max_turns"),
     (re.compile(r"^the agent repeated the call "), "repeated_tool_call"),
 )
 
@@ -83,6 +91,7 @@ class Judging(BaseModel):
     judged: int = 0
     pass_rate: float | None = Field(default=None, description="valid / judged; None when nothing was judged")
     rubric_items: dict[str, PassRate] = Field(default_factory=dict, description="rubric category -> items passed")
+    invalid_rubric_items: int = Field(default=0, description="items the judge found wrong in themselves: no pass/fail")
     checks: PassRate = Field(default_factory=PassRate, description="SQL checks passed")
 
 
@@ -100,23 +109,39 @@ class Diversity(BaseModel):
     dialogues_with_tool_calls: int = 0
 
 
+class Goals(BaseModel):
+    """Every goal assigned, in exactly one of three places."""
+
+    assigned: int = 0
+    completed: int = Field(default=0, description="completed in a kept dialogue")
+    dropped: int = Field(default=0, description="given up by a truncated dialogue")
+    in_failed: int = Field(default=0, description="assigned to a failed dialogue")
+
+
 class GroupStatistics(BaseModel):
-    """Everything for one (mode, domain), or for the whole run (mode and domain ``"all"``)."""
+    """Everything for one (mode, domain), or for the whole run (mode and domain ``"all"``).
+
+    Table 1's figures (``step``, ``turn``, ``task``, ``max_steps_per_request``, ``tool_calls``) are over the
+    ``kept`` dialogues; the rest over all of them."""
 
     mode: str
     domain: str
     dialogues: int = 0
-    completed: int = 0
+    kept: int = Field(default=0, description="completed dialogues, the truncated ones included")
+    truncated: int = 0
     failed: int = 0
     step: MeanMax = Field(default_factory=MeanMax)
     turn: MeanMax = Field(default_factory=MeanMax)
     task: MeanMax = Field(default_factory=MeanMax)
     max_steps_per_request: MeanMax = Field(default_factory=MeanMax)
     tool_calls: MeanMax = Field(default_factory=MeanMax)
+    failed_turn: MeanMax = Field(default_factory=MeanMax, description="turns of the failed dialogues")
+    goals: Goals = Field(default_factory=Goals)
     tool_errors: int = 0
     tool_error_rate: float | None = Field(default=None, description="tool errors / tool calls")
     judging: Judging = Field(default_factory=Judging)
     failure_reasons: dict[str, int] = Field(default_factory=dict)
+    truncation_reasons: dict[str, int] = Field(default_factory=dict, description="why truncated ones were cut")
     guards: dict[str, int] = Field(default_factory=dict, description="guard -> times fired")
     guard_dialogues: dict[str, int] = Field(default_factory=dict, description="guard -> dialogues it fired in")
     usage: dict[str, RoleUsage] = Field(default_factory=dict)
@@ -130,8 +155,9 @@ class RunStatistics(BaseModel):
     overall: GroupStatistics = Field(default_factory=lambda: GroupStatistics(mode="all", domain="all"))
     groups: list[GroupStatistics] = Field(default_factory=list)
     histograms: dict[str, dict[int, int]] = Field(
-        default_factory=dict, description="'turn', 'step', 'task' -> value -> dialogues (whole run)"
+        default_factory=dict, description="'turn', 'step', 'task' -> value -> kept dialogues (whole run)"
     )
+    usage: RunUsage = Field(default_factory=RunUsage, description="every role's usage: preparation and dialogues")
 
 
 def failure_reason(failure: str | None) -> str:
@@ -163,20 +189,45 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                     raise ValueError(f"{path}:{number}: not a JSON record ({exc})") from None
 
 
-def run_statistics(records: Iterable[dict[str, Any] | Dialogue]) -> RunStatistics:
-    """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects)."""
+def run_dir_statistics(
+    run_dir: Path, passing: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> RunStatistics:
+    """The statistics of a run directory: its dialogues, its preparation's usage and its prices. Each record
+    streams through ``passing`` (the HTML report keeps a sample). ValueError names a file that is unreadable."""
+    records = read_records(run_dir / "dialogues.jsonl")
+    return run_statistics(
+        records if passing is None else map(passing, records),
+        preparation=read_preparation_usage(run_dir),
+        prices=read_prices(run_dir),
+    )
+
+
+def run_statistics(
+    records: Iterable[dict[str, Any] | Dialogue],
+    *,
+    preparation: UsageByRole | None = None,
+    prices: Mapping[str, Price] | None = None,
+) -> RunStatistics:
+    """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects), with the
+    usage of the run's ``preparation`` per role and the ``prices`` of its models for the run's usage."""
     rows = [_row(record) for record in records]
     groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
     for row in rows:
         groups[(row.mode, row.domain)].append(row)
+    kept = [row for row in rows if row.status == "completed"]
     histograms = {
-        name: dict(sorted(Counter(getattr(row, name) for row in rows).items())) for name in ("turn", "step", "task")
+        name: dict(sorted(Counter(getattr(row, name) for row in kept).items())) for name in ("turn", "step", "task")
     }
     return RunStatistics(
         dialogues=len(rows),
         overall=_group("all", "all", rows),
         groups=[_group(mode, domain, members) for (mode, domain), members in sorted(groups.items())],
         histograms=histograms,
+        usage=run_usage(
+            {"preparation": preparation or {}, "dialogues": reduce(usage_sum, (row.usage for row in rows), {})},
+            next((row.models for row in rows if row.models), {}),
+            prices or {},
+        ),
     )
 
 
@@ -188,16 +239,20 @@ class _Row:
     mode: str
     domain: str
     status: str
+    truncated: bool
     failure: str | None
     turn: int
     step: int
     task: int
+    tasks_assigned: int
+    tasks_dropped: int
     max_steps: int
     tool_calls: int
     tool_errors: int
     judgment: dict[str, Any] | None
     guards: dict[str, int]
-    usage: dict[str, dict[str, Any]]
+    usage: UsageByRole
+    models: dict[str, str]
     tools_offered: list[str]
     calls: list[str]
     first_user: str | None
@@ -219,16 +274,20 @@ def _row(record: dict[str, Any] | Dialogue) -> _Row:
         mode=str(data.get("mode", "?")),
         domain=str(data.get("domain", "?")),
         status=str(data.get("status", "completed")),
+        truncated=bool(data.get("truncated")),
         failure=data.get("failure"),
         turn=int(stats.get("turns", 0)),
         step=int(stats.get("steps", 0)),
-        task=int(stats.get("tasks", 0)),
+        task=int(stats.get("tasks_completed", 0)),
+        tasks_assigned=int(stats.get("tasks_assigned", 0)),
+        tasks_dropped=len(data.get("tasks_dropped") or ()),
         max_steps=int(stats.get("max_steps_per_request", 0)),
         tool_calls=int(stats.get("tool_calls", 0)),
         tool_errors=int(stats.get("tool_errors", 0)),
         judgment=data.get("judgment"),
         guards=data.get("guards") or {},
-        usage=data.get("usage") or {},
+        usage=USAGE_BY_ROLE.validate_python(data.get("usage") or {}),
+        models=(data.get("generator") or {}).get("models") or {},
         tools_offered=[
             name for tool in data.get("tools") or () if (name := (tool.get("function") or tool).get("name"))
         ],
@@ -254,23 +313,32 @@ def _group(mode: str, domain: str, rows: list[_Row]) -> GroupStatistics:
         for name, fired in row.guards.items():
             guards[name] += int(fired)
             guard_dialogues[name] += 1
+    kept = [row for row in rows if row.status == "completed"]
+    failed = [row for row in rows if row.status == "failed"]
     return GroupStatistics(
         mode=mode,
         domain=domain,
         dialogues=count,
-        completed=sum(row.status == "completed" for row in rows),
-        failed=sum(row.status == "failed" for row in rows),
-        step=_mean_max([row.step for row in rows]),
-        turn=_mean_max([row.turn for row in rows]),
-        task=_mean_max([row.task for row in rows]),
-        max_steps_per_request=_mean_max([row.max_steps for row in rows]),
-        tool_calls=_mean_max([row.tool_calls for row in rows]),
+        kept=len(kept),
+        truncated=sum(row.truncated for row in kept),
+        failed=len(failed),
+        step=_mean_max([row.step for row in kept]),
+        turn=_mean_max([row.turn for row in kept]),
+        task=_mean_max([row.task for row in kept]),
+        max_steps_per_request=_mean_max([row.max_steps for row in kept]),
+        tool_calls=_mean_max([row.tool_calls for row in kept]),
+        failed_turn=_mean_max([row.turn for row in failed]),
+        goals=Goals(
+            assigned=sum(row.tasks_assigned for row in rows),
+            completed=sum(row.task for row in kept),
+            dropped=sum(row.tasks_dropped for row in kept),
+            in_failed=sum(row.tasks_assigned for row in failed),
+        ),
         tool_errors=tool_errors,
         tool_error_rate=tool_errors / tool_calls if tool_calls else None,
         judging=_judging(rows),
-        failure_reasons=dict(
-            Counter(failure_reason(row.failure) for row in rows if row.status == "failed").most_common()
-        ),
+        failure_reasons=dict(Counter(failure_reason(row.failure) for row in failed).most_common()),
+        truncation_reasons=dict(Counter(failure_reason(row.failure) for row in kept if row.truncated).most_common()),
         guards=dict(guards.most_common()),
         guard_dialogues=dict(guard_dialogues.most_common()),
         usage=_usage(rows),
@@ -282,6 +350,7 @@ def _judging(rows: list[_Row]) -> Judging:
     verdicts: Counter[str] = Counter()
     items: dict[str, PassRate] = {}
     checks = PassRate()
+    invalid_items = 0
     for row in rows:
         judgment = row.judgment
         if not judgment:
@@ -289,6 +358,9 @@ def _judging(rows: list[_Row]) -> Judging:
             continue
         verdicts[str(judgment.get("judgment", "unjudged"))] += 1
         for item in judgment.get("items") or ():
+            if item.get("category") == "InvalidRubric":
+                invalid_items += 1
+                continue
             tally = items.setdefault(str(item.get("category", "?")), PassRate())
             tally.total += 1
             tally.passed += bool(item.get("passed"))
@@ -303,6 +375,7 @@ def _judging(rows: list[_Row]) -> Judging:
         judged=judged,
         pass_rate=verdicts.get("valid", 0) / judged if judged else None,
         rubric_items=dict(sorted(items.items())),
+        invalid_rubric_items=invalid_items,
         checks=checks,
     )
 
@@ -312,11 +385,11 @@ def _usage(rows: list[_Row]) -> dict[str, RoleUsage]:
     for row in rows:
         for role, usage in row.usage.items():
             total = totals.setdefault(role, RoleUsage())
-            total.calls += int(usage.get("calls", 0))
-            total.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            total.completion_tokens += int(usage.get("completion_tokens", 0))
-            total.reasoning_tokens += int(usage.get("reasoning_tokens", 0))
-            total.seconds += float(usage.get("seconds", 0.0))
+            total.calls += usage.calls
+            total.prompt_tokens += usage.prompt_tokens
+            total.completion_tokens += usage.completion_tokens
+            total.reasoning_tokens += usage.reasoning_tokens
+            total.seconds += usage.seconds
     count = len(rows) or 1
     for total in totals.values():
         total.calls_per_dialogue = total.calls / count

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dialforge.report.formatting import number, percent, seconds
-from dialforge.report.stats import GroupStatistics, RunStatistics
+from dialforge.report.formatting import MISSING, number, percent, seconds, usd
+from dialforge.report.stats import GroupStatistics, MeanMax, RunStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +24,48 @@ class Table:
 
 
 def group_tables(stats: RunStatistics) -> list[Table]:
-    """Table 1 and the outcome, one row per (mode, domain) and one for the whole run."""
+    """Table 1, the dialogues and goals beside it, and the outcome, one row per (mode, domain) and one for the
+    whole run."""
     groups = _groups(stats)
     return [
         Table(
             "Table 1",
-            ("mode", "domain", "Step", "Turn", "Task", "dialogues"),
-            [(g.mode, g.domain, str(g.step), str(g.turn), str(g.task), str(g.dialogues)) for g in groups],
-            note="mean (max) per dialogue",
+            ("mode", "domain", "Step", "Turn", "Task", "kept"),
+            [(g.mode, g.domain, *_kept_means(g, g.step, g.turn, g.task), str(g.kept)) for g in groups],
+            note="mean (max) per kept dialogue; a truncated one counts with the goals it kept",
+            label_columns=2,
+        ),
+        Table(
+            "Beside Table 1",
+            (
+                "mode",
+                "domain",
+                "kept",
+                "truncated",
+                "failed",
+                "Turn (failed)",
+                "goals assigned",
+                "completed",
+                "dropped",
+                "in failed",
+            ),
+            [
+                (
+                    g.mode,
+                    g.domain,
+                    str(g.kept),
+                    str(g.truncated),
+                    str(g.failed),
+                    str(g.failed_turn) if g.failed else MISSING,
+                    str(g.goals.assigned),
+                    str(g.goals.completed),
+                    str(g.goals.dropped),
+                    str(g.goals.in_failed),
+                )
+                for g in groups
+            ],
+            note="truncated: kept, cut back to their last completed goal; goals completed in kept dialogues, "
+            "dropped by truncations, or assigned to failed dialogues",
             label_columns=2,
         ),
         Table(
@@ -39,8 +73,6 @@ def group_tables(stats: RunStatistics) -> list[Table]:
             (
                 "mode",
                 "domain",
-                "completed",
-                "failed",
                 "tool calls",
                 "tool errors",
                 "error rate",
@@ -54,20 +86,19 @@ def group_tables(stats: RunStatistics) -> list[Table]:
                 (
                     g.mode,
                     g.domain,
-                    str(g.completed),
-                    str(g.failed),
-                    str(g.tool_calls),
+                    *_kept_means(g, g.tool_calls),
                     str(g.tool_errors),
                     percent(g.tool_error_rate),
                     str(g.judging.verdicts.get("valid", 0)),
                     str(g.judging.verdicts.get("invalid", 0)),
                     str(g.judging.verdicts.get("unjudged", 0)),
                     percent(g.judging.pass_rate),
-                    str(g.max_steps_per_request),
+                    *_kept_means(g, g.max_steps_per_request),
                 )
                 for g in groups
             ],
-            note="tool calls, and steps/request (its longest run of steps for one request): mean (max) per dialogue",
+            note="tool calls, and steps/request (its longest run of steps for one request): mean (max) per kept "
+            "dialogue",
             label_columns=2,
         ),
     ]
@@ -80,17 +111,34 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
     graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
     if judging.checks.total:
         graded.append(("SQL checks", judging.checks))
+    items: list[tuple[str, ...]] = [(name, str(t.passed), str(t.total), percent(t.rate)) for name, t in graded]
+    if judging.invalid_rubric_items:
+        items.append(("rubric InvalidRubric", MISSING, str(judging.invalid_rubric_items), MISSING))
     diversity = overall.diversity
     return [
         Table(
             "Judge: items passed",
             ("item", "passed", "total", "rate"),
-            [(name, str(t.passed), str(t.total), percent(t.rate)) for name, t in graded],
+            items,
+            note="InvalidRubric items are wrong in themselves: counted, neither passed nor failed",
         ),
         Table(
             "Failure reasons",
             ("reason", "dialogues"),
             [(reason, str(count)) for reason, count in overall.failure_reasons.items()],
+        ),
+        Table(
+            "Truncation reasons",
+            ("reason", "dialogues"),
+            [(reason, str(count)) for reason, count in overall.truncation_reasons.items()],
+        ),
+        Table(
+            "Usage of the whole run, by role",
+            ("phase", "role", "model", "calls", "tokens", "share", "cost (USD)"),
+            _spend_rows(stats),
+            note="tokens: prompt + completion; preparation is the generator writing tools, policies and goals; "
+            "cost where the config's prices name the model",
+            label_columns=3,
         ),
         Table(
             "Guards fired",
@@ -130,6 +178,26 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
         ),
         Table("Tool usage", ("tool", "calls"), [(name, str(calls)) for name, calls in diversity.tool_usage.items()]),
     ]
+
+
+def _kept_means(group: GroupStatistics, *figures: MeanMax) -> tuple[str, ...]:
+    """Figures over the group's kept dialogues; none when it kept none (a mean of nothing is not 0)."""
+    return tuple(str(figure) if group.kept else MISSING for figure in figures)
+
+
+def _spend_rows(stats: RunStatistics) -> list[tuple[str, ...]]:
+    """One row per phase and role, then the run's total."""
+    usage = stats.usage
+    rows: list[tuple[str, ...]] = [
+        (r.phase, r.role, r.model or MISSING, str(r.calls), str(r.tokens), percent(r.share), usd(r.cost))
+        for r in usage.roles
+    ]
+    if rows:
+        calls = sum(r.calls for r in usage.roles)
+        rows.append(
+            ("all", "", "", str(calls), str(usage.tokens), percent(1.0 if usage.tokens else None), usd(usage.cost))
+        )
+    return rows
 
 
 def _groups(stats: RunStatistics) -> list[GroupStatistics]:

@@ -19,6 +19,7 @@ from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
+from dialforge.model.usage import UsageByRole
 
 T = TypeVar("T")
 
@@ -52,12 +53,14 @@ class Checked(Generic[T]):
 
 @dataclass
 class ItemBatch(Generic[T]):
-    """What a stage got: the accepted items, the dropped ones, how many the repair saved, model errors."""
+    """What a stage got: the accepted items, the dropped ones, how many the repair saved, model errors, and
+    the usage its calls took (set by whoever booked it)."""
 
     items: list[T] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     repaired: int = 0
     errors: list[str] = field(default_factory=list)
+    usage: UsageByRole = field(default_factory=dict)
 
 
 Check = Callable[[Sequence[Any], Sequence[T]], list["Checked[T]"]]
@@ -125,7 +128,8 @@ async def generate_items(
 
 
 class StageReport(BaseModel):
-    """The counts a stage reports for a domain: produced, dropped (with reasons), repaired, model errors."""
+    """The counts a stage reports for a domain: produced, dropped (with reasons), repaired, model errors, and
+    the model usage it took per role, which ``dialforge stats`` adds to the dialogues' usage."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -135,6 +139,7 @@ class StageReport(BaseModel):
     repaired: int = 0
     rejected: list[Rejection] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    usage: UsageByRole = Field(default_factory=dict)
 
     @classmethod
     def of(cls, stage: str, domain: str, batch: ItemBatch[Any]) -> StageReport:
@@ -145,4 +150,5 @@ class StageReport(BaseModel):
             repaired=batch.repaired,
             rejected=batch.rejected,
             errors=batch.errors,
+            usage=batch.usage,
         )

@@ -63,6 +63,7 @@
       var meta = el("div", "meta", d.mode + " · " + d.domain + " · " + (d.stats.turns || 0) + " turns");
       meta.appendChild(el("span", "badge " + d.verdict, d.verdict));
       if (d.status === "failed") meta.appendChild(el("span", "badge failed", "failed"));
+      if (d.truncated) meta.appendChild(el("span", "badge failed", "truncated"));
       item.appendChild(meta);
       if (selected === d.id) item.classList.add("sel");
       item.addEventListener("click", function () { show(d); });
@@ -116,11 +117,11 @@
     var head = el("div", "box");
     head.appendChild(el("h3", null, d.id));
     var facts = [d.mode, d.domain, "status " + d.status, "verdict " + d.verdict,
-      (d.stats.turns || 0) + " turns", (d.stats.steps || 0) + " steps", (d.stats.tasks || 0) + " tasks done",
+      (d.stats.turns || 0) + " turns", (d.stats.steps || 0) + " steps", (d.stats.tasks_completed || 0) + " of " + (d.stats.tasks_assigned || 0) + " goals done",
       (d.stats.tool_calls || 0) + " tool calls", (d.stats.tool_errors || 0) + " tool errors"];
     if (d.persona) facts.push("persona " + d.persona);
     head.appendChild(el("div", "meta", facts.join(" · ")));
-    if (d.failure) head.appendChild(el("div", "fail", "failure: " + d.failure));
+    if (d.failure) head.appendChild(el("div", "fail", (d.truncated ? "truncated: " : "failure: ") + d.failure));
     var guards = Object.keys(d.guards);
     if (guards.length) head.appendChild(el("div", "meta", "guards: " + guards.map(function (g) {
       return g + " ×" + d.guards[g]; }).join(", ")));
@@ -145,6 +146,13 @@
       tasks.appendChild(ol);
       view.appendChild(tasks);
     }
+    if (d.tasks_dropped.length) {
+      var dropped = section("Goals dropped by the truncation (not in the conversation, not judged)");
+      var dl = el("ol");
+      d.tasks_dropped.forEach(function (t) { dl.appendChild(el("li", null, t.description)); });
+      dropped.appendChild(dl);
+      view.appendChild(dropped);
+    }
     var chat = section("Conversation");
     d.messages.forEach(function (m) { chat.appendChild(message(m)); });
     view.appendChild(chat);
@@ -157,8 +165,9 @@
       if (j.items && j.items.length) {
         var items = el("ul");
         j.items.forEach(function (it) {
-          items.appendChild(el("li", it.passed ? "pass" : "fail",
-            (it.passed ? "✓ " : "✗ ") + "[" + it.category + "] " + it.item));
+          var graded = it.category !== "InvalidRubric";
+          items.appendChild(el("li", graded ? (it.passed ? "pass" : "fail") : "hint",
+            (graded ? (it.passed ? "✓ " : "✗ ") : "– ") + "[" + it.category + "] " + it.item));
         });
         judge.appendChild(items);
       }

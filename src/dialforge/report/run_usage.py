@@ -1,0 +1,100 @@
+"""What a whole run spent, per role: its preparation and its dialogues, each role's share of the tokens and,
+where the run's config prices the role's model, the cost.
+
+The dialogues' usage is in their records; the preparation's (the generator role writing questions, tools,
+policies and goals: often a large share of a run) is in ``artifacts/stage_reports.jsonl``, each stage with
+the usage it took, kept with the stage's items so that a resumed run still counts what was spent before it.
+Prices come from the run's ``config.yaml``, the model of each role from the records' ``generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from dialforge.llm.accounting import Price
+from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
+
+Phase = Literal["preparation", "dialogues"]
+_PRICES: TypeAdapter[dict[str, Price]] = TypeAdapter(dict[str, Price])
+
+
+class RoleSpend(BaseModel):
+    """One role's usage in one phase of the run."""
+
+    phase: Phase
+    role: str
+    model: str | None = None
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    seconds: float = 0.0
+    tokens: int = Field(default=0, description="prompt + completion tokens (reasoning is part of completion)")
+    share: float | None = Field(default=None, description="of all the run's tokens")
+    cost: float | None = Field(default=None, description="USD, when the config prices this model")
+
+
+class RunUsage(BaseModel):
+    """Every role's usage over the whole run, preparation first."""
+
+    roles: list[RoleSpend] = Field(default_factory=list)
+    tokens: int = 0
+    cost: float | None = Field(default=None, description="USD of the priced rows; None when no row is priced")
+
+
+def run_usage(phases: Mapping[Phase, UsageByRole], models: Mapping[str, str], prices: Mapping[str, Price]) -> RunUsage:
+    """The rows of every phase and role that made a call, with shares of the run's tokens and costs."""
+    rows = []
+    for phase, by_role in phases.items():
+        for role, usage in sorted(by_role.items()):
+            model = models.get(role)
+            price = prices.get(model) if model is not None else None
+            rows.append(
+                RoleSpend(
+                    phase=phase,
+                    role=role,
+                    model=model,
+                    **usage.model_dump(),
+                    tokens=usage.prompt_tokens + usage.completion_tokens,
+                    cost=price.cost(usage) if price is not None else None,
+                )
+            )
+    tokens = sum(row.tokens for row in rows)
+    for row in rows:
+        row.share = row.tokens / tokens if tokens else None
+    costs = [row.cost for row in rows if row.cost is not None]
+    return RunUsage(roles=rows, tokens=tokens, cost=sum(costs) if costs else None)
+
+
+def read_preparation_usage(run_dir: Path) -> UsageByRole:
+    """The usage of every preparation stage of the run, summed per role (none when nothing was prepared)."""
+    path = run_dir / "artifacts" / "stage_reports.jsonl"
+    if not path.is_file():
+        return {}
+    total: UsageByRole = {}
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if line.strip():
+            try:
+                usage = USAGE_BY_ROLE.validate_python(orjson.loads(line).get("usage") or {})
+            except (orjson.JSONDecodeError, ValidationError) as exc:
+                raise ValueError(f"{path}:{number}: not a stage report ({exc})") from None
+            total = usage_sum(total, usage)
+    return total
+
+
+def read_prices(run_dir: Path) -> dict[str, Price]:
+    """The price table of the run's ``config.yaml`` (none without one)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        config: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return _PRICES.validate_python(config.get("prices") or {})
+    except (yaml.YAMLError, AttributeError, ValidationError) as exc:
+        raise ValueError(f"{path}: cannot read its prices ({exc})") from None
