@@ -8,8 +8,10 @@ the code builds it instead, so a test fails only when the data or the choice of 
 from __future__ import annotations
 
 import re
+from importlib import resources
 from string import Template
 
+import dialforge.prompts as prompts
 from dialforge.llm.scripted import ScriptedModel
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import load_prompt, prompt_sections
@@ -28,6 +30,12 @@ def assert_in_order(prompt: str, *values: object) -> None:
         found = prompt.find(value, position)
         assert found >= 0, f"{value!r} does not occur after position {position} of the prompt:\n{prompt}"
         position = found + len(value)
+
+
+def fragment_text(name: str) -> str:
+    """The shared fragment ``name`` as every prompt that includes it shows it: whatever its wording, a prompt that
+    holds this text was given that passage."""
+    return (resources.files(prompts) / prompts.FRAGMENTS / f"{name}.md").read_text(encoding="utf-8").rstrip("\n")
 
 
 def prompt_of(model: ScriptedModel, request: int = 0) -> str:

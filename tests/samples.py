@@ -38,9 +38,10 @@ def write_music_config(
     max_turns: int = 24,
     tasks_per_dialogue: tuple[int, int] = (1, 2),
     extra: str = "",
+    mode: str = "user+exec",
 ) -> Path:
-    """A user+exec run config over the real Chinook database, with scaffolded tools and two short tasks,
-    for whole runs in tests (``--dry-run``)."""
+    """A run config (user+exec unless ``mode`` says otherwise) over the real Chinook database, with scaffolded
+    tools and two short tasks, for whole runs in tests (``--dry-run``)."""
     connection = open_readonly(chinook_path)
     write_tools_json(scaffold_tools(introspect(connection)), directory / "tools.json")
     connection.close()
@@ -52,7 +53,7 @@ def write_music_config(
     low, high = tasks_per_dialogue
     path = directory / "run.yaml"
     path.write_text(
-        "mode: user+exec\n"
+        f"mode: {mode}\n"
         f"domains: [{{name: music store, description: A digital music store., database: {chinook_path},"
         " tools: tools.json, tasks: tasks.jsonl, policy: Confirm with the customer before changing anything.}]\n"
         f"generation: {{tasks_per_dialogue: [{low}, {high}]}}\n"

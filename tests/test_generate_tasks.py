@@ -10,13 +10,23 @@ from typing import Any
 import orjson
 import pytest
 
-from dialforge.actors.generators.tasks import difficulty_counts, generate_followups, generate_tasks, task_id
+from dialforge.actors.agent import agent_system_prompt
+from dialforge.actors.generators.tasks import (
+    difficulty_counts,
+    generate_continuation,
+    generate_followups,
+    generate_tasks,
+    task_id,
+)
+from dialforge.actors.judge import Judge
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
+from dialforge.model.dialogue import DialogueState
 from dialforge.model.domain import Domain
-from dialforge.model.tasks import Task
+from dialforge.model.messages import AssistantMessage, UserMessage
+from dialforge.model.tasks import Rubric, Task
 from dialforge.model.tools import ToolSpec
-from prompt_checks import assert_in_order, assert_mentions, filled_in, prompt_of
+from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
 
@@ -35,6 +45,10 @@ GOAL = {
     ),
     "difficulty": "medium",
     "subtasks": ["Ask whether your order from last week has shipped", "Cancel the order for 'Beloved' if not"],
+    "success_criteria": [
+        "The user is told whether the order from last week has shipped",
+        "The order for 'Beloved' is cancelled if it has not shipped",
+    ],
     "tools": ["search_orders", "get_order", "cancel_order"],
 }
 OTHER_GOAL = {
@@ -44,12 +58,13 @@ OTHER_GOAL = {
     ),
     "difficulty": "easy",
     "subtasks": ["Ask for the books and prices of your latest order"],
+    "success_criteria": ["The user is told each book of the latest order with the price paid"],
     "tools": ["search_orders", "get_order"],
 }
 RUBRIC = {
-    "description": "Maya Okafor (maya.okafor@example.com) wants her unshipped order for 'Beloved' cancelled.",
+    "description": "Hi, this is Maya Okafor (maya.okafor@example.com). Please cancel my order for 'Beloved'.",
     "difficulty": "hard",
-    "success_criteria": ["The order for 'Beloved' is cancelled after the user confirmed it"],
+    "success_criteria": ["The order for 'Beloved' is cancelled"],
     "expected_tool_pattern": [
         'search_orders(email="maya.okafor@example.com")',
         "get_order(order_id=<order_id from search_orders>)",
@@ -93,6 +108,7 @@ MOVE_INVOICE = {
     ),
     "difficulty": "medium",
     "subtasks": ["Ask for your invoices", "Have the billing city of invoice 1 changed to Hamburg"],
+    "success_criteria": ["The billing city of invoice 1 is Hamburg"],
     "tools": ["search_customers_by_email", "list_invoices_for_customer", "update_invoice_billing_city"],
     "entities": [
         {"table": "customer", "column": "email", "value": "leonekohler@surfeu.de"},
@@ -112,6 +128,7 @@ LOOK_UP_INVOICES = {
     ),
     "difficulty": "easy",
     "subtasks": ["Ask for your invoices and the total of the latest"],
+    "success_criteria": ["The user is told the number of invoices and the total of the latest"],
     "tools": ["search_customers_by_email", "list_invoices_for_customer"],
     "entities": [{"table": "Customer", "column": "Email", "value": "ftremblay@gmail.com"}],
     "checks": [],
@@ -156,6 +173,7 @@ async def test_descriptive_tasks_are_kept_numbered_and_asked_for_in_the_mix() ->
     first = batch.items[0]
     assert first.description == GOAL["description"] and first.difficulty == "medium"
     assert first.subtasks == GOAL["subtasks"] and first.tools == GOAL["tools"]
+    assert first.rubric == Rubric(success_criteria=GOAL["success_criteria"]), "what the judge checks: no subtask"
     assert (first.follows, first.checks) == (None, [])
     assert (batch.rejected, batch.repaired, batch.errors) == ([], 0, [])
     options = model.requests[0].options
@@ -255,6 +273,7 @@ def changed(task: dict[str, Any], **fields: Any) -> dict[str, Any]:
         ),
         (changed(GOAL, subtasks=["Cancel the order"]), "a medium task has 2 to 5 subtasks, this one has 1"),
         (changed(GOAL, subtasks=[]), "the task lists no subtasks"),
+        (changed(GOAL, success_criteria=[]), "the task has no success criteria"),
     ],
 )
 async def test_an_invalid_descriptive_task_is_dropped_with_its_reason(bad: dict[str, Any], reason: str) -> None:
@@ -277,7 +296,13 @@ async def test_an_invalid_descriptive_task_is_dropped_with_its_reason(bad: dict[
         ),
         (changed(RUBRIC, expected_tool_pattern=["look the order up"]), "step 1 ('look the order up') is not a tool"),
         (changed(RUBRIC, expected_tool_pattern=[]), "the rubric has no expected tool pattern"),
-        (changed(RUBRIC, success_criteria=[" "]), "the rubric has no success criteria"),
+        (changed(RUBRIC, success_criteria=[" "]), "the task has no success criteria"),
+        (
+            changed(
+                RUBRIC, description="Maya Okafor (maya.okafor@example.com) wants her order for 'Beloved' cancelled."
+            ),
+            "the description is written about the user, not by them",
+        ),
     ],
 )
 async def test_an_invalid_rubric_task_is_dropped_with_its_reason(bad: dict[str, Any], reason: str) -> None:
@@ -523,3 +548,31 @@ def test_difficulty_counts_follow_the_mix_by_largest_remainder(
 def test_a_difficulty_mix_that_cannot_be_followed_is_refused(mix: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="difficulty mix"):
         difficulty_counts(10, mix)
+
+
+# One rule on changes to data per mode, for whoever writes, carries out and judges the tasks
+
+
+async def test_each_mode_gives_its_task_writers_its_agent_and_its_judge_one_and_the_same_rule_on_changes() -> None:
+    writers = ScriptedModel([reply(), reply(), reply(), reply()])
+    await generate_tasks(writers, BOOKSHOP, BOOKSHOP_TOOLS, style="rubric", count=1, difficulty_mix=MIX)
+    await generate_tasks(writers, BOOKSHOP, BOOKSHOP_TOOLS, style="descriptive", count=1, difficulty_mix=MIX)
+    await generate_followups(writers, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=0.5)
+    await generate_continuation(writers, BOOKSHOP, BOOKSHOP_TOOLS, [UserMessage(content="Hi, I have a question.")])
+    rubric, *goal_writers = (prompt_of(writers, request) for request in range(4))
+    judge = ScriptedModel([orjson.dumps({"reasoning": "Done.", "items": [], "judgment": "valid"}).decode()] * 2)
+    for mode in ("task", "user"):
+        messages = [UserMessage(content="Hi, please cancel my order 5521."), AssistantMessage(content="Cancelled.")]
+        task = Task(id="t", description="Hi, please cancel my order 5521.")
+        await Judge(judge).judge(
+            DialogueState(id="d", mode=mode, domain="shop", tools=[], tasks=[task], messages=messages)
+        )
+    direct_judge, conversation_judge = prompt_of(judge, 0), prompt_of(judge, 1)
+    direct_agent = agent_system_prompt(BOOKSHOP.name, "Confirm changes first.", direct_requests=True)
+    conversation_agent = agent_system_prompt(BOOKSHOP.name, "Confirm changes first.")
+
+    direct, conversation = fragment_text("changes_direct_request"), fragment_text("changes_conversation")
+    for prompt in (rubric, direct_agent, direct_judge):
+        assert direct in prompt and conversation not in prompt
+    for prompt in (*goal_writers, conversation_agent, conversation_judge):
+        assert conversation in prompt and direct not in prompt

@@ -7,12 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from dialforge.actors.judge import JUDGMENT_FORMAT, Judge
 from dialforge.environments.base import StateDiff, TableDiff
 from dialforge.environments.sql.verification import CheckOutcome, Verification
+from dialforge.json_schema.checks import schema_violations
 from dialforge.llm import ModelUnavailable, ScriptedModel
-from dialforge.model.dialogue import DialogueState, RubricVerdict
+from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
@@ -27,7 +29,8 @@ TOOLS = [
 RENEWAL = Task(
     id="library-descriptive-1",
     description="You are Ines Silva, member 1042. You want your loan of Kafka on the Shore renewed.",
-    subtasks=["Ask which books you have out", "Ask for the Kafka loan to be renewed"],
+    subtasks=["Ask which books you have out", "Ask for the Kafka loan to be renewed", "Say yes when asked"],
+    rubric=Rubric(success_criteria=["The user is told their open loans", "The Kafka loan is renewed"]),
     checks=[SQLCheck(description="the Kafka loan was renewed", sql="SELECT DueDate > '2025-03-14' FROM Loan")],
 )
 FINES = Task(id="library-followup-1", description="You want to know whether you owe any fines.", subtasks=["Ask"])
@@ -70,6 +73,7 @@ def state(**changes: Any) -> DialogueState:
         "tasks_done": 1,
         "messages": conversation(),
         "seed": 17,
+        "env": {"kind": "sql"},
     }
     return DialogueState(**(values | changes))
 
@@ -95,8 +99,14 @@ def verification(*passed: bool) -> Verification:
     return Verification(initial_digest="aaa", final_digest="bbb", diff=diff, checks=checks)
 
 
-def answer(judgment: str = "valid", *items: tuple[str, str, bool], reasoning: str = "The renewal was done.") -> str:
-    shown = [{"item": item, "category": category, "passed": passed} for item, category, passed in items]
+def answer(
+    judgment: str = "valid", *items: tuple[str, str, bool | None], reasoning: str = "The renewal was done."
+) -> str:
+    """The judge's reply; an item whose ``passed`` is None has none, as an InvalidRubric item."""
+    shown = [
+        {"item": item, "category": category} | ({} if passed is None else {"passed": passed})
+        for item, category, passed in items
+    ]
     return orjson.dumps({"reasoning": reasoning, "items": shown, "judgment": judgment}).decode()
 
 
@@ -118,7 +128,7 @@ def heading_of(prompt: str, task: Task) -> str:
 
 
 async def test_a_valid_verdict_passes_through_with_its_items() -> None:
-    items = [("T1.S1 Ask which books you have out", "Critical", True), ("T1.S2 Ask ...", "NonCritical", False)]
+    items = [("T1.C1 The user is told their open loans", "Critical", True), ("T1.C2 The ...", "NonCritical", False)]
     model = ScriptedModel([answer("valid", *items)])
 
     judgment = await Judge(model).judge(state())
@@ -133,17 +143,17 @@ async def test_a_valid_verdict_passes_through_with_its_items() -> None:
 
 
 async def test_a_failed_critical_item_makes_a_valid_verdict_invalid() -> None:
-    model = ScriptedModel([answer("valid", ("T1.S2 Ask for the Kafka loan to be renewed", "Critical", False))])
+    model = ScriptedModel([answer("valid", ("T1.C2 The Kafka loan is renewed", "Critical", False))])
 
     judgment = await Judge(model).judge(state())
 
     assert judgment.judgment == "invalid"
     assert judgment.reasoning.startswith("The renewal was done.")
-    assert "Critical rubric item failed: T1.S2 Ask for the Kafka loan to be renewed" in judgment.reasoning
+    assert "Critical rubric item failed: T1.C2 The Kafka loan is renewed" in judgment.reasoning
 
 
 async def test_a_failed_sql_check_makes_the_dialogue_invalid_and_is_named() -> None:
-    model = ScriptedModel([answer("valid", ("T1.S1 Ask which books you have out", "Critical", True))])
+    model = ScriptedModel([answer("valid", ("T1.C1 The user is told their open loans", "Critical", True))])
     checked = verification(True, False)
 
     judgment = await Judge(model).judge(state(), verification=checked)
@@ -182,8 +192,8 @@ async def test_the_prompt_shows_the_conversation_tasks_tools_policy_and_verifica
     assert "Thanks!" in messages[9]
     assert_mentions(heading_of(prompt, RENEWAL), "completed", "medium")
     assert_mentions(heading_of(prompt, FINES), "open", "medium")
-    assert_in_order(prompt, RENEWAL.description, "T1.S2 Ask for the Kafka loan to be renewed", FINES.description)
-    assert_in_order(prompt, FINES.description, "T2.S1 Ask")
+    assert_in_order(prompt, RENEWAL.description, "T1.C2 The Kafka loan is renewed", FINES.description)
+    assert_in_order(prompt, FINES.description, f"T2.G1 {render_section('judge_parts', 'whole_goal')}")
     assert_mentions(prompt, '"name":"update_loan_due_date"', POLICY)
     checked = filled_in(prompt, "judge")["verification"].splitlines()
     assert_mentions(line_with(checked, "check 1"), "PASSED", "SELECT 1", "the check returned True")
@@ -197,7 +207,7 @@ async def test_the_prompt_shows_the_conversation_tasks_tools_policy_and_verifica
 async def test_rubric_items_are_labelled_and_tasks_not_reached_are_not_itemised() -> None:
     model = ScriptedModel([answer()])
 
-    await Judge(model).judge(state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0))
+    await Judge(model).judge(state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0, env={}))
 
     prompt = prompt_of(model)
     assert_mentions(
@@ -207,10 +217,53 @@ async def test_rubric_items_are_labelled_and_tasks_not_reached_are_not_itemised(
         "T1.K1 The loan is identified before renewing",
     )
     assert "not reached" in heading_of(prompt, FINES) and "not reached" in heading_of(prompt, RENEWAL)
-    assert "T2.S1" not in prompt and "T3." not in prompt
+    assert "T2." not in prompt and "T3." not in prompt
     assert filled_in(prompt, "judge")["verification"] == render_section("judge_parts", "no_verification")
     assert render_section("judge_parts", "simulated_tools") in prompt
     assert render_section("judge_parts", "executed_tools") not in prompt
+
+
+async def test_the_persons_requests_are_context_and_every_item_is_what_the_assistant_must_achieve() -> None:
+    model = ScriptedModel([answer()])
+
+    await Judge(model).judge(state(tasks_done=2))
+
+    tasks = filled_in(prompt_of(model), "judge")["tasks"]
+    items = dict(re.findall(r"^- (T\d+\.[A-Z]\d+) (.*)$", tasks, flags=re.MULTILINE))
+    assert items == {
+        "T1.C1": "The user is told their open loans",
+        "T1.C2": "The Kafka loan is renewed",
+        "T2.G1": render_section("judge_parts", "whole_goal"),  # a goal without criteria is judged as a whole
+    }
+    for subtask in [*RENEWAL.subtasks, *FINES.subtasks]:
+        assert f"- {subtask}" in tasks.splitlines(), "shown, as context"
+
+
+async def test_an_invalid_rubric_item_has_no_pass_or_fail_and_no_say_in_the_verdict() -> None:
+    wrong = ("T1.C2 The Kafka loan is renewed", "InvalidRubric", None)
+    model = ScriptedModel([answer("valid", ("T1.C1 The user is told their open loans", "Critical", True), wrong)])
+
+    judgment = await Judge(model).judge(state())
+
+    assert judgment.judgment == "valid"
+    assert [(item.category, item.passed) for item in judgment.items] == [("Critical", True), ("InvalidRubric", None)]
+    schema = JUDGMENT_FORMAT.json_schema
+    judged = orjson.loads(answer("valid", ("T1.C1 ...", "Critical", True), ("T1.K1 ...", "InvalidRubric", None)))
+    assert schema_violations(judged, schema) == []
+    assert schema_violations(orjson.loads(answer("valid", ("T1.K1 ...", "InvalidRubric", False))), schema)
+    assert schema_violations(orjson.loads(answer("valid", ("T1.C1 ...", "Critical", None))), schema)
+
+
+def test_a_verdict_needs_passed_unless_the_item_is_invalid_and_old_records_still_load() -> None:
+    old = {
+        "judgment": "valid",
+        "reasoning": "ok",
+        "items": [{"item": "T1.K1", "category": "InvalidRubric", "passed": True}],
+    }
+    (item,) = Judgment.model_validate(old).items
+    assert item.passed is None, "a pass or fail on an invalid item never meant anything"
+    with pytest.raises(ValidationError, match="needs passed"):
+        RubricVerdict(item="T1.C1 The loan is renewed", category="Critical")
 
 
 async def test_an_error_reported_accurately_is_valid_and_the_judge_sees_it() -> None:
@@ -219,7 +272,7 @@ async def test_an_error_reported_accurately_is_valid_and_the_judge_sees_it() -> 
         *conversation(error)[:-1],
         AssistantMessage(content="It cannot be renewed again; return it by 14 March?"),
     ]
-    model = ScriptedModel([answer("valid", ("T1.S2 Ask for the Kafka loan to be renewed", "InvalidRubric", False))])
+    model = ScriptedModel([answer("valid", ("T1.C2 The Kafka loan is renewed", "InvalidRubric", None))])
 
     judgment = await Judge(model).judge(state(messages=messages))
 

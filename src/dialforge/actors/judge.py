@@ -3,8 +3,9 @@
 A model reads everything a careful reviewer needs: the whole conversation with its tool calls and
 results, every task (marking which the user completed) with its rubric items, the tools, the agent's
 policy and, for executed SQL dialogues, the verification (check outcomes and the row diff). It judges
-semantics first, classes each rubric item Critical / Structural / NonCritical / InvalidRubric, and
-gives a verdict. Then deterministic rules apply, because some facts need no opinion:
+semantics first, classes each rubric item Critical / Structural / NonCritical / InvalidRubric (an item
+wrong in itself, which is neither met nor failed), and gives a verdict. Then deterministic rules apply,
+because some facts need no opinion:
 
 1. a failed Critical item makes the dialogue invalid, whatever the model's verdict;
 2. a failed SQL check makes it invalid (execution-grounded evidence beats the model), and the
@@ -18,7 +19,7 @@ A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import orjson
 
@@ -27,7 +28,7 @@ from dialforge.environments.sql.verification import Verification
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
-from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
+from dialforge.model.dialogue import DialogueState, Judgment, RubricCategory, RubricVerdict
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.prompts import render_prompt, render_section
@@ -42,14 +43,24 @@ JUDGMENT_FORMAT = ResponseSchema(
             "items": {
                 "type": "array",
                 "items": {
-                    "type": "object",
-                    "properties": {
-                        "item": {"type": "string"},
-                        "category": {"enum": ["Critical", "Structural", "NonCritical", "InvalidRubric"]},
-                        "passed": {"type": "boolean"},
-                    },
-                    "required": ["item", "category", "passed"],
-                    "additionalProperties": False,
+                    "anyOf": [
+                        {  # an item the conversation met or failed
+                            "type": "object",
+                            "properties": {
+                                "item": {"type": "string"},
+                                "category": {"enum": [c for c in get_args(RubricCategory) if c != "InvalidRubric"]},
+                                "passed": {"type": "boolean"},
+                            },
+                            "required": ["item", "category", "passed"],
+                            "additionalProperties": False,
+                        },
+                        {  # an item wrong in itself: nothing to meet, so no passed
+                            "type": "object",
+                            "properties": {"item": {"type": "string"}, "category": {"const": "InvalidRubric"}},
+                            "required": ["item", "category"],
+                            "additionalProperties": False,
+                        },
+                    ]
                 },
             },
             "judgment": {"enum": ["valid", "invalid"]},
@@ -97,7 +108,7 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None, *, to
     items = [RubricVerdict.model_validate(item) for item in answer["items"]]
     verdict = answer["judgment"]
     reasoning = answer["reasoning"].strip()
-    failed_critical = [item.item for item in items if item.category == "Critical" and not item.passed]
+    failed_critical = [item.item for item in items if item.category == "Critical" and item.passed is False]
     if failed_critical and verdict == "valid":
         verdict = "invalid"
         reasoning += "\n\nInvalid by rule: a Critical rubric item failed: " + "; ".join(failed_critical) + "."
@@ -130,10 +141,11 @@ def _part(section: str) -> str:
 
 
 def _setting(state: DialogueState) -> str:
-    """How the conversation came about: how the person asked, and whether the tools were simulated."""
+    """How the conversation came about: how the person asked, and whether the tools were simulated (the
+    environment the dialogue ran in says so: the task-oriented baseline runs a domain's database too)."""
     asked = "direct_request" if state.mode == "task" else "step_by_step"
-    tools = "executed_tools" if state.mode == "user+exec" else "simulated_tools"
-    return f"{_part(asked)} {_part(tools)}"
+    tools = "simulated_tools" if state.env.get("kind", "simulated") == "simulated" else "executed_tools"
+    return f"{_part(asked)}\n\n{_part(tools)}"
 
 
 def _policy(state: DialogueState) -> str:
@@ -168,21 +180,20 @@ def _status(state: DialogueState, index: int) -> tuple[str, bool]:
 
 
 def _task_items(task: Task, number: int) -> list[str]:
-    """The rubric when there is one, else the subtasks, else the goal as a single item."""
+    """The rubric's items, or the whole goal as one item when there is no rubric. An item is what the assistant
+    must achieve; the subtasks are the person's own requests (some are their own acts, such as saying yes), so
+    they are context, never items."""
     rubric = task.rubric
     groups = [
         ("Success criteria", "C", rubric.success_criteria),
         ("Expected tool pattern", "P", rubric.expected_tool_pattern),
         ("Checkpoints", "K", rubric.checkpoints),
     ]
+    if not any(entries for _, _, entries in groups):
+        groups = [("The goal as a whole", "G", [_part("whole_goal")])]
     lines = []
-    if any(entries for _, _, entries in groups):
-        if task.subtasks:
-            lines += ["Subtasks (context):", *(f"- {subtask}" for subtask in task.subtasks)]
-    elif task.subtasks:
-        groups = [("Subtasks, the person's requests in order", "S", task.subtasks)]
-    else:
-        groups = [("The goal as a whole", "G", [task.description])]
+    if task.subtasks:
+        lines += ["The person's requests, in order (context, not items):", *(f"- {s}" for s in task.subtasks)]
     for title, kind, entries in groups:
         if entries:
             lines.append(f"{title}:")

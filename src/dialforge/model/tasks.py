@@ -10,7 +10,9 @@ Difficulty = Literal["easy", "medium", "hard"]
 
 
 class Rubric(BaseModel):
-    """What the task-oriented baseline is judged against; guidance for the judge, not a script."""
+    """What the judge checks a task's dialogue against; guidance, not a script. Every item is something the
+    assistant must achieve: success criteria for any task, the expected tool pattern and checkpoints for the
+    task-oriented baseline."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -35,10 +37,15 @@ class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    description: str
+    description: str = Field(
+        description="a rubric task's request, which the user sends word for word (first person); a descriptive "
+        "task's goal, which the user simulator is briefed with (second person)"
+    )
     difficulty: Difficulty = "medium"
     rubric: Rubric = Field(default_factory=Rubric)
-    subtasks: list[str] = Field(default_factory=list)
+    subtasks: list[str] = Field(
+        default_factory=list, description="the requests the person makes, in order: the judge's context, not items"
+    )
     follows: str | None = Field(default=None, description="id of the task whose results this one extends")
     tools: list[str] = Field(default_factory=list, description="names of the tools the task is expected to need")
     checks: list[SQLCheck] = Field(default_factory=list, description="execution-grounded verification (SQL domains)")

@@ -1,11 +1,14 @@
 """Tasks: the latent goals dialogues are generated for (docs/method.md, "Tasks").
 
-Three stages share one check. ``generate_tasks`` writes *rubric* tasks for the task-oriented baseline
-(success criteria, an expected tool pattern with placeholders, checkpoints) or *descriptive* tasks for the
-user-oriented pipelines: the user's latent goal as one self-contained statement with its subtasks, written
-in the second person ("You are Leonie Köhler, customer 2. You want ..."), the voice a user simulator is
-briefed in. ``generate_followups`` writes the extra tasks of longer dialogues: extensions of an earlier
-task's results (``follows`` names it) or independent objectives in the same domain.
+Three stages share one check. ``generate_tasks`` writes *rubric* tasks for the task-oriented baseline, whose
+description is the user's one message, sent word for word, so it is written in the first person ("Hi, I'm
+Leonie Köhler, customer 2. Could you ..."), with success criteria, an expected tool pattern with placeholders
+and checkpoints; or *descriptive* tasks for the user-oriented pipelines: the user's latent goal as one
+self-contained statement written in the second person ("You are Leonie Köhler, customer 2. You want ..."),
+the voice a user simulator is briefed in, with the requests the person will make (subtasks) and what the
+assistant must achieve (success criteria, the judge's items). ``generate_followups`` writes the extra tasks
+of longer dialogues: extensions of an earlier task's results (``follows`` names it) or independent
+objectives in the same domain.
 
 Every task must read as a real person's goal (long enough, concrete, no placeholders, no tool names, no
 meta words) and use only tools that exist; a near-duplicate of a task already kept is dropped. With a
@@ -54,6 +57,8 @@ NEAR_DUPLICATE_SHINGLE = 2
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]{1,60}>|\{[^{}\n]{1,60}\}")
 _ADDRESSES_ASSISTANT = re.compile(r"\b(?:the|an?|your) (?:ai |virtual )?(?:assistant|chatbot)\b", re.IGNORECASE)
+_FIRST_PERSON = re.compile(r"\bI\b|\b(?i:me|my|mine|myself|we|our|ours)\b")
+"""A word only a message in the user's own voice has: a request about the user ("Liam wants ...") has none."""
 _CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
 _NO_DATABASE = "(none: this application's data is not shown to you)"
 
@@ -285,10 +290,8 @@ class _TaskCheck:
             rubric=Rubric(
                 success_criteria=_texts(entry["success_criteria"]),
                 expected_tool_pattern=pattern,
-                checkpoints=_texts(entry["checkpoints"]),
-            )
-            if rubric
-            else Rubric(),
+                checkpoints=_texts(entry["checkpoints"]) if rubric else [],
+            ),
             subtasks=subtasks,
             follows=follows,
             tools=tools,
@@ -323,6 +326,12 @@ class _TaskCheck:
         if difficulty not in DIFFICULTIES:
             reasons.append(f"difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
         if self.kind == "rubric":
+            if not _FIRST_PERSON.search(description):
+                reasons.append(
+                    "the description is written about the user, not by them, and the assistant receives it word "
+                    "for word as the user's message: write it as the user types it, in the first person "
+                    '("Hi, I\'m ... Could you ...")'
+                )
             return reasons
         if spoken := _ADDRESSES_ASSISTANT.search(text):
             reasons.append(
@@ -359,12 +368,13 @@ class _TaskCheck:
         return reasons
 
     def _rubric_problems(self, entry: dict[str, Any], pattern: Sequence[str]) -> list[str]:
-        if self.kind != "rubric":
-            return []
         reasons = []
         if not _texts(entry["success_criteria"]):
-            reasons.append("the rubric has no success criteria; say what must be true or answered at the end")
-        if not pattern:
+            reasons.append(
+                "the task has no success criteria; say what the assistant must achieve: what must be true or "
+                "answered at the end"
+            )
+        if self.kind == "rubric" and not pattern:
             reasons.append("the rubric has no expected tool pattern; list the calls, in order")
         return reasons
 
@@ -449,7 +459,7 @@ def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
     if kind == "rubric":
         fields |= {"success_criteria": strings, "expected_tool_pattern": strings, "checkpoints": strings}
     else:
-        fields["subtasks"] = strings
+        fields |= {"subtasks": strings, "success_criteria": strings}
     fields["tools"] = strings
     if kind == "followup":
         fields["follows"] = {"type": ["string", "null"]}
