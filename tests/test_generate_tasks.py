@@ -446,11 +446,13 @@ async def test_follow_ups_extend_earlier_tasks_or_stand_alone() -> None:
         description="You are Maya Okafor (maya.okafor@example.com) and, with 'Beloved' cancelled, you want to "
         "know what is left in your order from last week.",
         follows="online-bookshop-descriptive-1",
+        asked_by=["online-bookshop-descriptive-1"],
     )
     independent = changed(
         OTHER_GOAL,
         description="You want to know which used copies of Toni Morrison's novels are in stock and what each costs.",
         follows="",
+        asked_by=["online-bookshop-descriptive-1"],
     )
     model = ScriptedModel([reply(extension, independent)])
 
@@ -459,6 +461,7 @@ async def test_follow_ups_extend_earlier_tasks_or_stand_alone() -> None:
     )
 
     assert [task.follows for task in batch.items] == ["online-bookshop-descriptive-1", None]
+    assert [task.asked_by for task in batch.items] == [[], ["online-bookshop-descriptive-1"]], "whose person asks it"
     assert ids_look_like(batch.items, "online-bookshop-followup")
     asked = filled_in(prompt_of(model), "tasks_followup")
     assert (asked["count"], asked["extensions"], asked["independent"]) == ("3", "2", "1")
@@ -470,7 +473,7 @@ async def test_follow_ups_extend_earlier_tasks_or_stand_alone() -> None:
 
 
 async def test_a_follow_up_repeating_an_earlier_task_is_dropped() -> None:
-    model = ScriptedModel([reply(changed(GOAL, follows=None)), reply()])
+    model = ScriptedModel([reply(changed(GOAL, follows=None, asked_by=["online-bookshop-descriptive-1"])), reply()])
 
     batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=0)
 
@@ -479,7 +482,7 @@ async def test_a_follow_up_repeating_an_earlier_task_is_dropped() -> None:
 
 
 async def test_a_follow_up_must_follow_an_earlier_task() -> None:
-    model = ScriptedModel([reply(changed(OTHER_GOAL, follows="task-7")), reply()])
+    model = ScriptedModel([reply(changed(OTHER_GOAL, follows="task-7", asked_by=[])), reply()])
 
     batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=1)
 
@@ -490,8 +493,34 @@ async def test_a_follow_up_must_follow_an_earlier_task() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("asked_by", "reason"),
+    [
+        (
+            [],
+            "the independent task names no earlier task in asked_by; list the ids of the earlier tasks whose "
+            "person, in the role they have there, would plausibly ask for it next",
+        ),
+        (
+            ["task-7"],
+            "asked_by names 'task-7', which is not one of the earlier tasks (online-bookshop-descriptive-1); "
+            "list only their ids",
+        ),
+    ],
+)
+async def test_an_independent_follow_up_names_the_earlier_tasks_whose_person_would_ask_it(
+    asked_by: list[str], reason: str
+) -> None:
+    independent = changed(OTHER_GOAL, follows=None, asked_by=asked_by)
+    model = ScriptedModel([reply(independent), reply()])
+
+    batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=0)
+
+    assert batch.items == [] and batch.rejected[0].reasons[0] == reason
+
+
 async def test_without_earlier_tasks_every_follow_up_is_asked_to_be_independent() -> None:
-    model = ScriptedModel([reply(changed(OTHER_GOAL, follows=None))])
+    model = ScriptedModel([reply(changed(OTHER_GOAL, follows=None, asked_by=[]))])
 
     batch = await generate_followups(model, BOOKSHOP, BOOKSHOP_TOOLS, [], count=2, extension_share=0.5)
 

@@ -97,8 +97,9 @@ async def test_supplied_files_replace_their_stages(tmp_path: Path) -> None:
     tools_file = tmp_path / "tools.jsonl"
     tools_file.write_bytes(orjson.dumps({**tool.to_openai(), "returns": tool.returns}) + b"\n")
     task = Task(id="t1", description="Find out where order 12 is and whether it ships this week.", tools=["get_order"])
+    independent = Task(id="t2", description="Ask how long shipping takes.", tools=["get_order"], asked_by=["t1"])
     tasks_file = tmp_path / "tasks.jsonl"
-    tasks_file.write_text(task.model_dump_json() + "\n")
+    tasks_file.write_text(task.model_dump_json() + "\n" + independent.model_dump_json() + "\n")
     settings = config(
         domains=[
             {"name": "shop", "tools": str(tools_file), "tasks": str(tasks_file), "policy": "Confirm before changes."}
@@ -109,6 +110,7 @@ async def test_supplied_files_replace_their_stages(tmp_path: Path) -> None:
     (plan,) = await Preparation(settings, model, store).run()
     assert model.sent == 0
     assert (plan.tools, plan.tasks, plan.policy) == ([tool], [task], "Confirm before changes.")
+    assert plan.followups == [independent], "a goal that names who asks it comes after their goal, never first"
 
 
 def test_a_broken_supplied_file_names_the_file_and_line(tmp_path: Path) -> None:

@@ -47,5 +47,15 @@ class Task(BaseModel):
         default_factory=list, description="the requests the person makes, in order: the judge's context, not items"
     )
     follows: str | None = Field(default=None, description="id of the task whose results this one extends")
+    asked_by: list[str] = Field(
+        default_factory=list,
+        description="for an independent follow-up: ids of the tasks whose person, in their role there, would "
+        "plausibly raise it too; only their dialogues get it (empty: any dialogue)",
+    )
     tools: list[str] = Field(default_factory=list, description="names of the tools the task is expected to need")
     checks: list[SQLCheck] = Field(default_factory=list, description="execution-grounded verification (SQL domains)")
+
+    @property
+    def is_followup(self) -> bool:
+        """Whether the task comes after another one in a dialogue, by the same person, rather than opening it."""
+        return self.follows is not None or bool(self.asked_by)

@@ -2,8 +2,8 @@
 
 Deterministic, so a resumed run plans exactly the same dialogues and skips the finished ones. Each
 dialogue gets a primary task and, when ``tasks_per_dialogue`` allows more, follow-ups: extensions of
-that task first, then independent ones. Another primary task is never added: it belongs to another
-person, and one dialogue is one person.
+that task first, then independent ones that its person would raise (``Task.asked_by``). Another primary
+task is never added: it belongs to another person, and one dialogue is one person.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _extra_tasks(plan: DomainPlan, primary: Task, count: int, rng: random.Random
     if count <= 0:
         return []
     extensions = [t for t in plan.followups if t.follows == primary.id]
-    independent = [t for t in plan.followups if t.follows is None]
+    independent = [t for t in plan.followups if t.follows is None and (not t.asked_by or primary.id in t.asked_by)]
     rng.shuffle(extensions)
     rng.shuffle(independent)
     return (extensions + independent)[:count]

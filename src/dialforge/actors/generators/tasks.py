@@ -8,7 +8,8 @@ self-contained statement written in the second person ("You are Leonie Köhler, 
 the voice a user simulator is briefed in, with the requests the person will make (subtasks) and what the
 assistant must achieve (success criteria, the judge's items). ``generate_followups`` writes the extra tasks
 of longer dialogues: extensions of an earlier task's results (``follows`` names it) or independent
-objectives in the same domain.
+objectives in the same domain, each naming the earlier tasks whose person, in the role they have there,
+would raise it (``asked_by``).
 
 Every task must read as a real person's goal (long enough, concrete, no placeholders, no tool names, no
 meta words) and use only tools that exist; a near-duplicate of a task already kept is dropped. With a
@@ -269,13 +270,14 @@ class _TaskCheck:
         tools = list(dict.fromkeys([*_texts(entry["tools"]), *called]))
         difficulty = entry["difficulty"].strip().casefold()
         follows = (entry["follows"] or None) if self.kind == "followup" else None
+        asked_by = _texts(entry["asked_by"]) if self.kind == "followup" and follows is None else []
         checks = [SQLCheck(description=c["description"], sql=c["sql"]) for c in entry["checks"]] if sql else []
         writes = [name for name in tools if name in self.tools and changes_data(self.tools[name])]
         reasons = [
             *self._goal_problems(description, subtasks, difficulty),
             *self._tool_problems(tools, pattern),
             *self._rubric_problems(entry, pattern),
-            *self._follows_problems(follows),
+            *self._follows_problems(follows, asked_by),
             *self._data_problems(entry["entities"] if sql else [], checks, writes),
         ]
         if twin := near_duplicate_of(description, kept, NEAR_DUPLICATE_THRESHOLD, size=NEAR_DUPLICATE_SHINGLE):
@@ -294,6 +296,7 @@ class _TaskCheck:
             ),
             subtasks=subtasks,
             follows=follows,
+            asked_by=asked_by,
             tools=tools,
             checks=checks,
         )
@@ -378,14 +381,31 @@ class _TaskCheck:
             reasons.append("the rubric has no expected tool pattern; list the calls, in order")
         return reasons
 
-    def _follows_problems(self, follows: str | None) -> list[str]:
+    def _follows_problems(self, follows: str | None, asked_by: Sequence[str]) -> list[str]:
+        """Whether a follow-up names the earlier task it extends, or, when independent, the earlier tasks whose
+        person would raise it: it is only ever added to those dialogues."""
         ids = [task.id for task in self.previous]
-        if self.kind != "followup" or follows is None or follows in ids:
+        listed = ", ".join(ids) or "there are none"
+        if self.kind != "followup":
             return []
-        return [
-            f"follows names {follows!r}, which is not one of the earlier tasks ({', '.join(ids) or 'there are none'}); "
-            "give one of their ids, or null for an independent task"
+        if follows is not None:
+            if follows in ids:
+                return []
+            return [
+                f"follows names {follows!r}, which is not one of the earlier tasks ({listed}); give one of their ids, "
+                "or null for an independent task"
+            ]
+        reasons = [
+            f"asked_by names {name!r}, which is not one of the earlier tasks ({listed}); list only their ids"
+            for name in asked_by
+            if name not in ids
         ]
+        if ids and not asked_by:
+            reasons.append(
+                "the independent task names no earlier task in asked_by; list the ids of the earlier tasks whose "
+                "person, in the role they have there, would plausibly ask for it next"
+            )
+        return reasons
 
     def _data_problems(
         self, entities: Sequence[dict[str, Any]], checks: Sequence[SQLCheck], writes: Sequence[str]
@@ -462,7 +482,7 @@ def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
         fields |= {"subtasks": strings, "success_criteria": strings}
     fields["tools"] = strings
     if kind == "followup":
-        fields["follows"] = {"type": ["string", "null"]}
+        fields |= {"follows": {"type": ["string", "null"]}, "asked_by": strings}
     if sql:
         entity = {"table": {"type": "string"}, "column": {"type": "string"}, "value": {"type": ["string", "number"]}}
         check = {"description": {"type": "string"}, "sql": {"type": "string"}}
