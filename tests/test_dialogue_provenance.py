@@ -37,17 +37,20 @@ AGENT = {"agent_system", "agent_system_parts", "service_section"}
 JUDGE = {"judge", "judge_parts"}
 USER = {"user_simulator", "user_simulator_parts", "user_simulator_feedback", "personas"}
 TOOL = {"tool_simulator", "tool_simulator_parts", "service_section"}
-PROMPTS_BY_MODE: dict[Mode, set[str]] = {
-    "task": AGENT | JUDGE | TOOL,
-    "user": AGENT | JUDGE | USER | TOOL,
-    "user+exec": AGENT | JUDGE | USER,
+PROMPTS: dict[tuple[Mode, bool], set[str]] = {
+    ("task", False): AGENT | JUDGE | TOOL,
+    ("task", True): AGENT | JUDGE,
+    ("user", False): AGENT | JUDGE | USER | TOOL,
+    ("user+exec", True): AGENT | JUDGE | USER,
 }
+"""The prompts a dialogue's roles use, by mode and whether its tools run on a database (else a model plays them)."""
 
 
-def engine_for(mode: Mode, chinook: SQLDatabase) -> DialogueEngine:
+def engine_for(mode: Mode, chinook: SQLDatabase, *, database: bool | None = None) -> DialogueEngine:
     models = {role: DryRunModel(seed=3, role=role) for role in ROLES}
     engine = DialogueEngine(models, mode=mode, settings=DialogueConfig(max_turns_per_task=60))
-    environment = chinook.environment(TOOLS) if mode == "user+exec" else None
+    on_database = mode == "user+exec" if database is None else database
+    environment = chinook.environment(TOOLS) if on_database else None
     tools = [tool.to_spec() for tool in TOOLS]
     engine.add_domain(DomainSetup(name="music store", tools=tools, environment=environment, description="Records."))
     return engine
@@ -69,11 +72,11 @@ def prompts_loaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     prompts.prompt_sections.cache_clear()
 
 
-@pytest.mark.parametrize("mode", ["task", "user", "user+exec"])
+@pytest.mark.parametrize(("mode", "database"), list(PROMPTS))
 async def test_a_record_names_the_version_the_models_and_a_digest_of_each_prompt_its_roles_use(
-    mode: Mode, chinook: SQLDatabase, prompts_loaded: set[str]
+    mode: Mode, database: bool, chinook: SQLDatabase, prompts_loaded: set[str]
 ) -> None:
-    engine = engine_for(mode, chinook)
+    engine = engine_for(mode, chinook, database=database)
     prompts_loaded.clear()  # what the dialogue renders, not what the engine digests
     state = await engine.run(engine.start("music store", [GOAL], dialogue_id="d", seed=5))
 
@@ -81,21 +84,25 @@ async def test_a_record_names_the_version_the_models_and_a_digest_of_each_prompt
     generator = engine.record(state).generator
     assert generator["dialforge_version"] == dialforge.__version__
     assert generator["models"] == {role: "dry-run" for role in ROLES}
-    assert generator["prompts"] == {name: prompt_digest(name) for name in sorted(PROMPTS_BY_MODE[mode])}
+    assert generator["prompts"] == {name: prompt_digest(name) for name in sorted(PROMPTS[mode, database])}
     assert prompts_loaded and prompts_loaded <= set(generator["prompts"]), "a prompt the dialogue used has no digest"
 
 
 def test_the_same_code_gives_the_same_record_and_a_changed_prompt_a_changed_digest(
     chinook: SQLDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = engine_for("user", chinook).generator
-    assert engine_for("user", chinook).generator == before
+    def generator() -> dict[str, object]:
+        engine = engine_for("user", chinook)
+        return engine.generator(engine.start("music store", [GOAL], dialogue_id="d", seed=5))
+
+    before = generator()
+    assert generator() == before
 
     original = prompts.load_prompt
     monkeypatch.setattr(
         prompts, "load_prompt", lambda name: original(name) + ("\nBe brief." if name == "judge" else "")
     )
-    after = engine_for("user", chinook).generator
+    after = generator()
 
     changed = {name for name, digest in after["prompts"].items() if before["prompts"][name] != digest}
     assert changed == {"judge"}
@@ -104,8 +111,10 @@ def test_the_same_code_gives_the_same_record_and_a_changed_prompt_a_changed_dige
 def test_personas_of_the_config_replace_the_packaged_ones_in_the_digests(chinook: SQLDatabase) -> None:
     models = {role: DryRunModel(seed=3, role=role) for role in ROLES}
     engine = DialogueEngine(models, mode="user", personas=[])
+    engine.add_domain(DomainSetup(name="music store", tools=[tool.to_spec() for tool in TOOLS]))
 
-    assert "personas" not in engine.generator["prompts"]
+    state = engine.start("music store", [GOAL], dialogue_id="d", seed=5)
+    assert "personas" not in engine.generator(state)["prompts"]
 
 
 def test_a_dry_run_writes_the_generator_into_dialogues_jsonl(tmp_path: Path) -> None:
@@ -118,5 +127,5 @@ def test_a_dry_run_writes_the_generator_into_dialogues_jsonl(tmp_path: Path) -> 
     (record,) = [json.loads(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
     generator = record["generator"]
     assert generator["dialforge_version"] == dialforge.__version__
-    assert set(generator["prompts"]) == PROMPTS_BY_MODE["user+exec"]
+    assert set(generator["prompts"]) == PROMPTS["user+exec", True]
     assert generator["prompts"]["agent_system"] == prompt_digest("agent_system")

@@ -141,6 +141,21 @@ def test_a_task_oriented_run_over_a_database_runs_the_tools_and_checks_on_it(
     assert judged and all(row["judgment"]["verification"] is not None for row in judged)
 
 
+def test_a_user_mode_run_over_a_database_says_its_tools_are_simulated_and_its_checks_not_run(
+    chinook_path: Path, tmp_path: Path
+) -> None:
+    config = write_music_config(tmp_path, chinook_path, per_domain=1, tasks_per_dialogue=(1, 1), mode="user")
+    result = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "music store" in result.stderr and "user+exec" in result.stderr
+    rows = records(tmp_path / "out")
+    assert {row["env"]["kind"] for row in rows} == {"simulated"}
+
+    exec_config = write_music_config(tmp_path, chinook_path, per_domain=1, tasks_per_dialogue=(1, 1))
+    executed = runner.invoke(app, ["run", str(exec_config), "--dry-run", "--out", str(tmp_path / "exec")])
+    assert executed.exit_code == 0 and "music store" not in executed.stderr
+
+
 def test_the_preparations_usage_is_in_the_statistics_and_stays_there_on_resume(
     chinook_path: Path, tmp_path: Path
 ) -> None:

@@ -222,6 +222,12 @@ def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
             "may come before dates in the database; set dialogue.today to the day the data was taken.",
             err=True,
         )
+    if settings.mode == "user" and (with_database := [d.name for d in settings.domains if d.database]):
+        typer.echo(
+            f"note: mode 'user' simulates every tool, so the databases of {', '.join(with_database)} only ground "
+            "the goals: no tool runs on them and the goals' SQL checks are not run; mode 'user+exec' runs both.",
+            err=True,
+        )
     return settings
 
 

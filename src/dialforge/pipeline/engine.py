@@ -80,18 +80,24 @@ class DialogueEngine:
         prompts = [*Agent.prompts, *Judge.prompts]
         if mode != "task":
             prompts += [*UserSimulator.prompts, *((DEFAULT_PERSONAS_PROMPT,) if personas is None else ())]
-        if mode != "user+exec":
-            prompts += SimulatedEnvironment.prompts
-        self.generator: dict[str, object] = {
-            "dialforge_version": __version__,
-            "models": {role: model.name for role, model in models.items()},
-            "prompts": prompt_digests(prompts),
+        self._generators: dict[bool, dict[str, object]] = {
+            simulated: {
+                "dialforge_version": __version__,
+                "models": {role: model.name for role, model in models.items()},
+                "prompts": prompt_digests([*prompts, *(SimulatedEnvironment.prompts if simulated else ())]),
+            }
+            for simulated in (False, True)
         }
-        """How every dialogue of this engine is made: the code's version, the model per role and a digest of
-        each prompt its roles are given, so that datasets can be compared and a dialogue traced to its code."""
+        """How the dialogues of this engine are made, by whether a model simulates their tools: the code's
+        version, the model per role and a digest of each prompt its roles are given, so that datasets can be
+        compared and a dialogue traced to its code."""
         self._domains: dict[str, DomainSetup] = {}
         self._live: dict[str, tuple[int, Environment]] = {}
         """dialogue id -> (message count of the state it belongs to, live environment)"""
+
+    def generator(self, state: DialogueState) -> dict[str, object]:
+        """The record's ``generator``: the tool simulator's prompts count only where a model played the tools."""
+        return self._generators[state.env.get("kind") == "simulated"]
 
     def add_domain(self, setup: DomainSetup) -> None:
         if self.mode == "user+exec" and setup.environment is None:
@@ -423,7 +429,7 @@ class DialogueEngine:
             seed=state.seed,
             persona=state.persona,
             guards=state.guards,
-            generator=self.generator,
+            generator=self.generator(state),
         )
 
 
