@@ -394,3 +394,16 @@ def test_cli_stats_names_a_line_that_is_not_json(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "dialogues.jsonl:2: not a JSON record" in result.stderr
+
+
+def test_a_record_written_before_goals_were_counted_apart_still_loads_and_counts() -> None:
+    old = record("old", tasks=2, status="failed", failure="out of turns", verdict=None)
+    old["tasks"] = [{"id": f"g{n}", "description": f"goal {n}"} for n in range(3)]
+    stats = old["stats"]
+    old["stats"] = {key: stats[key] for key in ("turns", "steps", "tool_calls", "tool_errors")} | {"tasks": 2}
+    del old["truncated"], old["tasks_dropped"]
+
+    loaded = Dialogue.model_validate(old).stats
+    assert (loaded.tasks_assigned, loaded.tasks_completed) == (3, 2)
+    goals = run_statistics([old]).overall.goals
+    assert (goals.assigned, goals.in_failed) == (3, 3)

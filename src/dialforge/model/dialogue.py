@@ -70,6 +70,18 @@ class DialogueStats(BaseModel):
     tool_errors: int = 0
 
 
+def upgrade_stats(data: Any) -> Any:
+    """A record or state written before goals assigned and completed were counted apart: its ``stats.tasks`` (the
+    goals completed) becomes ``tasks_completed``, and the goals it holds are those assigned, so older runs still
+    resume, export and count."""
+    if not isinstance(data, dict) or not isinstance(stats := data.get("stats"), dict) or "tasks" not in stats:
+        return data
+    upgraded = {key: value for key, value in stats.items() if key != "tasks"}
+    upgraded.setdefault("tasks_completed", stats["tasks"])
+    upgraded.setdefault("tasks_assigned", len(data.get("tasks") or ()) + len(data.get("tasks_dropped") or ()))
+    return {**data, "stats": upgraded}
+
+
 class DialogueState(BaseModel):
     """Everything needed to take the next step of one dialogue.
 
@@ -80,6 +92,11 @@ class DialogueState(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgraded(cls, data: Any) -> Any:
+        return upgrade_stats(data)
 
     id: str
     mode: Mode
@@ -135,6 +152,11 @@ class Dialogue(BaseModel):
     """The canonical record written to ``dialogues.jsonl``; refuses malformed conversations."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgraded(cls, data: Any) -> Any:
+        return upgrade_stats(data)
 
     id: str
     mode: Mode

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field
 
 from dialforge.generation_checks.near_duplicates import shingles
 from dialforge.llm.accounting import Price
-from dialforge.model.dialogue import Dialogue
+from dialforge.model.dialogue import Dialogue, upgrade_stats
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
 
@@ -259,7 +259,7 @@ class _Row:
 
 
 def _row(record: dict[str, Any] | Dialogue) -> _Row:
-    data = record.model_dump(mode="json") if isinstance(record, Dialogue) else record
+    data = record.model_dump(mode="json") if isinstance(record, Dialogue) else upgrade_stats(record)
     stats = data.get("stats") or {}
     calls: list[str] = []
     first_user: str | None = None
