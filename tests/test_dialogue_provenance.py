@@ -35,7 +35,7 @@ TOOLS = [
 GOAL = Task(id="g", description="You want to know whether the store has any jazz.", subtasks=["Ask about jazz"])
 AGENT = {"agent_system", "agent_system_parts", "service_section"}
 JUDGE = {"judge", "judge_parts"}
-USER = {"user_simulator", "user_simulator_parts", "user_simulator_feedback", "personas"}
+USER = {"user_simulator", "user_simulator_parts", "user_simulator_feedback", "user_simulator_violations", "personas"}
 TOOL = {"tool_simulator", "tool_simulator_parts", "service_section"}
 PROMPTS: dict[tuple[Mode, bool], set[str]] = {
     ("task", False): AGENT | JUDGE | TOOL,

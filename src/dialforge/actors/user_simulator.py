@@ -107,11 +107,21 @@ class Violation:
     kind: str
     detail: str
 
+    @classmethod
+    def of(cls, kind: str, **values: object) -> Violation:
+        """The violation ``kind`` with its reason, the section of that name in ``user_simulator_violations``."""
+        return cls(kind, render_section("user_simulator_violations", kind, **values))
+
 
 class UserSimulator:
     """Plays the user of one dialogue at a time; holds nothing between turns, so any state can be continued."""
 
-    prompts: ClassVar[tuple[str, ...]] = ("user_simulator", "user_simulator_parts", "user_simulator_feedback")
+    prompts: ClassVar[tuple[str, ...]] = (
+        "user_simulator",
+        "user_simulator_parts",
+        "user_simulator_feedback",
+        "user_simulator_violations",
+    )
     """The packaged prompts its requests are made of."""
 
     def __init__(self, model: ChatModel) -> None:
@@ -247,47 +257,22 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
     """Every rule the turn breaks that a check can see, with the reason to send back."""
     message = turn.user_message
     if not message:
-        return [Violation("empty_message", "The message is empty: write what you would say next.")]
+        return [Violation.of("empty_message")]
     violations = []
     question = pending_confirmation(state.conversation) if turn.is_task_complete else None
     if question and not _DECLINE.match(message):
-        violations.append(
-            Violation(
-                "complete_while_confirming",
-                f'The agent asked you to agree to an action ("{question}"), so it has not been done yet: answer '
-                'the question. To have it done, say yes (or correct a detail), set "is_task_complete" to false and '
-                'wait for the agent to report the result; if you do not want it, say so ("No, thanks").',
-            )
-        )
+        violations.append(Violation.of("complete_while_confirming", question=question))
     # Words the domain and the goal use themselves are not meta there ("training" at a gym).
     vocabulary = domain_vocabulary(state.domain, goal.description, *goal.subtasks, tools=state.tools)
     if found := meta_words(message, vocabulary, from_user=True):
-        violations.append(
-            Violation(
-                "meta_words",
-                f"The message uses words a real customer would not ({', '.join(found)}): write as the person "
-                "would, speaking to the agent as you.",
-            )
-        )
+        violations.append(Violation.of("meta_words", words=", ".join(found)))
     if copied := copied_passage(message, goal.description):
-        violations.append(
-            Violation(
-                "copied_goal",
-                f'The message copies your goal word for word ("{copied} ..."): say it in your own words, as a '
-                "person would in a chat.",
-            )
-        )
+        violations.append(Violation.of("copied_goal", copied=copied))
     earlier = [m.content or "" for m in state.conversation if isinstance(m, UserMessage | AssistantMessage)]
     revealed = newly_mentioned_requests(message, goal.subtasks, earlier)
     if len(goal.subtasks) >= MIN_REVEALED_REQUESTS and len(revealed) >= MIN_REVEALED_REQUESTS:
         listed = "; ".join(f'"{request}"' for request in revealed)
-        violations.append(
-            Violation(
-                "reveals_all_requests",
-                f"The message brings up {len(revealed)} of your requests at once ({listed}): ask for the first "
-                "one or two only, and keep the rest for later messages, after you have seen the answers.",
-            )
-        )
+        violations.append(Violation.of("reveals_all_requests", count=len(revealed), requests=listed))
     return violations
 
 
