@@ -221,6 +221,22 @@ async def test_turning_the_offer_down_may_end_the_goal(declined: str) -> None:
     assert result.is_task_complete and result.violations == [] and len(model.requests) == 1
 
 
+async def test_a_detail_only_a_tool_result_shows_is_sent_back_and_one_the_agent_said_is_not() -> None:
+    lookup = [
+        UserMessage(content="Hi, I'm Maya Okafor. Which of my orders is the oldest?"),
+        AssistantMessage(tool_calls=[ToolCall.make("c1", "search_orders", {"email": "maya.okafor@example.com"})]),
+        ToolMessage(tool_call_id="c1", name="search_orders", content='[{"order_id": 4471, "customer_id": 90817}]'),
+        AssistantMessage(content="Your oldest order is order 4471."),
+    ]
+    model = ScriptedModel([turn("Thanks. Is order 4471 on customer 90817?"), turn("Thanks. Has order 4471 shipped?")])
+
+    result = await UserSimulator(model).next_turn(state_with(lookup))
+
+    assert result.violations == ["uses_hidden_result"] and result.user_message == "Thanks. Has order 4471 shipped?"
+    sent_back = problems_sent_back(model.requests[1].messages[-1])
+    assert "90817" in sent_back and "4471" not in sent_back
+
+
 async def test_completing_once_the_action_is_reported_is_accepted() -> None:
     model = ScriptedModel([turn("Great, thanks!", True)])
 

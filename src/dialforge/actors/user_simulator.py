@@ -30,7 +30,7 @@ from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
-from dialforge.model.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.prompts import render_prompt, render_section
 
@@ -75,6 +75,9 @@ _ASIDE = re.compile(r"^\([^()]*\)\s*")
 _WORD = re.compile(r"[\w']+")
 _EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _WORD_OR_EMAIL = re.compile(rf"{_EMAIL}|[\w']+")
+_DETAIL = re.compile(rf"{_EMAIL}|\d[\d.,:/-]*\d{{2,}}|\d{{3,}}")
+"""An email, or a number of three digits or more (an id, an amount, a date): a detail a person can only know
+from their goal or from what the agent told them."""
 _GENERIC_WORDS = frozenset(
     (
         "about", "after", "again", "also", "another", "before", "been", "being", "check", "confirm", "current",
@@ -269,6 +272,8 @@ def turn_violations(turn: UserTurn, state: DialogueState, goal: Task) -> list[Vi
     if copied := copied_passage(message, goal.description):
         violations.append(Violation.of("copied_goal", copied=copied))
     earlier = [m.content or "" for m in state.conversation if isinstance(m, UserMessage | AssistantMessage)]
+    if hidden := hidden_details(message, [goal.description, *goal.subtasks, *earlier], state.conversation):
+        violations.append(Violation.of("uses_hidden_result", details=", ".join(hidden)))
     revealed = newly_mentioned_requests(message, goal.subtasks, earlier)
     if len(goal.subtasks) >= MIN_REVEALED_REQUESTS and len(revealed) >= MIN_REVEALED_REQUESTS:
         listed = "; ".join(f'"{request}"' for request in revealed)
@@ -298,6 +303,15 @@ def _phrasing(text: str, names: set[str]) -> list[str]:
         for token in _WORD_OR_EMAIL.findall(text)
         if "@" not in token and not any(c.isdigit() for c in token) and (word := token.casefold()) not in names
     ]
+
+
+def hidden_details(message: str, known: Iterable[str], conversation: Sequence[Message]) -> list[str]:
+    """The details (emails, numbers of three digits or more) of ``message`` that appear in a tool result but in
+    nothing the person was told or given (``known``): the person does not see tool results."""
+    seen = {detail.casefold() for text in known for detail in _DETAIL.findall(text)}
+    results = " ".join(m.content or "" for m in conversation if isinstance(m, ToolMessage)).casefold()
+    found = dict.fromkeys(detail.casefold() for detail in _DETAIL.findall(message))
+    return [detail for detail in found if detail not in seen and detail in results]
 
 
 def copied_passage(message: str, description: str, run: int = COPIED_RUN_WORDS) -> str | None:
