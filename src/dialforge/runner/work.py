@@ -4,10 +4,17 @@ Deterministic, so a resumed run plans exactly the same dialogues and skips the f
 dialogue gets a primary task and, when ``tasks_per_dialogue`` allows more, follow-ups: extensions of
 that task first, then independent ones that its person would raise (``Task.asked_by``). Another primary
 task is never added: it belongs to another person, and one dialogue is one person.
+
+Goals are spread evenly, so that no goal is used more often than the plan needs: primary tasks in turn, and
+follow-ups least used first, none more than ``ceil(needed / available)`` times, where ``needed`` is the
+follow-ups the domain's dialogues ask for. Among the least used, one that fits fewer people goes first (the
+others can still serve elsewhere), then a seeded order. A dialogue whose fitting follow-ups have all reached
+that share gets fewer of them.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,21 +44,47 @@ def plan_dialogues(
         if not plan.tasks:
             continue
         slug = domain_slug(plan.domain.name)
-        for index in range(per_domain):
-            seed = stage_seed(run_seed, plan.domain.name, "dialogue", str(index))
-            rng = random.Random(seed)
+        seeds = [stage_seed(run_seed, plan.domain.name, "dialogue", str(index)) for index in range(per_domain)]
+        extras = [random.Random(seed).randint(low, high) - 1 for seed in seeds]
+        order = random.Random(stage_seed(run_seed, plan.domain.name, "followup order"))
+        spread = _FollowupSpread(plan.followups, plan.tasks, sum(extras), order)
+        for index, (seed, extra) in enumerate(zip(seeds, extras, strict=True)):
             primary = plan.tasks[index % len(plan.tasks)]
-            extra = rng.randint(low, high) - 1
-            tasks = (primary, *_extra_tasks(plan, primary, extra, rng))
+            tasks = (primary, *spread.take(primary, extra))
             work.append(DialogueWork(id=f"{slug}-{index:06d}", domain=plan.domain.name, tasks=tasks, seed=seed))
     return work
 
 
-def _extra_tasks(plan: DomainPlan, primary: Task, count: int, rng: random.Random) -> list[Task]:
-    if count <= 0:
-        return []
-    extensions = [t for t in plan.followups if t.follows == primary.id]
-    independent = [t for t in plan.followups if t.follows is None and (not t.asked_by or primary.id in t.asked_by)]
-    rng.shuffle(extensions)
-    rng.shuffle(independent)
-    return (extensions + independent)[:count]
+class _FollowupSpread:
+    """Hands out a domain's follow-ups evenly: each at most ``share`` times, the least used first."""
+
+    def __init__(self, followups: Sequence[Task], primaries: Sequence[Task], needed: int, rng: random.Random) -> None:
+        self._followups = list(followups)
+        self._rank = list(range(len(followups)))
+        rng.shuffle(self._rank)
+        self._fits = [sum(self._fit(task, primary) for primary in primaries) for task in followups]
+        self._uses = [0] * len(followups)
+        self.share = math.ceil(needed / len(followups)) if followups else 0
+
+    def take(self, primary: Task, count: int) -> list[Task]:
+        """Up to ``count`` follow-ups for a dialogue of ``primary``: its extensions, then independent ones its
+        person would raise, each group least used first."""
+        chosen: list[int] = []
+        for extensions in (True, False):
+            group = [
+                i
+                for i, task in enumerate(self._followups)
+                if (task.follows is not None) == extensions and self._fit(task, primary) and self._uses[i] < self.share
+            ]
+            group.sort(key=lambda i: (self._uses[i], self._fits[i], self._rank[i]))
+            chosen += group[: max(count - len(chosen), 0)]
+        for i in chosen:
+            self._uses[i] += 1
+        return [self._followups[i] for i in chosen]
+
+    @staticmethod
+    def _fit(followup: Task, primary: Task) -> bool:
+        """Whether the follow-up may join a dialogue of ``primary``: it extends it, or its person would raise it."""
+        if followup.follows is not None:
+            return followup.follows == primary.id
+        return not followup.asked_by or primary.id in followup.asked_by
