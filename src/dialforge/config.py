@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from dialforge.errors import ConfigError
 from dialforge.llm.accounting import Price
 from dialforge.llm.settings import ModelsConfig
-from dialforge.model.dialogue import Mode
+from dialforge.model.dialogue import Mode, ToolFaultKind
 from dialforge.model.domain import domain_slug
 from dialforge.model.tasks import Difficulty
 
@@ -73,12 +73,28 @@ class GenerationConfig(BaseModel):
     expansion_tools: int = Field(default=10, ge=0, le=10, description="complementary tools, at most")
     sql_tools_per_domain: int = Field(default=12, ge=1, le=100)
     tasks_per_domain: int = Field(default=20, ge=1, le=10_000)
+    tasks_per_batch: int = Field(
+        default=5, ge=1, le=50, description="goals asked for in one request; each request sees a sample of its own"
+    )
+    data_view_tokens: int = Field(
+        default=2500,
+        ge=100,
+        le=50_000,
+        description="size of the sample of the database a goal writer sees (estimated as characters / 4)",
+    )
     followups_per_domain: int = Field(default=10, ge=0, le=10_000, description="extra tasks for multi-task dialogues")
     followup_extension_share: float = Field(
         default=0.5, ge=0, le=1, description="share of follow-ups that extend earlier results (rest: independent)"
     )
     difficulty_mix: dict[Difficulty, float] = Field(default_factory=_DEFAULT_DIFFICULTY_MIX.copy)
     tasks_per_dialogue: tuple[int, int] = Field(default=(1, 3), description="fewest and most tasks in one dialogue")
+    hard_goals: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="share of generated goals that cannot be done as asked (forbidden by the policy, refused by "
+        "the data, naming a record that is missing or ambiguous), spread over the kinds the domain supports",
+    )
 
     @field_validator("difficulty_mix")
     @classmethod
@@ -120,9 +136,27 @@ class DialogueConfig(BaseModel):
     )
     max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")
     max_repeated_calls: int = Field(default=3, ge=1, description="identical tool calls (same arguments) allowed")
+    tool_faults: float = Field(
+        default=0,
+        ge=0,
+        le=1,
+        description="share of tool calls that meet a transient fault instead of running (seeded, recorded)",
+    )
+    tool_fault_kinds: list[ToolFaultKind] = Field(
+        default_factory=lambda: list(get_args(ToolFaultKind)),
+        min_length=1,
+        description="the faults injected, chosen evenly: timeout, unavailable, rate_limited",
+    )
     personas: list[PersonaConfig] | None = Field(
         default=None, description="user personas to sample from (default: the built-in library; [] for none)"
     )
+
+    @field_validator("tool_fault_kinds")
+    @classmethod
+    def _fault_kinds_differ(cls, kinds: list[ToolFaultKind]) -> list[ToolFaultKind]:
+        if len(set(kinds)) < len(kinds):
+            raise ValueError(f"each fault kind is listed once (they are chosen evenly), not {kinds}")
+        return kinds
 
     def turn_budget(self, tasks: int) -> int:
         """The turns a dialogue pursuing ``tasks`` goals may add: ``max_turns_per_task`` per goal, at most

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.tools import ToolSpec
 
 ToolErrorKind = Literal[
@@ -19,9 +20,9 @@ ToolErrorKind = Literal[
     "not_found",
     "constraint_violation",
     "refused",
-    "timeout",
     "too_large",
     "execution_error",
+    ToolFaultKind,  # timeout, unavailable, rate_limited: the service, not the call, failed
 ]
 
 

@@ -12,9 +12,9 @@ admits both or neither; and because guided decoding (vLLM, llama.cpp) supports `
 simulated calls fail, always with a well-formed error. OpenAI's strict mode refuses a root ``anyOf``; it is
 off here anyway, since generated return schemas have optional fields, which strict mode refuses too.
 
-The error ``kind`` is an ``enum`` of the ``ToolErrorKind`` values (less ``unknown_tool``) rather than a free string
-mapped afterwards: a constrained server can only write one of them, the client's repair round corrects a free
-one, and the dry-run model reports real kinds instead of random words.
+The error ``kind`` is an ``enum`` of the ``ToolErrorKind`` values (less ``unknown_tool`` and the transient faults)
+rather than a free string mapped afterwards: a constrained server can only write one of them, the client's repair
+round corrects a free one, and the dry-run model reports real kinds instead of random words.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolE
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
+from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section, service_section
@@ -44,8 +45,12 @@ OPENING_HOURS = range(9, 19)
 ANY_RESULT: dict[str, Any] = {"type": ["object", "array"]}
 """What a tool without a return schema may return."""
 
-SERVICE_ERROR_KINDS = [kind for kind in get_args(ToolErrorKind) if kind != "unknown_tool"]
-"""What a simulated service may report; ``unknown_tool`` is the environment's own, decided before the model."""
+SERVICE_ERROR_KINDS = [
+    kind for kind in get_args(ToolErrorKind) if kind != "unknown_tool" and kind not in get_args(ToolFaultKind)
+]
+"""What a simulated service may report about a call: ``unknown_tool`` is the environment's own, decided before the
+model, and transient faults (a timeout, an unavailable or rate-limited service) are injected by the engine at the
+configured rate (``dialogue.tool_faults``), never at a rate a model picks."""
 
 ERROR_REPLY: dict[str, Any] = {
     "type": "object",

@@ -20,6 +20,18 @@ Mode = Literal["task", "user", "user+exec"]
 Actor = Literal["user", "agent", "tool", "judge", "done"]
 Status = Literal["running", "completed", "failed"]
 RubricCategory = Literal["Critical", "Structural", "NonCritical", "InvalidRubric"]
+ToolFaultKind = Literal["timeout", "unavailable", "rate_limited"]
+"""A transient service fault injected into a tool call (``DialogueConfig.tool_faults``)."""
+
+
+class ToolFault(BaseModel):
+    """One injected fault: the call it answered instead of the tool, which did not run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str
+    tool: str
+    kind: ToolFaultKind
 
 
 class RubricVerdict(BaseModel):
@@ -131,6 +143,9 @@ class DialogueState(BaseModel):
         default=None, description="the dialogue's date and time (ISO): what the agent, tools and user take as now"
     )
     env: dict[str, Any] = Field(default_factory=dict)
+    faults: list[ToolFault] = Field(
+        default_factory=list, description="transient faults injected into tool calls, which therefore did not run"
+    )
     stats: DialogueStats = Field(default_factory=DialogueStats)
     usage: UsageByRole = Field(default_factory=dict)
     judgment: Judgment | None = None
@@ -172,6 +187,7 @@ class Dialogue(BaseModel):
     stats: DialogueStats = Field(default_factory=DialogueStats)
     usage: UsageByRole = Field(default_factory=dict)
     env: dict[str, Any] = Field(default_factory=dict)
+    faults: list[ToolFault] = Field(default_factory=list, description="transient faults injected into its tool calls")
     seed: int = 0
     persona: str | None = None
     guards: dict[str, int] = Field(default_factory=dict)

@@ -27,6 +27,7 @@ from dialforge.actors.personas import DEFAULT_PERSONAS, DEFAULT_PERSONAS_PROMPT,
 from dialforge.actors.user_simulator import UserSimulator
 from dialforge.config import DialogueConfig
 from dialforge.environments.base import Environment, ToolResult
+from dialforge.environments.faults import fault_result, injected_fault
 from dialforge.environments.python_env import PythonEnvironment
 from dialforge.environments.simulated import SimulatedEnvironment, random_reference_time
 from dialforge.environments.sql.environment import SQLEnvironment
@@ -36,7 +37,7 @@ from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.conversation import conversation_problems
-from dialforge.model.dialogue import Actor, Dialogue, DialogueState, Mode
+from dialforge.model.dialogue import Actor, Dialogue, DialogueState, Mode, ToolFault
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
@@ -234,6 +235,7 @@ class DialogueEngine:
         state.truncated, state.failure = True, reason
         state.tasks, state.tasks_dropped = state.tasks[: state.tasks_done], state.tasks[state.tasks_done :]
         state.messages = state.messages[: state.goal_end]
+        state.faults = _faults_in(state.messages, state.faults)
         state.env = state.goal_end_env  # later goals' changes are gone with their messages, so checks see the cut
         state.goal_end = state.goal_end_env = state.closing_message = None
         state.next_actor = "judge"
@@ -316,12 +318,15 @@ class DialogueEngine:
                 arguments = call.function.arguments
             return f"{call.name}({arguments})"
 
+        faulted = {fault.call_id for fault in state.faults}  # trying again after a fault is no repetition
         seen: dict[str, int] = {}
         for message in state.messages:  # within one user request: reading a record again later is normal
             if isinstance(message, UserMessage):
                 seen.clear()
             elif isinstance(message, AssistantMessage):
                 for done in message.tool_calls or ():
+                    if done.id in faulted:
+                        continue
                     key = signature(done)
                     seen[key] = seen.get(key, 0) + 1
         return next((key for c in calls if seen[key := signature(c)] > self.settings.max_repeated_calls), None)
@@ -334,12 +339,23 @@ class DialogueEngine:
         environment = await self._environment(state)
         if isinstance(environment, SimulatedEnvironment):
             environment.context = state.conversation
-        try:
-            arguments = call.parsed_arguments()
-        except ValueError as exc:
-            result = ToolResult.failure("invalid_arguments", str(exc))
+        fault = injected_fault(
+            self.settings.tool_faults,
+            self.settings.tool_fault_kinds,
+            seed=state.seed,
+            dialogue_id=state.id,
+            call_index=sum(isinstance(m, ToolMessage) for m in state.messages),
+        )
+        if fault is not None:  # the service failed before the call reached it: nothing ran, nothing changed
+            result = fault_result(fault, call.name)
+            state.faults = [*state.faults, ToolFault(call_id=call.id, tool=call.name, kind=fault)]
         else:
-            result = await environment.call(call.name, arguments)
+            try:
+                arguments = call.parsed_arguments()
+            except ValueError as exc:
+                result = ToolResult.failure("invalid_arguments", str(exc))
+            else:
+                result = await environment.call(call.name, arguments)
         state.messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=result.to_text()))
         state.env = self._snapshot(environment)
         self._live[state.id] = (len(state.messages), environment)
@@ -395,11 +411,15 @@ class DialogueEngine:
         return environment
 
     async def _replayed(self, root: PythonEnvironment, state: DialogueState) -> Environment:
-        """Python tools are deterministic code: replay the dialogue's calls and check the digest."""
+        """Python tools are deterministic code: replay the dialogue's calls (those a fault stopped never ran) and
+        check the digest."""
         environment = root.fork()
+        faulted = {fault.call_id for fault in state.faults}
         for message in state.messages:
             if isinstance(message, AssistantMessage):
                 for call in message.tool_calls or ():
+                    if call.id in faulted:
+                        continue
                     if any(isinstance(m, ToolMessage) and m.tool_call_id == call.id for m in state.messages):
                         await environment.call(call.name, call.parsed_arguments())
         if environment.digest() != state.env.get("digest"):
@@ -426,11 +446,18 @@ class DialogueEngine:
             stats=dialogue_stats(state, messages),  # what the record holds, not what the state reached
             usage=state.usage,
             env={k: v for k, v in state.env.items() if k != "pages"},
+            faults=_faults_in(messages, state.faults),
             seed=state.seed,
             persona=state.persona,
             guards=state.guards,
             generator=self.generator(state),
         )
+
+
+def _faults_in(messages: Sequence[Message], faults: Sequence[ToolFault]) -> list[ToolFault]:
+    """The faults whose call is still in ``messages`` (a truncation or an unfinished exchange drops calls)."""
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    return [fault for fault in faults if fault.call_id in answered]
 
 
 def _goal_answered(state: DialogueState) -> bool:
