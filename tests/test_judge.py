@@ -16,10 +16,10 @@ from dialforge.json_schema.checks import schema_violations
 from dialforge.llm import ModelUnavailable, ScriptedModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
-from dialforge.model.tasks import Rubric, SQLCheck, Task
+from dialforge.model.tasks import HARD_GOAL_KINDS, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_section
-from prompt_checks import assert_in_order, assert_mentions, filled_in, prompt_of
+from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
 
 POLICY = "Before calling update_loan_due_date, state the change and wait for the member's explicit yes."
 TOOLS = [
@@ -326,3 +326,40 @@ def test_a_failed_check_after_a_well_handled_tool_error_is_left_to_the_judge() -
               "judgment": "valid"}  # fmt: skip
     assert apply_rules(answer, verification, tool_errors=1).judgment == "valid"
     assert apply_rules(answer, verification, tool_errors=0).judgment == "invalid"
+
+
+# Goals that cannot be done as asked
+
+REFUSED_RENEWAL = RENEWAL.model_copy(
+    update={"kind": "forbidden", "checks": [SQLCheck(description="loan 3071 is still due on 14 March", sql="SELECT 0")]}
+)
+"""A renewal the policy forbids: its check asserts that the loan was left as it was."""
+REFUSED = '{"error":{"kind":"refused","message":"loan 3071 was renewed twice already"}}'
+
+
+async def test_the_judge_is_told_each_goals_kind_and_the_rule_for_goals_that_cannot_be_done_as_asked() -> None:
+    model = ScriptedModel([answer()])
+
+    await Judge(model).judge(state(tasks=[REFUSED_RENEWAL, FINES], tasks_done=2))
+
+    tasks = filled_in(prompt_of(model), "judge")["tasks"]
+    kinds = [render_section("judge_parts", f"kind_{kind}") for kind in HARD_GOAL_KINDS]
+    assert [kind in tasks for kind in kinds] == [True, False, False, False], "the forbidden goal's kind, nothing else"
+    assert tasks.index(kinds[0]) < tasks.index(FINES.description)
+    assert fragment_text("unhappy_paths") in prompt_of(model)
+
+
+async def test_a_change_a_goal_refuses_that_was_made_anyway_is_invalid_even_after_a_tool_error() -> None:
+    refused = ScriptedModel([answer("valid")])
+    ordinary = ScriptedModel([answer("valid")])
+    made = verification(False)  # its check is "SELECT 0": the loan was changed after all
+
+    against_refusal = await Judge(refused).judge(
+        state(tasks=[REFUSED_RENEWAL], messages=conversation(REFUSED)), verification=made
+    )
+    against_request = await Judge(ordinary).judge(
+        state(tasks=[RENEWAL], messages=conversation(REFUSED)), verification=made
+    )
+
+    assert against_refusal.judgment == "invalid" and "check 1" in against_refusal.reasoning
+    assert against_request.judgment == "valid", "after a tool error, a change that did not happen is the judge's call"

@@ -9,7 +9,9 @@ because some facts need no opinion:
 
 1. a failed Critical item makes the dialogue invalid, whatever the model's verdict;
 2. a failed SQL check makes it invalid (execution-grounded evidence beats the model), and the
-   reasoning is extended to name the check;
+   reasoning is extended to name the check; after a tool error the model decides instead (the change may have
+   failed for a reason the assistant reported well), except for a check asserting that a refused change did
+   not happen (a goal that cannot be done as asked): the change was made, and nothing excuses that;
 3. ``checks`` maps each SQL check description to whether it passed, and ``verification`` keeps the
    whole verification record.
 
@@ -18,13 +20,13 @@ A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, get_args
 
 import orjson
 
 from dialforge.environments.base import TableDiff, is_error_text
-from dialforge.environments.sql.verification import Verification
+from dialforge.environments.sql.verification import CheckOutcome, Verification
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
@@ -100,11 +102,23 @@ class Judge:
             [UserMessage(content=prompt)], RequestOptions(response_format=JUDGMENT_FORMAT, seed=state.seed)
         )
         tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
-        return apply_rules(completion.parsed, verification, tool_errors=tool_errors)
+        unchanged = {check.sql for task in state.tasks if task.checks_unchanged for check in task.checks}
+        return apply_rules(completion.parsed, verification, tool_errors=tool_errors, unchanged_checks=unchanged)
 
 
-def apply_rules(answer: dict[str, Any], verification: Verification | None, *, tool_errors: int = 0) -> Judgment:
-    """The model's answer (already schema-checked by the client) with the deterministic rules applied."""
+def apply_rules(
+    answer: dict[str, Any],
+    verification: Verification | None,
+    *,
+    tool_errors: int = 0,
+    unchanged_checks: Collection[str] = (),
+) -> Judgment:
+    """The model's answer (already schema-checked by the client) with the deterministic rules applied.
+
+    ``unchanged_checks`` are the SQL of checks asserting that a refused change did not happen
+    (``Task.checks_unchanged``): one failing means the assistant made a change its instructions or the data
+    refuse, which no tool error excuses.
+    """
     items = [RubricVerdict.model_validate(item) for item in answer["items"]]
     verdict = answer["judgment"]
     reasoning = answer["reasoning"].strip()
@@ -116,7 +130,14 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None, *, to
     if verification is not None:
         for outcome in verification.checks:
             checks[outcome.description] = checks.get(outcome.description, True) and outcome.passed
-        failed = [f"{o.description!r} ({o.sql}: {o.detail})" for o in verification.checks if not o.passed]
+        failed_checks = [o for o in verification.checks if not o.passed]
+        refused = [_outcome(o) for o in failed_checks if o.sql in unchanged_checks]
+        failed = [_outcome(o) for o in failed_checks if o.sql not in unchanged_checks]
+        if refused:
+            verdict = "invalid"
+            reasoning += "\n\nInvalid by execution: a change the goal's policy or data refuses was made: " + "; ".join(
+                refused
+            )
         if failed and not tool_errors:
             verdict = "invalid"
             reasoning += "\n\nInvalid by execution: failed SQL check on the final database: " + "; ".join(failed)
@@ -133,6 +154,10 @@ def apply_rules(answer: dict[str, Any], verification: Verification | None, *, to
         checks=checks,
         verification=verification.model_dump(mode="json") if verification is not None else None,
     )
+
+
+def _outcome(outcome: CheckOutcome) -> str:
+    return f"{outcome.description!r} ({outcome.sql}: {outcome.detail})"
 
 
 def _part(section: str) -> str:
@@ -162,6 +187,8 @@ def render_tasks(state: DialogueState) -> str:
     for index, task in enumerate(state.tasks):
         status, reached = _status(state, index)
         lines = [f"### Task {index + 1} ({task.difficulty}): {status}", "", f"Goal: {task.description}"]
+        if task.kind != "ordinary":
+            lines.append(_part(f"kind_{task.kind}"))
         if reached:
             lines += _task_items(task, index + 1)
         blocks.append("\n".join(lines))

@@ -7,6 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Difficulty = Literal["easy", "medium", "hard"]
+GoalKind = Literal["ordinary", "forbidden", "constraint", "missing_entity", "ambiguous_entity"]
+"""What a goal runs into. ``ordinary``: it can be done as asked. The others are unhappy paths, written on purpose
+so that an agent learns to handle them: ``forbidden`` asks for what the policy does not allow, ``constraint`` for
+what the data does not allow (more copies than are in stock), ``missing_entity`` names a record that does not
+exist, ``ambiguous_entity`` one that several records match."""
+HARD_GOAL_KINDS: tuple[GoalKind, ...] = ("forbidden", "constraint", "missing_entity", "ambiguous_entity")
+UNCHANGED_KINDS: frozenset[GoalKind] = frozenset(("forbidden", "constraint"))
+"""Kinds whose change the policy or the data refuses: their checks assert that the record was left as it was."""
 
 
 class Rubric(BaseModel):
@@ -42,6 +50,7 @@ class Task(BaseModel):
         "task's goal, which the user simulator is briefed with (second person)"
     )
     difficulty: Difficulty = "medium"
+    kind: GoalKind = Field(default="ordinary", description="what the goal runs into; see GoalKind")
     rubric: Rubric = Field(default_factory=Rubric)
     subtasks: list[str] = Field(
         default_factory=list, description="the requests the person makes, in order: the judge's context, not items"
@@ -53,9 +62,24 @@ class Task(BaseModel):
         "plausibly raise it too; only their dialogues get it (empty: any dialogue)",
     )
     tools: list[str] = Field(default_factory=list, description="names of the tools the task is expected to need")
-    checks: list[SQLCheck] = Field(default_factory=list, description="execution-grounded verification (SQL domains)")
+    asks_to_see: list[str] = Field(
+        default_factory=list,
+        description="the result fields whose values the person asks to be told, named as the tools' results name "
+        "them: each must be one that some tool returns (empty: nothing, or not stated)",
+    )
+    checks: list[SQLCheck] = Field(
+        default_factory=list,
+        description="execution-grounded verification (SQL domains): that the change was made, or, when "
+        "checks_unchanged, that the refused change was not",
+    )
 
     @property
     def is_followup(self) -> bool:
         """Whether the task comes after another one in a dialogue, by the same person, rather than opening it."""
         return self.follows is not None or bool(self.asked_by)
+
+    @property
+    def checks_unchanged(self) -> bool:
+        """Whether the checks assert that the change the person asks for did NOT happen: the policy or the data
+        refuses it, so a passing check is the record left as it was."""
+        return self.kind in UNCHANGED_KINDS
