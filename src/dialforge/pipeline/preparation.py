@@ -29,7 +29,7 @@ from dialforge.actors.generators.policy import generate_policy
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
 from dialforge.actors.generators.sql_tools import synthesize_sql_tools
-from dialforge.actors.generators.tasks import TaskStyle, generate_followups, generate_tasks
+from dialforge.actors.generators.tasks import TaskStyle, generate_followups, generate_tasks, hard_goal_kinds
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.sql.environment import SQLDatabase
@@ -295,10 +295,13 @@ class Preparation:
         )
         style: TaskStyle = "rubric" if self.config.mode == "task" else "descriptive"
         schema = database.schema.model_dump() if database else None
+        policy = plan.policy
+        executed = self.config.mode != "user"  # the tools run on the database the writer sees (task, user+exec)
+        hard_kinds = hard_goal_kinds(policy=policy, tools=tools, database=database, executed=executed)
         batch = await self._stage(
             f"tasks_{style}",
             plan,
-            [f"tasks_{style}", "tasks_repair"],
+            [f"tasks_{style}", "tasks_parts", "tasks_repair"],
             TypeAdapter(list[Task]),
             lambda: generate_tasks(
                 self.model,
@@ -307,6 +310,9 @@ class Preparation:
                 style=style,
                 count=settings.tasks_per_domain,
                 difficulty_mix=dict(settings.difficulty_mix.items()),  # Mapping[str, float]: its keys are invariant
+                hard_goals=settings.hard_goals,
+                hard_kinds=hard_kinds,
+                policy=policy,
                 database=database,
                 today=self.config.dialogue.today,
                 seed=stage_seed(self.config.seed, name, "tasks", style),
@@ -314,6 +320,9 @@ class Preparation:
             tools=tools,
             count=settings.tasks_per_domain,
             mix=settings.difficulty_mix,
+            hard_goals=settings.hard_goals,
+            hard_kinds=hard_kinds,
+            policy=policy,
             database=schema,
             today=self.config.dialogue.today,
         )
@@ -334,6 +343,7 @@ class Preparation:
                     primary,
                     count=settings.followups_per_domain,
                     extension_share=settings.followup_extension_share,
+                    policy=policy,
                     database=database,
                     today=self.config.dialogue.today,
                     seed=stage_seed(self.config.seed, name, "followups"),
@@ -342,6 +352,7 @@ class Preparation:
                 primary=primary,
                 count=settings.followups_per_domain,
                 share=settings.followup_extension_share,
+                policy=policy,
                 database=schema,
                 today=self.config.dialogue.today,
             )

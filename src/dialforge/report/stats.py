@@ -11,9 +11,9 @@ assigned, completed in a kept dialogue, dropped by a truncation or left in a fai
 Beyond the table: tool calls per dialogue, the tool error rate (tool errors / tool calls), the judge's
 verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category (InvalidRubric
 items are counted: they have no pass or fail), failure reasons (grouped, see ``failure_reason``), guards
-fired, tokens and seconds per dialogue per role, and diversity: distinct tools used, near-duplicate first
-user messages and distinct tool-name sequences. What the whole run spent, preparation included, is
-``run_usage.py``'s.
+fired, tokens and seconds per dialogue per role, diversity: distinct tools used, near-duplicate first
+user messages and distinct tool-name sequences, and the unhappy paths: goals per kind and injected tool faults
+(``unhappy_paths.py``). What the whole run spent, preparation included, is ``run_usage.py``'s.
 
 Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
 fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
@@ -40,6 +40,7 @@ from dialforge.llm.accounting import Price
 from dialforge.model.dialogue import Dialogue, upgrade_stats
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
+from dialforge.report.unhappy_paths import DialogueUnhappyPaths, UnhappyPaths, dialogue_unhappy_paths, unhappy_paths
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
 """Jaccard similarity of word shingles from which two first user messages count as near-duplicates."""
@@ -158,6 +159,9 @@ class RunStatistics(BaseModel):
         default_factory=dict, description="'turn', 'step', 'task' -> value -> kept dialogues (whole run)"
     )
     usage: RunUsage = Field(default_factory=RunUsage, description="every role's usage: preparation and dialogues")
+    unhappy_paths: UnhappyPaths = Field(
+        default_factory=UnhappyPaths, description="goals per kind and injected tool faults (``unhappy_paths.py``)"
+    )
 
 
 def failure_reason(failure: str | None) -> str:
@@ -223,6 +227,7 @@ def run_statistics(
         overall=_group("all", "all", rows),
         groups=[_group(mode, domain, members) for (mode, domain), members in sorted(groups.items())],
         histograms=histograms,
+        unhappy_paths=unhappy_paths(row.unhappy for row in rows),
         usage=run_usage(
             {"preparation": preparation or {}, "dialogues": reduce(usage_sum, (row.usage for row in rows), {})},
             next((row.models for row in rows if row.models), {}),
@@ -256,6 +261,7 @@ class _Row:
     tools_offered: list[str]
     calls: list[str]
     first_user: str | None
+    unhappy: DialogueUnhappyPaths
 
 
 def _row(record: dict[str, Any] | Dialogue) -> _Row:
@@ -293,6 +299,11 @@ def _row(record: dict[str, Any] | Dialogue) -> _Row:
         ],
         calls=calls,
         first_user=first_user,
+        unhappy=dialogue_unhappy_paths(
+            data,
+            completed=int(stats.get("tasks_completed", 0)),
+            verdict=str((data.get("judgment") or {}).get("judgment", "unjudged")),
+        ),
     )
 
 

@@ -105,7 +105,8 @@ def group_tables(stats: RunStatistics) -> list[Table]:
 
 
 def overall_tables(stats: RunStatistics) -> list[Table]:
-    """The whole run's judge items, failure reasons, guards, usage per role, diversity and tool usage."""
+    """The whole run's judge items, failure reasons, guards, usage per role, diversity, tool usage, and goals per
+    kind and tool faults."""
     overall = stats.overall
     judging = overall.judging
     graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
@@ -177,6 +178,59 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
             ],
         ),
         Table("Tool usage", ("tool", "calls"), [(name, str(calls)) for name, calls in diversity.tool_usage.items()]),
+        *_unhappy_path_tables(stats),
+    ]
+
+
+def _unhappy_path_tables(stats: RunStatistics) -> list[Table]:
+    """Goals and dialogues per goal kind; injected tool faults per kind, and by handling and verdict."""
+    unhappy = stats.unhappy_paths
+    verdicts = ("valid", "invalid", "unjudged")
+    by_verdict = [
+        (handling.replace("_", " "), *(str(counts.get(verdict, 0)) for verdict in verdicts))
+        for handling, counts in sorted(unhappy.fault_verdicts.items())
+    ]
+    if unhappy.dialogues_with_faults:
+        by_verdict.append(
+            ("dialogues with faults", *(str(unhappy.dialogues_with_faults.get(verdict, 0)) for verdict in verdicts))
+        )
+    return [
+        Table(
+            "Goals by kind",
+            ("kind", "goals", "completed", "dialogues", "kept", "valid", "invalid", "pass rate"),
+            [
+                (
+                    kind,
+                    str(k.goals),
+                    str(k.completed),
+                    str(k.dialogues),
+                    str(k.kept),
+                    str(k.valid),
+                    str(k.invalid),
+                    percent(k.valid / (k.valid + k.invalid) if k.valid + k.invalid else None),
+                )
+                for kind, k in unhappy.goal_kinds.items()
+            ],
+            note="ordinary goals can be done as asked, the others cannot (forbidden, constraint, a missing or "
+            "ambiguous record); a dialogue counts under each kind its goals have",
+        ),
+        Table(
+            "Tool faults injected",
+            ("fault", "injected", "retried", "told the user", "unresolved"),
+            [
+                (kind, str(f.injected), str(f.retried), str(f.told_user), str(f.unresolved))
+                for kind, f in unhappy.faults.items()
+            ],
+            note="what the agent did next, before the person's next message: the same call again, or an answer "
+            "in words",
+        ),
+        Table(
+            "Tool faults by verdict",
+            ("handled", *verdicts),
+            by_verdict,
+            note="faults by what the agent did next and the verdict of their dialogue; then the dialogues that met "
+            "a fault",
+        ),
     ]
 
 

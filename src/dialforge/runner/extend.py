@@ -72,6 +72,7 @@ async def _continuations(
                     plan.domain,
                     plan.tools,
                     conversation.messages,
+                    policy=plan.policy,
                     database=plan.database,
                     today=config.dialogue.today,
                     seed=seed,

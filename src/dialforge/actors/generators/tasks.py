@@ -15,12 +15,18 @@ Every task must read as a real person's goal (long enough, concrete, no placehol
 meta words) and use only tools that exist; a near-duplicate of a task already kept is dropped. With a
 database, every record the task names must exist, and a task that changes data must carry read-only SQL
 checks that are still false on the initial data, so that passing them shows the dialogue did the work.
+
+A share of ``generate_tasks``'s goals cannot be done as asked, each labelled with its kind (``Task.kind``): the
+writers are given the agent's policy, and the data confirms each kind. A missing record matches no row, an
+ambiguous one two or more, and the checks of a goal the policy or the data refuses hold on the initial data,
+since they assert that the record is left as it is.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,9 +47,9 @@ from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
-from dialforge.model.tasks import Difficulty, Rubric, SQLCheck, Task
+from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Difficulty, GoalKind, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
-from dialforge.prompts import render_prompt
+from dialforge.prompts import render_prompt, render_section
 
 TaskStyle = Literal["rubric", "descriptive"]
 TaskKind = Literal["rubric", "descriptive", "followup", "continuation"]
@@ -62,6 +68,9 @@ _FIRST_PERSON = re.compile(r"\bI\b|\b(?i:me|my|mine|myself|we|our|ours)\b")
 """A word only a message in the user's own voice has: a request about the user ("Liam wants ...") has none."""
 _CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
 _NO_DATABASE = "(none: this application's data is not shown to you)"
+_NO_POLICY = "(none given: the assistant helps with whatever its tools serve)"
+_LOOKED_UP_KINDS = ("missing_entity", "ambiguous_entity")
+"""Kinds whose goal names a detail at issue (``lookup``), looked up in the database: no row, or several."""
 
 
 def _now(today: datetime | None) -> str:
@@ -82,18 +91,35 @@ async def generate_tasks(
     style: TaskStyle,
     count: int,
     difficulty_mix: Mapping[str, float],
+    hard_goals: float = 0.0,
+    hard_kinds: Sequence[GoalKind] = (),
+    policy: str = "",
     database: SQLDatabase | None = None,
     today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
-    """Up to ``count`` tasks of ``style``, asked for in ``difficulty_mix`` proportions, checked, repaired once.
+    """Up to ``count`` tasks of ``style``, asked for in ``difficulty_mix`` proportions, checked, repaired once;
+    ``hard_goal_counts(count, hard_goals, hard_kinds)`` of them goals that cannot be done as asked, labelled
+    with their kind (``hard_goal_kinds`` says which a domain supports), the rest ``ordinary``.
 
     Raises ``ValueError`` for a difficulty mix that names an unknown difficulty or has no positive weight.
     """
     counts = difficulty_counts(count, difficulty_mix)
     mix = ", ".join(f"{number} {difficulty}" for difficulty, number in counts.items() if number)
+    kinds = {kind: number for kind, number in hard_goal_counts(count, hard_goals, hard_kinds).items() if number}
+    values = {"difficulty_mix": mix, "hard_goals": _hard_goals_section(count, kinds, sql=database is not None)}
     return await _generate(
-        model, domain, tools, style, database, count=count, seed=seed, today=today, values={"difficulty_mix": mix}
+        model,
+        domain,
+        tools,
+        style,
+        database,
+        count=count,
+        seed=seed,
+        today=today,
+        values=values,
+        policy=policy,
+        goal_kinds=tuple(kinds),
     )
 
 
@@ -105,6 +131,7 @@ async def generate_followups(
     *,
     count: int,
     extension_share: float,
+    policy: str = "",
     database: SQLDatabase | None = None,
     today: datetime | None = None,
     seed: int = 0,
@@ -133,6 +160,7 @@ async def generate_followups(
         today=today,
         values=values,
         previous=previous,
+        policy=policy,
     )
 
 
@@ -142,6 +170,7 @@ async def generate_continuation(
     tools: Sequence[ToolSpec],
     conversation: Sequence[Message],
     *,
+    policy: str = "",
     database: SQLDatabase | None = None,
     today: datetime | None = None,
     seed: int = 0,
@@ -150,7 +179,7 @@ async def generate_continuation(
     how an ongoing chat, perhaps one without any tool use, gets a tool-use need injected (``extend``)."""
     values = {"conversation": render_transcript(conversation) or "(the conversation has not started)"}
     return await _generate(
-        model, domain, tools, "continuation", database, count=1, seed=seed, today=today, values=values
+        model, domain, tools, "continuation", database, count=1, seed=seed, today=today, values=values, policy=policy
     )
 
 
@@ -173,6 +202,33 @@ def difficulty_counts(count: int, mix: Mapping[str, float]) -> dict[Difficulty, 
     return counts
 
 
+def hard_goal_kinds(
+    *, policy: str, tools: Sequence[ToolSpec], database: SQLDatabase | None, executed: bool
+) -> list[GoalKind]:
+    """The kinds of goals that cannot be done as asked which a domain can support, so that the writer can base
+    them on facts and the check can confirm them: ``forbidden`` needs a policy to forbid something; the others
+    need the database the writer sees to be the one the tools run on (``executed``: a model playing the tools
+    would invent the record that should be missing): ``constraint`` also needs a tool that changes data,
+    ``missing_entity`` and ``ambiguous_entity`` are looked up in it."""
+    grounded = database is not None and executed
+    supported = {
+        "forbidden": bool(policy.strip()),
+        "constraint": grounded and any(changes_data(tool) for tool in tools),
+        "missing_entity": grounded,
+        "ambiguous_entity": grounded,
+    }
+    return [kind for kind in HARD_GOAL_KINDS if supported[kind]]
+
+
+def hard_goal_counts(count: int, share: float, kinds: Sequence[GoalKind]) -> dict[GoalKind, int]:
+    """How many of ``count`` goals of each of ``kinds`` to ask for: ``share`` of them rounded half up, spread
+    evenly, the earlier kinds taking the remainder; none without kinds."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"the share of goals that cannot be done as asked is between 0 and 1, not {share}")
+    total = math.floor(count * share + 0.5) if kinds else 0
+    return {kind: total // len(kinds) + (index < total % len(kinds)) for index, kind in enumerate(kinds)}
+
+
 def task_id(slug: str, kind: str, description: str) -> str:
     """An id that names the goal itself: a regenerated stage never gives an old id to a different goal."""
     digest = hashlib.blake2b(description.encode(), digest_size=4).hexdigest()
@@ -191,8 +247,11 @@ async def _generate(
     today: datetime | None,
     values: Mapping[str, object],
     previous: Sequence[Task] = (),
+    policy: str = "",
+    goal_kinds: Sequence[GoalKind] = (),
 ) -> ItemBatch[Task]:
-    """What the three stages share: the prompt's common parts, the check, the repair, the ids."""
+    """What the three stages share: the prompt's common parts, the check, the repair, the ids. ``goal_kinds`` are
+    the kinds of goals that cannot be done as asked which the prompt asks for; each goal then carries its kind."""
     if count <= 0:
         return ItemBatch()
     prompt = render_prompt(
@@ -204,6 +263,7 @@ async def _generate(
         writes=", ".join(tool.name for tool in tools if changes_data(tool)) or "none",
         schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
         data_view=database.data_view() if database is not None else _NO_DATABASE,
+        policy=policy.strip() or _NO_POLICY,
         count=count,
         min_chars=MIN_DESCRIPTION_CHARS,
         max_subtasks=MAX_SUBTASKS,
@@ -221,12 +281,13 @@ async def _generate(
         domain_vocabulary(domain.name, domain.description, tools=tools),
         previous,
         environment,
+        frozenset(goal_kinds),
     )
     try:
         batch = await generate_items(
             model,
             [UserMessage(content=prompt)],
-            _task_format(kind, sql=database is not None),
+            _task_format(kind, sql=database is not None, goal_kinds=goal_kinds),
             entries=lambda parsed: parsed["tasks"],
             check=check,
             repair_instruction=repair,
@@ -250,6 +311,8 @@ class _TaskCheck:
     vocabulary: str
     previous: Sequence[Task]
     environment: SQLEnvironment | None
+    goal_kinds: frozenset[GoalKind] = frozenset()
+    """the kinds of goals that cannot be done as asked which were asked for; any other goal is ordinary"""
 
     def __call__(self, entries: Sequence[Any], accepted: Sequence[Task]) -> list[Checked[Task]]:
         kept = [task.description for task in (*self.previous, *accepted)]
@@ -273,12 +336,14 @@ class _TaskCheck:
         asked_by = _texts(entry["asked_by"]) if self.kind == "followup" and follows is None else []
         checks = [SQLCheck(description=c["description"], sql=c["sql"]) for c in entry["checks"]] if sql else []
         writes = [name for name in tools if name in self.tools and changes_data(self.tools[name])]
+        goal_kind = str(entry.get("kind") or "ordinary").strip()
         reasons = [
             *self._goal_problems(description, subtasks, difficulty),
             *self._tool_problems(tools, pattern),
             *self._rubric_problems(entry, pattern),
             *self._follows_problems(follows, asked_by),
-            *self._data_problems(entry["entities"] if sql else [], checks, writes),
+            *self._data_problems(entry["entities"] if sql else [], checks, writes, goal_kind in UNCHANGED_KINDS),
+            *self._kind_problems(goal_kind, entry.get("lookup")),
         ]
         if twin := near_duplicate_of(description, kept, NEAR_DUPLICATE_THRESHOLD, size=NEAR_DUPLICATE_SHINGLE):
             reasons.append(f"the task is a near-duplicate of one already kept ({twin!r}); write a different goal")
@@ -289,6 +354,7 @@ class _TaskCheck:
             id="",
             description=description,
             difficulty=cast(Difficulty, difficulty),
+            kind=cast(GoalKind, goal_kind),
             rubric=Rubric(
                 success_criteria=_texts(entry["success_criteria"]),
                 expected_tool_pattern=pattern,
@@ -408,13 +474,20 @@ class _TaskCheck:
         return reasons
 
     def _data_problems(
-        self, entities: Sequence[dict[str, Any]], checks: Sequence[SQLCheck], writes: Sequence[str]
+        self, entities: Sequence[dict[str, Any]], checks: Sequence[SQLCheck], writes: Sequence[str], unchanged: bool
     ) -> list[str]:
-        """With a database: the records named exist, and the checks can tell that the task was done."""
+        """With a database: the records named exist, and the checks can tell that the task was done, or, for a
+        change the policy or the data refuses (``unchanged``), that it was not."""
         if self.environment is None:
             return []
         reasons = [problem for entity in entities if (problem := self._entity_problem(entity))]
-        if writes and not checks:
+        if writes and not checks and unchanged:
+            reasons.append(
+                f"the goal asks for a change the policy or the data refuses (with {', '.join(writes)}) but has no "
+                "check; add a read-only SELECT that is true now and stays true only while the record is left as "
+                "it is"
+            )
+        elif writes and not checks:
             reasons.append(
                 f"the task changes data (with {', '.join(writes)}) but has no check; add a read-only SELECT whose "
                 "first value is true only once the change is made"
@@ -425,32 +498,66 @@ class _TaskCheck:
                 "leave checks empty for a goal that only looks things up"
             )
         for number, check in enumerate(checks, start=1):
-            reasons += self._check_problems(number, check.sql, bool(writes))
+            reasons += self._check_problems(number, check.sql, bool(writes), unchanged)
         return reasons
 
+    def _kind_problems(self, kind: str, lookup: dict[str, Any] | None) -> list[str]:
+        """Whether the goal is of a kind asked for, and a missing or ambiguous record is really so in the data."""
+        allowed = ["ordinary", *(k for k in HARD_GOAL_KINDS if k in self.goal_kinds)]
+        if kind not in allowed:
+            return [f"kind {kind!r} is not one asked for; give one of {', '.join(allowed)}"]
+        if kind not in _LOOKED_UP_KINDS or self.environment is None:
+            return []
+        if not lookup:
+            return [f"a {kind} goal gives the detail at issue in lookup, as table, column and value"]
+        matched = self._matching_rows(lookup, "lookup")
+        if isinstance(matched, str):
+            return [matched]
+        where, rows = matched
+        if kind == "missing_entity" and rows:
+            return [
+                f"lookup {where} is in the data, so the record is not missing: name a value that no row has, as "
+                "the person would believe it to be"
+            ]
+        if kind == "ambiguous_entity" and rows < 2:
+            return [
+                f"lookup {where} matches {rows} row{'s' if rows != 1 else ''}; an ambiguous_entity goal names a "
+                "detail that two or more records share"
+            ]
+        return []
+
     def _entity_problem(self, entity: dict[str, Any]) -> str | None:
+        matched = self._matching_rows(entity, "entity")
+        if isinstance(matched, str):
+            return matched
+        where, rows = matched
+        return None if rows else f"entity {where} is not in the data"
+
+    def _matching_rows(self, entity: dict[str, Any], label: str) -> tuple[str, int] | str:
+        """``(table.column = value, rows matching: 0, 1 or 2 for two or more)``, or why it cannot be looked up."""
         assert self.environment is not None
         schema = self.environment.database.schema
         tables = {table.name.casefold(): table for table in schema.tables}
         table = tables.get(entity["table"].casefold())
         if table is None:
             suggestion = _did_you_mean(entity["table"], [table.name for table in schema.tables])
-            return f"entity table {entity['table']!r} is not in the schema{suggestion}"
+            return f"{label} table {entity['table']!r} is not in the schema{suggestion}"
         columns = {column.name.casefold(): column for column in table.columns}
         column = columns.get(entity["column"].casefold())
         if column is None:
             suggestion = _did_you_mean(entity["column"], [column.name for column in table.columns])
-            return f"entity column {table.name}.{entity['column']} is not in the schema{suggestion}"
+            return f"{label} column {table.name}.{entity['column']} is not in the schema{suggestion}"
         found = self.environment.query(
-            f"SELECT 1 FROM {quote_identifier(table.name)} WHERE {quote_identifier(column.name)} = :value LIMIT 1",
+            f"SELECT COUNT(*) AS found FROM (SELECT 1 FROM {quote_identifier(table.name)} "
+            f"WHERE {quote_identifier(column.name)} = :value LIMIT 2)",
             {"value": entity["value"]},
         )
         where = f"{table.name}.{column.name} = {entity['value']!r}"
         if found.error is not None:
-            return f"entity {where} could not be looked up: {found.error.message}"
-        return None if found.content else f"entity {where} is not in the data"
+            return f"{label} {where} could not be looked up: {found.error.message}"
+        return where, int(found.content[0]["found"])
 
-    def _check_problems(self, number: int, sql: str, changes: bool) -> list[str]:
+    def _check_problems(self, number: int, sql: str, changes: bool, unchanged: bool) -> list[str]:
         assert self.environment is not None
         try:
             statement = parse_statement(sql)
@@ -464,13 +571,20 @@ class _TaskCheck:
         result = self.environment.query(sql)
         if result.error is not None:
             return [f"check {number} does not run on the database: {result.error.message}"]
-        if changes and self.environment.check(sql)[0]:
+        holds = self.environment.check(sql)[0]
+        if changes and unchanged and not holds:
+            return [
+                f"check {number} is false on the data now; the change this goal asks for is refused, so its checks "
+                "assert that the record is left as it is: true now, and false only if the refused change were made"
+            ]
+        if changes and not unchanged and holds:
             return [f"check {number}: the check already holds before the dialogue, so it cannot show the task was done"]
         return []
 
 
-def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
-    """The reply's shape for ``kind``; values (difficulty, tool names, SQL) are checked per task, not here."""
+def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = ()) -> ResponseSchema:
+    """The reply's shape for ``kind``, with each goal's kind when ``goal_kinds`` are asked for; values (difficulty,
+    tool names, SQL) are checked per task, not here."""
     strings = {"type": "array", "items": {"type": "string"}}
     fields: dict[str, Any] = {
         "description": {"type": "string"},
@@ -483,13 +597,18 @@ def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
     fields["tools"] = strings
     if kind == "followup":
         fields |= {"follows": {"type": ["string", "null"]}, "asked_by": strings}
+    if goal_kinds:
+        fields["kind"] = {"type": "string", "enum": ["ordinary", *goal_kinds]}
     if sql:
         entity = {"table": {"type": "string"}, "column": {"type": "string"}, "value": {"type": ["string", "number"]}}
         check = {"description": {"type": "string"}, "sql": {"type": "string"}}
+        record = {"type": "object", "properties": entity, "required": list(entity)}
         fields |= {
-            "entities": {"type": "array", "items": {"type": "object", "properties": entity, "required": list(entity)}},
+            "entities": {"type": "array", "items": record},
             "checks": {"type": "array", "items": {"type": "object", "properties": check, "required": list(check)}},
         }
+        if any(goal_kind in _LOOKED_UP_KINDS for goal_kind in goal_kinds):
+            fields["lookup"] = {"anyOf": [record, {"type": "null"}]}
     task = {"type": "object", "properties": fields, "required": list(fields)}
     return ResponseSchema(
         name=f"{kind}_tasks",
@@ -499,6 +618,24 @@ def _task_format(kind: TaskKind, *, sql: bool) -> ResponseSchema:
             "required": ["tasks"],
         },
     )
+
+
+def _hard_goals_section(count: int, kinds: Mapping[GoalKind, int], *, sql: bool) -> str:
+    """The prompt's passage asking for goals that cannot be done as asked, ``kinds`` of them (each kind explained),
+    or nothing when none is asked for; it follows the passage on changes to data."""
+    if not kinds:
+        return ""
+    mix = ", ".join(f"{number} {kind}" for kind, number in kinds.items())
+    explained = "\n".join(render_section("tasks_parts", kind) for kind in kinds)
+    fields = [
+        *(["lookup"] if sql and any(kind in _LOOKED_UP_KINDS for kind in kinds) else []),
+        *(["unchanged_checks"] if sql and any(kind in UNCHANGED_KINDS for kind in kinds) else []),
+    ]
+    data = "".join(f"\n\n{render_section('tasks_parts', field)}" for field in fields)
+    section = render_section(
+        "tasks_parts", "hard_goals", count=count, hard=sum(kinds.values()), mix=mix, kinds=explained, data=data
+    )
+    return f"\n\n{section}"
 
 
 def _texts(values: Sequence[str]) -> list[str]:
