@@ -75,6 +75,7 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
                 "subtasks": ["Ask whether order 7 has shipped", "Ask when it will arrive"],
                 "success_criteria": ["The user is told whether order 7 has shipped and when it will arrive"],
                 "tools": ["get_order"],
+                "asks_to_see": ["status", "estimated_arrival"],
             }
         ]
     }

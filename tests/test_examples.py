@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dialforge.actors.generators.readable_fields import ReadableFields
 from dialforge.config import load_config
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment
 from dialforge.environments.sql.scaffold import read_tools_json
@@ -134,6 +135,15 @@ def test_tasks_load_and_use_only_example_tools(name: str, tools: list[SQLTool]) 
     assert all(task.tools for task in tasks)
     primary = {task.id for task in tasks if task.follows is None}
     assert all(task.follows in primary for task in tasks if task.follows is not None)
+
+
+def test_every_fact_a_goal_asks_to_see_is_returned_by_a_tool(root: SQLEnvironment, tools: list[SQLTool]) -> None:
+    readable = ReadableFields.of([tool.to_spec() for tool in tools], root)
+
+    assert all(task.asks_to_see for _, task in all_tasks())
+    assert [(task.id, readable.unreachable(task.asks_to_see)) for _, task in all_tasks()] == [
+        (task.id, []) for _, task in all_tasks()
+    ]
 
 
 def test_descriptive_tasks_have_the_shape_the_pipeline_expects() -> None:

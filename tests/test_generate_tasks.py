@@ -50,6 +50,7 @@ GOAL = {
         "The order for 'Beloved' is cancelled if it has not shipped",
     ],
     "tools": ["search_orders", "get_order", "cancel_order"],
+    "asks_to_see": ["status"],
 }
 OTHER_GOAL = {
     "description": (
@@ -60,6 +61,7 @@ OTHER_GOAL = {
     "subtasks": ["Ask for the books and prices of your latest order"],
     "success_criteria": ["The user is told each book of the latest order with the price paid"],
     "tools": ["search_orders", "get_order"],
+    "asks_to_see": ["title", "price"],
 }
 RUBRIC = {
     "description": "Hi, this is Maya Okafor (maya.okafor@example.com). Please cancel my order for 'Beloved'.",
@@ -72,6 +74,7 @@ RUBRIC = {
     ],
     "checkpoints": ["The order is shown to be unshipped before it is cancelled"],
     "tools": ["search_orders"],
+    "asks_to_see": [],
 }
 
 # The real Chinook database, with SQL tools.
@@ -110,6 +113,7 @@ MOVE_INVOICE = {
     "subtasks": ["Ask for your invoices", "Have the billing city of invoice 1 changed to Hamburg"],
     "success_criteria": ["The billing city of invoice 1 is Hamburg"],
     "tools": ["search_customers_by_email", "list_invoices_for_customer", "update_invoice_billing_city"],
+    "asks_to_see": ["InvoiceId"],
     "entities": [
         {"table": "customer", "column": "email", "value": "leonekohler@surfeu.de"},
         {"table": "Invoice", "column": "InvoiceId", "value": 1},
@@ -130,6 +134,7 @@ LOOK_UP_INVOICES = {
     "subtasks": ["Ask for your invoices and the total of the latest"],
     "success_criteria": ["The user is told the number of invoices and the total of the latest"],
     "tools": ["search_customers_by_email", "list_invoices_for_customer"],
+    "asks_to_see": ["invoice_id", "total"],
     "entities": [{"table": "Customer", "column": "Email", "value": "ftremblay@gmail.com"}],
     "checks": [],
 }

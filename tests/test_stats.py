@@ -407,3 +407,47 @@ def test_a_record_written_before_goals_were_counted_apart_still_loads_and_counts
     assert (loaded.tasks_assigned, loaded.tasks_completed) == (3, 2)
     goals = run_statistics([old]).overall.goals
     assert (goals.assigned, goals.in_failed) == (3, 3)
+
+
+def with_goals(dialogue: dict[str, Any], *goals: dict[str, Any]) -> dict[str, Any]:
+    return {**dialogue, "tasks": [{"description": "a goal", **goal} for goal in goals]}
+
+
+def reused_records() -> list[dict[str, Any]]:
+    """Four dialogues of three primary goals; one follow-up joins three of them, another one."""
+    often = {"id": "often", "asked_by": ["p1", "p2"]}
+    return [
+        with_goals(record("d1"), {"id": "p1"}, often),
+        with_goals(record("d2"), {"id": "p2"}, often),
+        with_goals(record("d3"), {"id": "p1"}, often),
+        with_goals(record("d4", status="failed", verdict=None), {"id": "p3"}, {"id": "once", "follows": "p3"}),
+    ]
+
+
+def test_goal_reuse_counts_the_dialogues_of_each_goal_against_the_even_share() -> None:
+    available = {("shop", "primary"): ["p1", "p2", "p3", "p4"], ("shop", "followup"): ["often", "once", "never"]}
+
+    stats = run_statistics(reused_records(), goals=available)
+
+    primary, followup = sorted(stats.reuse, key=lambda reuse: reuse.role, reverse=True)
+    assert (primary.role, primary.goals_used, primary.goals_available) == ("primary", 3, 4)
+    assert (primary.dialogues, primary.max, primary.even_share) == ({"p1": 2, "p2": 1, "p3": 1}, 2, 1)
+    assert primary.over_share == {"p1": 2} and primary.mean == pytest.approx(4 / 3)
+    assert (followup.dialogues, followup.even_share, followup.over_share) == ({"often": 3, "once": 1}, 2, {"often": 3})
+    text = render_text(stats)
+    assert "Goal reuse" in text and "Goals used more than the even share" in text
+    assert "often" in text.split("Goals used more than the even share")[1]
+
+
+def test_cli_stats_reads_the_goals_the_run_prepared(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, reused_records())
+    (run_dir / "artifacts").mkdir()
+    prepared = [{"domain": "shop", "role": "followup", "id": name} for name in ("often", "once", "never", "x")]
+    (run_dir / "artifacts" / "tasks.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared))
+
+    result = runner.invoke(app, ["stats", str(run_dir), "--json"])
+
+    assert result.exit_code == 0, result.output
+    reuse = {row["role"]: row for row in json.loads(result.stdout)["reuse"]}
+    assert (reuse["followup"]["goals_available"], reuse["followup"]["even_share"]) == (4, 1)
+    assert reuse["primary"]["goals_available"] is None, "not in the file: the goals used stand in"

@@ -1,7 +1,9 @@
-"""What the generation stages read off a tool: whether calling it changes data, and how a prompt lists it.
+"""What the generation stages read off a tool: whether calling it changes data, whether it needs an account, and
+how a prompt lists it.
 
 A tool that changes data needs a policy rule (confirm first) and, in a task, checks that show the change
 happened. Its SQL says so when it has SQL; otherwise the verb its name starts with does (``cancel_order``).
+A tool that needs an account cannot serve a goal that touches no one's account (an independent follow-up).
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ WRITE_VERBS = frozenset(
 )  # fmt: skip
 """First words of tool names that change data, for tools without SQL to read (``cancel_order``, ``addItem``)."""
 
+ACCOUNT_HOLDERS = (
+    "account", "customer", "member", "user", "client", "patient", "guest", "subscriber", "student", "passenger",
+    "traveler", "traveller", "buyer", "employee", "person", "profile", "holder", "owner",
+)  # fmt: skip
+"""Whose records a parameter names when it starts with one of these words (``customer_id``, ``memberNumber``)."""
+_HOLDER_KEYS = frozenset(
+    ("", "id", "ids", "number", "no", "num", "code", "ref", "reference", "key", "email", "emailaddress", "name",
+     "username", "login", "phone", "phonenumber")
+)  # fmt: skip
+"""What follows the holder word in a parameter that identifies an account: nothing, an id, a login."""
+_LOGINS = frozenset(("email", "emailaddress", "username", "login", "phone", "phonenumber"))
+"""Parameters that identify an account on their own."""
+_NAME_PARTS = re.compile(r"[\W_]+")
 _FIRST_WORD = re.compile(r"[_\-\s]|(?<=[a-z0-9])(?=[A-Z])")
 _WRITE_STATEMENTS = (exp.Insert, exp.Update, exp.Delete)
 _TOOL_STATEMENTS = (exp.Select, exp.SetOperation, *_WRITE_STATEMENTS)
@@ -42,6 +57,19 @@ def changes_data(tool: ToolSpec) -> bool:
     if isinstance(statement, _TOOL_STATEMENTS):
         return isinstance(statement, _WRITE_STATEMENTS)
     return _FIRST_WORD.split(tool.name, maxsplit=1)[0].casefold() in WRITE_VERBS
+
+
+def needs_account(tool: ToolSpec) -> bool:
+    """Whether every call of the tool names someone's account: a required parameter identifies one
+    (``customer_id``, ``memberNumber``, ``email``), so the tool cannot serve a goal that leaves accounts alone."""
+    return any(_identifies_account(str(name)) for name in tool.parameters.get("required", ()))
+
+
+def _identifies_account(parameter: str) -> bool:
+    key = _NAME_PARTS.sub("", parameter.casefold())
+    return key in _LOGINS or any(
+        key.startswith(holder) and key.removeprefix(holder) in _HOLDER_KEYS for holder in ACCOUNT_HOLDERS
+    )
 
 
 def describe_tools(tools: Sequence[ToolSpec], *, with_returns: bool = False) -> str:

@@ -112,6 +112,7 @@ class Preparation:
                 rejected=[Rejection.model_validate(r) for r in cached["rejected"]],
                 repaired=cached["repaired"],
                 usage=USAGE_BY_ROLE.validate_python(cached.get("usage") or {}),  # none in stores of older versions
+                notes=cached.get("notes") or [],
             )
         usage: UsageByRole = {}
         with usage_scope(usage):
@@ -123,6 +124,7 @@ class Preparation:
                 "rejected": [r.model_dump(mode="json") for r in batch.rejected],
                 "repaired": batch.repaired,
                 "usage": USAGE_BY_ROLE.dump_python(usage, mode="json"),
+                "notes": batch.notes,
             }
             self.store.put(stage, domain, key, value)
         return batch

@@ -12,8 +12,9 @@ Beyond the table: tool calls per dialogue, the tool error rate (tool errors / to
 verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category (InvalidRubric
 items are counted: they have no pass or fail), failure reasons (grouped, see ``failure_reason``), guards
 fired, tokens and seconds per dialogue per role, diversity: distinct tools used, near-duplicate first
-user messages and distinct tool-name sequences, and the unhappy paths: goals per kind and injected tool faults
-(``unhappy_paths.py``). What the whole run spent, preparation included, is ``run_usage.py``'s.
+user messages and distinct tool-name sequences, goal reuse (``reuse.py``), and the unhappy paths: goals per
+kind and injected tool faults (``unhappy_paths.py``). What the whole run spent, preparation included, is
+``run_usage.py``'s.
 
 Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
 fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
@@ -39,6 +40,7 @@ from dialforge.generation_checks.near_duplicates import shingles
 from dialforge.llm.accounting import Price
 from dialforge.model.dialogue import Dialogue, upgrade_stats
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
+from dialforge.report.reuse import AvailableGoals, GoalReuse, GoalRole, goal_reuse, read_available_goals
 from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
 from dialforge.report.unhappy_paths import DialogueUnhappyPaths, UnhappyPaths, dialogue_unhappy_paths, unhappy_paths
 
@@ -162,6 +164,7 @@ class RunStatistics(BaseModel):
     unhappy_paths: UnhappyPaths = Field(
         default_factory=UnhappyPaths, description="goals per kind and injected tool faults (``unhappy_paths.py``)"
     )
+    reuse: list[GoalReuse] = Field(default_factory=list, description="dialogues per goal, per domain and role")
 
 
 def failure_reason(failure: str | None) -> str:
@@ -196,13 +199,15 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 def run_dir_statistics(
     run_dir: Path, passing: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 ) -> RunStatistics:
-    """The statistics of a run directory: its dialogues, its preparation's usage and its prices. Each record
-    streams through ``passing`` (the HTML report keeps a sample). ValueError names a file that is unreadable."""
+    """The statistics of a run directory: its dialogues, its preparation's usage, its prices and the goals it
+    prepared. Each record streams through ``passing`` (the HTML report keeps a sample). ValueError names a file
+    that is unreadable."""
     records = read_records(run_dir / "dialogues.jsonl")
     return run_statistics(
         records if passing is None else map(passing, records),
         preparation=read_preparation_usage(run_dir),
         prices=read_prices(run_dir),
+        goals=read_available_goals(run_dir),
     )
 
 
@@ -211,9 +216,11 @@ def run_statistics(
     *,
     preparation: UsageByRole | None = None,
     prices: Mapping[str, Price] | None = None,
+    goals: AvailableGoals | None = None,
 ) -> RunStatistics:
     """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects), with the
-    usage of the run's ``preparation`` per role and the ``prices`` of its models for the run's usage."""
+    usage of the run's ``preparation`` per role, the ``prices`` of its models for the run's usage, and the
+    ``goals`` it prepared, for goal reuse."""
     rows = [_row(record) for record in records]
     groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
     for row in rows:
@@ -233,6 +240,7 @@ def run_statistics(
             next((row.models for row in rows if row.models), {}),
             prices or {},
         ),
+        reuse=goal_reuse(((row.domain, row.goals) for row in rows), goals),
     )
 
 
@@ -262,6 +270,7 @@ class _Row:
     calls: list[str]
     first_user: str | None
     unhappy: DialogueUnhappyPaths
+    goals: tuple[tuple[str, GoalRole], ...]
 
 
 def _row(record: dict[str, Any] | Dialogue) -> _Row:
@@ -304,6 +313,10 @@ def _row(record: dict[str, Any] | Dialogue) -> _Row:
             completed=int(stats.get("tasks_completed", 0)),
             verdict=str((data.get("judgment") or {}).get("judgment", "unjudged")),
         ),
+        goals=tuple(
+            (str(task.get("id", "")), "followup" if task.get("follows") or task.get("asked_by") else "primary")
+            for task in (*(data.get("tasks") or ()), *(data.get("tasks_dropped") or ()))
+        ),  # the role as Task.is_followup tells it
     )
 
 

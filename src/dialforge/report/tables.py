@@ -105,8 +105,8 @@ def group_tables(stats: RunStatistics) -> list[Table]:
 
 
 def overall_tables(stats: RunStatistics) -> list[Table]:
-    """The whole run's judge items, failure reasons, guards, usage per role, diversity, tool usage, and goals per
-    kind and tool faults."""
+    """The whole run's judge items, failure reasons, guards, usage per role, diversity, tool usage, goal reuse,
+    goals per kind and tool faults."""
     overall = stats.overall
     judging = overall.judging
     graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
@@ -178,7 +178,37 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
             ],
         ),
         Table("Tool usage", ("tool", "calls"), [(name, str(calls)) for name, calls in diversity.tool_usage.items()]),
+        *_reuse_tables(stats),
         *_unhappy_path_tables(stats),
+    ]
+
+
+def _reuse_tables(stats: RunStatistics) -> list[Table]:
+    """Dialogues per goal against the even share, per domain and role, and the goals used more often."""
+    return [
+        Table(
+            "Goal reuse",
+            ("domain", "goals", "used", "dialogues per goal", "even share", "over the share"),
+            [
+                (
+                    r.domain,
+                    "follow-ups" if r.role == "followup" else "primary",
+                    f"{r.goals_used} of {r.goals_available}" if r.goals_available is not None else str(r.goals_used),
+                    f"{r.mean:.2f} ({r.max})",
+                    str(r.even_share),
+                    str(len(r.over_share)),
+                )
+                for r in stats.reuse
+            ],
+            note="dialogues per goal: mean (max) over the goals used; even share: ceil(dialogues given a goal / goals "
+            "prepared)",
+            label_columns=2,
+        ),
+        Table(
+            "Goals used more than the even share",
+            ("goal", "dialogues", "even share"),
+            [(goal, str(count), str(r.even_share)) for r in stats.reuse for goal, count in r.over_share.items()],
+        ),
     ]
 
 

@@ -53,14 +53,15 @@ class Checked(Generic[T]):
 
 @dataclass
 class ItemBatch(Generic[T]):
-    """What a stage got: the accepted items, the dropped ones, how many the repair saved, model errors, and
-    the usage its calls took (set by whoever booked it)."""
+    """What a stage got: the accepted items, the dropped ones, how many the repair saved, model errors, the
+    usage its calls took (set by whoever booked it), and what the stage decided on its own (``notes``)."""
 
     items: list[T] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     repaired: int = 0
     errors: list[str] = field(default_factory=list)
     usage: UsageByRole = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 Check = Callable[[Sequence[Any], Sequence[T]], list["Checked[T]"]]
@@ -128,8 +129,9 @@ async def generate_items(
 
 
 class StageReport(BaseModel):
-    """The counts a stage reports for a domain: produced, dropped (with reasons), repaired, model errors, and
-    the model usage it took per role, which ``dialforge stats`` adds to the dialogues' usage."""
+    """The counts a stage reports for a domain: produced, dropped (with reasons), repaired, model errors, the
+    model usage it took per role, which ``dialforge stats`` adds to the dialogues' usage, and the decisions it
+    made from its inputs (how many follow-ups of each kind it asked for, and why)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,6 +142,7 @@ class StageReport(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     usage: UsageByRole = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, stage: str, domain: str, batch: ItemBatch[Any]) -> StageReport:
@@ -151,4 +154,5 @@ class StageReport(BaseModel):
             rejected=batch.rejected,
             errors=batch.errors,
             usage=batch.usage,
+            notes=batch.notes,
         )

@@ -36,13 +36,14 @@ from typing import Any, Literal, cast, get_args
 from sqlglot import exp
 
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.actors.generators.readable_fields import ReadableFields
 from dialforge.actors.generators.tool_specs import domain_description
 from dialforge.actors.transcript import render_transcript
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
 from dialforge.environments.sql.schema import quote_identifier
 from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
 from dialforge.generation_checks.near_duplicates import near_duplicate_of
-from dialforge.generation_checks.tools import changes_data, describe_tools
+from dialforge.generation_checks.tools import changes_data, describe_tools, needs_account
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
@@ -136,32 +137,68 @@ async def generate_followups(
     today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
-    """Up to ``count`` follow-up tasks: ``round(count * extension_share)`` asked to extend one of ``previous``.
+    """Up to ``count`` follow-up tasks, extensions of ``previous`` and independent ones as ``followup_split``
+    decides from the tools; the batch's note says how many of each were asked for, and why.
 
-    With no ``previous`` task every follow-up is asked to be independent. Raises ``ValueError`` for a share
-    outside 0..1.
+    Raises ``ValueError`` for a share outside 0..1.
     """
-    if not 0 <= extension_share <= 1:
-        raise ValueError(f"extension_share is a share between 0 and 1, not {extension_share}")
-    extensions = round(count * extension_share) if previous else 0
+    split = followup_split(tools, count, extension_share, previous=bool(previous))
     values = {
-        "extensions": extensions,
-        "independent": count - extensions,
+        "extensions": split.extensions,
+        "independent": split.independent,
+        "open_tools": ", ".join(tool.name for tool in tools if not needs_account(tool)) or "none",
         "previous": "\n".join(_shown(task) for task in previous) or "(none)",
     }
-    return await _generate(
+    batch = await _generate(
         model,
         domain,
         tools,
         "followup",
         database,
-        count=count,
+        count=split.extensions + split.independent,
         seed=seed,
         today=today,
         values=values,
         previous=previous,
         policy=policy,
     )
+    batch.notes.append(split.note)
+    return batch
+
+
+@dataclass(frozen=True)
+class FollowupSplit:
+    """How many follow-ups to ask for of each kind, and why, as the stage report says."""
+
+    extensions: int
+    independent: int
+    note: str
+
+
+def followup_split(tools: Sequence[ToolSpec], count: int, extension_share: float, *, previous: bool) -> FollowupSplit:
+    """The configured share of extensions, unless the tools rule a kind out: without earlier goals nothing can be
+    extended, and when every tool needs an account, nothing can be independent (an independent follow-up touches
+    no one's account), so those follow-ups are extensions.
+
+    Raises ``ValueError`` for a share outside 0..1.
+    """
+    if not 0 <= extension_share <= 1:
+        raise ValueError(f"extension_share is a share between 0 and 1, not {extension_share}")
+    extensions = round(count * extension_share) if previous else 0
+    open_tools = [tool.name for tool in tools if not needs_account(tool)]
+    asked = f"{count} follow-ups asked for with extension_share {extension_share:g}"
+    if open_tools or count == extensions:
+        open_share = f"{len(open_tools)} of {len(tools)} tools need no account"
+        return FollowupSplit(
+            extensions,
+            count - extensions,
+            f"{asked}: {extensions} extensions, {count - extensions} independent; "
+            f"{open_share}" + ("" if previous else "; there is no earlier goal to extend"),
+        )
+    why = "every tool needs an account, and an independent follow-up touches none"
+    if not previous:
+        return FollowupSplit(0, 0, f"{asked}: none written: there is no earlier goal to extend, and {why}")
+    return FollowupSplit(count, 0, f"{asked}: all {count} are extensions: {why}")
 
 
 async def generate_continuation(
@@ -254,6 +291,7 @@ async def _generate(
     the kinds of goals that cannot be done as asked which the prompt asks for; each goal then carries its kind."""
     if count <= 0:
         return ItemBatch()
+    readable = _readable_fields(tools, database)
     prompt = render_prompt(
         f"tasks_{kind}",
         domain=domain.name,
@@ -264,6 +302,7 @@ async def _generate(
         schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
         data_view=database.data_view() if database is not None else _NO_DATABASE,
         policy=policy.strip() or _NO_POLICY,
+        result_fields=readable.listing(),
         count=count,
         min_chars=MIN_DESCRIPTION_CHARS,
         max_subtasks=MAX_SUBTASKS,
@@ -281,6 +320,7 @@ async def _generate(
         domain_vocabulary(domain.name, domain.description, tools=tools),
         previous,
         environment,
+        readable,
         frozenset(goal_kinds),
     )
     try:
@@ -302,6 +342,17 @@ async def _generate(
     return batch
 
 
+def _readable_fields(tools: Sequence[ToolSpec], database: SQLDatabase | None) -> ReadableFields:
+    """What the tools can show a person; a SQL tool's fields are its statement's, read on the database."""
+    if database is None:
+        return ReadableFields.of(tools)
+    environment = database.environment(())
+    try:
+        return ReadableFields.of(tools, environment)
+    finally:
+        environment.close()
+
+
 @dataclass
 class _TaskCheck:
     """The checks every task stage applies; ``environment`` is the initial database state, when there is one."""
@@ -311,6 +362,7 @@ class _TaskCheck:
     vocabulary: str
     previous: Sequence[Task]
     environment: SQLEnvironment | None
+    readable: ReadableFields
     goal_kinds: frozenset[GoalKind] = frozenset()
     """the kinds of goals that cannot be done as asked which were asked for; any other goal is ordinary"""
 
@@ -331,6 +383,7 @@ class _TaskCheck:
         pattern = _texts(entry["expected_tool_pattern"]) if rubric else []
         called = [match.group(1) for step in pattern if (match := _CALL.match(step))]
         tools = list(dict.fromkeys([*_texts(entry["tools"]), *called]))
+        asks_to_see = list(dict.fromkeys(_texts(entry["asks_to_see"])))
         difficulty = entry["difficulty"].strip().casefold()
         follows = (entry["follows"] or None) if self.kind == "followup" else None
         asked_by = _texts(entry["asked_by"]) if self.kind == "followup" and follows is None else []
@@ -340,8 +393,9 @@ class _TaskCheck:
         reasons = [
             *self._goal_problems(description, subtasks, difficulty),
             *self._tool_problems(tools, pattern),
+            *self._reach_problems(asks_to_see),
             *self._rubric_problems(entry, pattern),
-            *self._follows_problems(follows, asked_by),
+            *self._follows_problems(follows, asked_by, tools),
             *self._data_problems(entry["entities"] if sql else [], checks, writes, goal_kind in UNCHANGED_KINDS),
             *self._kind_problems(goal_kind, entry.get("lookup")),
         ]
@@ -364,6 +418,7 @@ class _TaskCheck:
             follows=follows,
             asked_by=asked_by,
             tools=tools,
+            asks_to_see=asks_to_see,
             checks=checks,
         )
         return Checked(entry, label, task)
@@ -436,6 +491,18 @@ class _TaskCheck:
         ]
         return reasons
 
+    def _reach_problems(self, asks_to_see: Sequence[str]) -> list[str]:
+        """Whether the tools return every fact the person asks to be told: one that none returns can never be."""
+        missing = self.readable.unreachable(asks_to_see)
+        if not missing:
+            return []
+        named = " and ".join(repr(name) for name in missing)
+        return [
+            f"the goal asks to see {named}, which no tool returns, so the person could never be told it; the "
+            f"tools return {self.readable.listing()}. List in asks_to_see only fields from these, and take out of "
+            "the goal what no tool can tell"
+        ]
+
     def _rubric_problems(self, entry: dict[str, Any], pattern: Sequence[str]) -> list[str]:
         reasons = []
         if not _texts(entry["success_criteria"]):
@@ -447,9 +514,9 @@ class _TaskCheck:
             reasons.append("the rubric has no expected tool pattern; list the calls, in order")
         return reasons
 
-    def _follows_problems(self, follows: str | None, asked_by: Sequence[str]) -> list[str]:
+    def _follows_problems(self, follows: str | None, asked_by: Sequence[str], tools: Sequence[str]) -> list[str]:
         """Whether a follow-up names the earlier task it extends, or, when independent, the earlier tasks whose
-        person would raise it: it is only ever added to those dialogues."""
+        person would raise it (it is only ever added to those dialogues) and leaves every account alone."""
         ids = [task.id for task in self.previous]
         listed = ", ".join(ids) or "there are none"
         if self.kind != "followup":
@@ -471,6 +538,13 @@ class _TaskCheck:
                 "the independent task names no earlier task in asked_by; list the ids of the earlier tasks whose "
                 "person, in the role they have there, would plausibly ask for it next"
             )
+        if personal := [name for name in tools if name in self.tools and needs_account(self.tools[name])]:
+            open_tools = ", ".join(name for name, tool in self.tools.items() if not needs_account(tool)) or "none"
+            reasons.append(
+                f"the independent task uses {', '.join(personal)}, which only work on someone's account, and an "
+                f"independent task touches no one's account: use only tools that need none ({open_tools}), or make "
+                "it an extension of an earlier task (follows)"
+            )
         return reasons
 
     def _data_problems(
@@ -489,8 +563,10 @@ class _TaskCheck:
             )
         elif writes and not checks:
             reasons.append(
-                f"the task changes data (with {', '.join(writes)}) but has no check; add a read-only SELECT whose "
-                "first value is true only once the change is made"
+                f"the task changes data (with {', '.join(writes)}) but has no check; a goal that changes data in "
+                "any of its branches carries checks that hold in every branch: add a read-only SELECT whose first "
+                "value is true once the goal is done, whichever way its conditions and fallbacks turn out, and false "
+                "now; if on this data the goal changes nothing, leave out the tools that change data"
             )
         if checks and not writes:
             reasons.append(
@@ -595,6 +671,7 @@ def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = 
     else:
         fields |= {"subtasks": strings, "success_criteria": strings}
     fields["tools"] = strings
+    fields["asks_to_see"] = strings
     if kind == "followup":
         fields |= {"follows": {"type": ["string", "null"]}, "asked_by": strings}
     if goal_kinds:

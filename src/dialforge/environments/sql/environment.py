@@ -343,6 +343,36 @@ class SQLEnvironment:
             return ToolResult(content=rows[0])
         return ToolResult(content=rows, truncated=truncated)
 
+    def result_fields(self, sql: str) -> list[str] | None:
+        """The fields a tool with this SQL returns, as ``_run`` shapes its result: a read's columns; a write's
+        ``rows_affected``, an INSERT's ``last_row_id`` and its RETURNING columns. Read off the prepared statement
+        without running it (so a write changes nothing); None when the SQL does not prepare."""
+        try:
+            statement = parse_statement(sql)
+        except ValueError:
+            return None
+        columns: list[str] = []
+
+        def stop_before_running(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+            columns.extend(_unique_names(column for column, _ in cursor.get_description()))
+            return False
+
+        cursor = self._connection.cursor()
+        cursor.exec_trace = stop_before_running
+        self._authorizer.trusted = True  # only prepared: nothing runs, and no table counts as written
+        try:
+            cursor.execute(sql, _bindings({}), can_cache=False)
+        except apsw.ExecTraceAbort:
+            pass
+        except apsw.Error:
+            return None
+        finally:
+            self._authorizer.trusted = False
+            cursor.close()
+        if not isinstance(statement, exp.Insert | exp.Update | exp.Delete):
+            return columns
+        return ["rows_affected", *(["last_row_id"] if isinstance(statement, exp.Insert) else []), *columns]
+
     def _collect(self, cursor: apsw.Cursor) -> tuple[list[dict[str, Any]], bool]:
         """Rows as objects, stopped at the row cap or the result-size cap."""
         rows: list[dict[str, Any]] = []
