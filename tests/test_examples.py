@@ -2,7 +2,9 @@
 script, every tool is valid on it, every task names real tools, and every check is false on the initial data
 (and becomes true once the task is done). The example is also consistent with itself: nothing in the data lies
 after the configs' `dialogue.today`, the facts the goals state are in the data, every ranking a goal asks for has
-one answer, and the policy settles the amounts goals ask about."""
+one answer, the policy settles the amounts goals ask about, and every figure a success criterion quotes is checked
+against the data. Every goal has criteria of what the assistant must achieve and a follow-up its own person would
+raise, and the tools' descriptions name every field they return."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,11 @@ from dialforge.environments.sql.scaffold import read_tools_json
 from dialforge.environments.sql.schema import quote_identifier
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
+from dialforge.model.domain import Domain
 from dialforge.model.tasks import Task
+from dialforge.pipeline.preparation import DomainPlan
 from dialforge.pipeline.supplied import load_tasks, load_tool_specs
+from dialforge.runner.work import plan_dialogues
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPT = EXAMPLES / "bookstore.sql"
@@ -57,6 +62,11 @@ def root(database: SQLDatabase, tools: list[SQLTool]) -> Iterator[SQLEnvironment
 
 def all_tasks() -> list[tuple[str, Task]]:
     return [(name, task) for name in TASK_FILES for task in load_tasks(EXAMPLES / name)]
+
+
+def earlier_goals(task: Task) -> list[str]:
+    """The goals a follow-up comes after in a dialogue: the one it continues, or those whose person raises it."""
+    return [task.follows] if task.follows is not None else task.asked_by
 
 
 def checks() -> list[Any]:
@@ -124,6 +134,92 @@ def test_the_tools_load_as_specs_for_simulated_modes(tools: list[SQLTool]) -> No
     assert all(spec.returns for spec in specs)  # no return-schema stage needed in modes user and task
 
 
+def declared_fields(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A returns schema's fields: an object's properties, or an array's items' properties."""
+    return (schema.get("items", schema) if schema.get("type") == "array" else schema).get("properties", {})
+
+
+def test_every_tool_description_names_each_field_it_returns(tools: list[SQLTool]) -> None:
+    def fields(schema: dict[str, Any]) -> list[str]:
+        declared = declared_fields(schema)
+        return [name for name in declared] + [
+            inner for field in declared.values() if field.get("type") == "array" for inner in fields(field)
+        ]
+
+    unnamed = {
+        tool.name: [field for field in fields(tool.returns or {}) if not re.search(rf"\b{field}\b", tool.description)]
+        for tool in tools
+    }
+
+    assert {name: missing for name, missing in unnamed.items() if missing} == {}
+
+
+# One call of each tool, in this order on one fork; write tools also once where they change nothing.
+SAMPLE_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("search_books", {"query": "Solberg"}),
+    ("get_book", {"book_id": 9}),
+    ("get_book_reviews", {"book_id": 9}),
+    ("top_rated_books", {"genre": "Mystery"}),
+    ("best_selling_books", {"start_date": "2025-01-01"}),
+    ("find_customer", {"email": "maya.okafor@example.com"}),
+    ("get_customer_summary", {"customer_id": 1}),
+    ("search_orders", {"customer_id": 1}),
+    ("get_order", {"order_id": 1109}),
+    ("get_order_lines", {"order_id": 1109}),
+    ("create_order", {"customer_id": 1}),
+    ("add_book_to_order", {"customer_id": 1, "order_id": 1112, "book_id": 26, "quantity": 1}),
+    ("add_book_to_order", {"customer_id": 1, "order_id": 1112, "book_id": 26, "quantity": 1}),
+    ("add_book_to_order", {"customer_id": 2, "order_id": 1112, "book_id": 26, "quantity": 1}),
+    ("cancel_order", {"customer_id": 21, "order_id": 1109}),
+    ("cancel_order", {"customer_id": 10, "order_id": 1105}),
+    ("request_return", {"customer_id": 11, "order_id": 1095, "reason": "The binding came apart."}),
+    ("request_return", {"customer_id": 10, "order_id": 1105, "reason": "Found a copy elsewhere."}),
+    ("update_customer_email", {"customer_id": 17, "new_email": "priyanka.desai@example.com"}),
+    ("update_customer_email", {"customer_id": 999, "new_email": "nobody@example.com"}),
+    ("add_review", {"customer_id": 36, "book_id": 30, "rating": 4}),
+    ("add_review", {"customer_id": 36, "book_id": 1, "rating": 4}),
+]
+
+
+def test_every_tool_returns_what_its_returns_schema_declares(root: SQLEnvironment, tools: list[SQLTool]) -> None:
+    assert {name for name, _ in SAMPLE_CALLS} == {tool.name for tool in tools}
+    by_name = {tool.name: tool for tool in tools}
+    fork = root.fork(clock=TODAY)
+    try:
+        for name, arguments in SAMPLE_CALLS:
+            schema = by_name[name].returns or {}
+            result = fork.execute(name, arguments)
+            assert result.error is None, (name, result.error)
+            rows = result.content if isinstance(result.content, list) else [result.content]
+            declared = declared_fields(schema)
+            assert rows, name
+            for row in rows:
+                assert set(row) <= set(declared), (name, sorted(set(row) - set(declared)))
+                required = (schema.get("items", schema) if schema.get("type") == "array" else schema).get("required")
+                assert set(required or declared) <= set(row), (name, row)
+                for field, value in row.items():
+                    if declared[field].get("type") == "array":
+                        assert all(set(item) == set(declared_fields(declared[field])) for item in value), (name, value)
+    finally:
+        fork.close()
+
+
+def test_adding_a_book_reports_its_line_as_it_now_stands_and_the_orders_new_total(root: SQLEnvironment) -> None:
+    fork = root.fork(clock=TODAY)
+    try:
+        more = fork.execute("add_book_to_order", {"customer_id": 27, "order_id": 1108, "book_id": 20, "quantity": 2})
+        new = fork.execute("add_book_to_order", {"customer_id": 27, "order_id": 1108, "book_id": 30, "quantity": 1})
+        order = fork.execute("get_order", {"order_id": 1108}).content
+
+        assert [{key: line[key] for key in ("title", "quantity", "unit_price")} for line in more.content["rows"]] == [
+            {"title": "The Fox Who Kept the Shrine", "quantity": 3, "unit_price": 16.99}
+        ]
+        assert new.content["rows"][0]["title"] == "The Kelp Forest Detective"
+        assert new.content["rows"][0]["order_total"] == order["total"] == 59.96
+    finally:
+        fork.close()
+
+
 @pytest.mark.parametrize("name", TASK_FILES)
 def test_tasks_load_and_use_only_example_tools(name: str, tools: list[SQLTool]) -> None:
     tasks = load_tasks(EXAMPLES / name)
@@ -133,8 +229,8 @@ def test_tasks_load_and_use_only_example_tools(name: str, tools: list[SQLTool]) 
     assert len(set(ids)) == len(ids)
     assert [(task.id, sorted(set(task.tools) - names)) for task in tasks if not set(task.tools) <= names] == []
     assert all(task.tools for task in tasks)
-    primary = {task.id for task in tasks if task.follows is None}
-    assert all(task.follows in primary for task in tasks if task.follows is not None)
+    primary = {task.id for task in tasks if not task.is_followup}
+    assert all(set(earlier_goals(task)) <= primary for task in tasks if task.is_followup)
 
 
 def test_every_fact_a_goal_asks_to_see_is_returned_by_a_tool(root: SQLEnvironment, tools: list[SQLTool]) -> None:
@@ -148,10 +244,10 @@ def test_every_fact_a_goal_asks_to_see_is_returned_by_a_tool(root: SQLEnvironmen
 
 def test_descriptive_tasks_have_the_shape_the_pipeline_expects() -> None:
     tasks = load_tasks(EXAMPLES / "bookstore_tasks.jsonl")
-    primary = [task for task in tasks if task.follows is None]
-    followups = [task for task in tasks if task.follows is not None]
+    primary = [task for task in tasks if not task.is_followup]
+    followups = [task for task in tasks if task.is_followup]
 
-    assert (len(primary), len(followups)) == (12, 4)
+    assert (len(primary), len(followups)) == (12, 12)
     assert {task.difficulty for task in primary} == {"easy", "medium", "hard"}
     assert all(task.description.startswith("You ") and 1 <= len(task.subtasks) <= 4 for task in tasks)
     writes = {
@@ -171,6 +267,53 @@ def test_rubric_tasks_have_rubrics() -> None:
     assert len(tasks) == 4
     assert all(task.rubric.success_criteria and task.rubric.expected_tool_pattern for task in tasks)
     assert all(task.rubric.checkpoints for task in tasks)
+
+
+def person(task: Task) -> str:
+    """Who a goal's person is, as its description opens: "You are Maya Okafor (...)" -> "Maya Okafor"."""
+    found = re.match(r"You are ([A-Z][^,.(]*?)(?: \(|,|\.)", task.description)
+    assert found, task.description
+    return found.group(1)
+
+
+def test_every_goal_can_go_on_with_a_follow_up_of_its_own_person() -> None:
+    tasks = load_tasks(EXAMPLES / "bookstore_tasks.jsonl")
+    plan = DomainPlan(
+        domain=Domain(name="bookstore"),
+        tools=[],
+        policy="",
+        tasks=[task for task in tasks if not task.is_followup],
+        followups=[task for task in tasks if task.is_followup],
+    )
+
+    work = plan_dialogues([plan], per_domain=len(plan.tasks), tasks_per_dialogue=(2, 2), run_seed=7)
+
+    assert sorted(dialogue.tasks[0].id for dialogue in work) == sorted(task.id for task in plan.tasks)
+    assert [dialogue.tasks[0].id for dialogue in work if len(dialogue.tasks) != 2] == []
+    assert [
+        (dialogue.tasks[0].id, dialogue.tasks[1].id)
+        for dialogue in work
+        if person(dialogue.tasks[1]) != person(dialogue.tasks[0])
+    ] == []
+
+
+# What a person knows: order numbers, titles, emails; never the shop's internal ids.
+INTERNAL_ID = re.compile(r"\b(customer|member|account|line|book|review|author)[ _](id|number|no\.?|#)?\s*#?\d+", re.I)
+# How the person's own steps begin; the assistant's criteria never do.
+PERSONS_STEP = re.compile(
+    r"^(Ask|Confirm|Agree|Say|Tell|Answer|Give|Make sure|Check|Request)\b"
+    r"|\b(customer|manager|user) (asks|confirms|agrees|says yes|answers|requests)\b"
+)
+
+
+@pytest.mark.parametrize("task_id", [task.id for _, task in all_tasks()])
+def test_every_goal_has_criteria_the_assistant_must_achieve(task_id: str) -> None:
+    task = {task.id: task for _, task in all_tasks()}[task_id]
+    criteria = task.rubric.success_criteria
+
+    assert 2 <= len(criteria) <= 4
+    assert [criterion for criterion in criteria if PERSONS_STEP.search(criterion)] == []
+    assert [text for text in [task.description, *task.subtasks] if INTERNAL_ID.search(text)] == []
 
 
 @pytest.mark.parametrize("sql", checks())
@@ -230,6 +373,30 @@ SOLUTIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("create_order", {"customer_id": 21}),
         ("add_book_to_order", {"customer_id": 21, "order_id": new_order, "book_id": 45, "quantity": 1}),
     ],
+    "bookstore-followup-05": [("add_review", {"customer_id": 17, "book_id": 58, "rating": 5, "body": "Great."})],
+    "bookstore-followup-06": [
+        ("create_order", {"customer_id": 36}),
+        ("add_book_to_order", {"customer_id": 36, "order_id": new_order, "book_id": 20, "quantity": 1}),
+    ],
+    "bookstore-followup-07": [
+        ("search_orders", {"customer_id": 11, "status": "placed"}),
+        (
+            "add_book_to_order",
+            {"customer_id": 11, "order_id": lambda r: r[0][0]["order_id"], "book_id": 49, "quantity": 1},
+        ),
+    ],
+    "bookstore-followup-10": [
+        ("create_order", {"customer_id": 10, "shipping_method": "express"}),
+        ("add_book_to_order", {"customer_id": 10, "order_id": new_order, "book_id": 27, "quantity": 1}),
+    ],
+    "bookstore-followup-11": [("add_review", {"customer_id": 27, "book_id": 20, "rating": 5, "body": "Loved."})],
+    "bookstore-followup-12": [
+        ("search_orders", {"customer_id": 35, "status": "placed"}),
+        (
+            "add_book_to_order",
+            {"customer_id": 35, "order_id": lambda r: r[0][0]["order_id"], "book_id": 14, "quantity": 1},
+        ),
+    ],
 }
 
 
@@ -255,14 +422,15 @@ def test_checks_pass_once_the_task_is_done(root: SQLEnvironment, task_id: str) -
     task = tasks[task_id]
     fork = root.fork(clock=TODAY)
     try:
-        if task.follows is not None:
-            solve(fork, SOLUTIONS.get(task.follows, []))
-            assert not any(fork.check(check.sql)[0] for check in task.checks), "true before the follow-up"
+        for earlier in earlier_goals(task):
+            solve(fork, SOLUTIONS.get(earlier, []))
+        assert not any(fork.check(check.sql)[0] for check in task.checks), "true before the goal"
         solve(fork, SOLUTIONS[task_id])
 
         assert [
             (check.description, fork.check(check.sql)) for check in task.checks if not fork.check(check.sql)[0]
         ] == []
+        assert [sql for sql in AFTER.get(task_id, []) if not holds(fork, sql)] == []
         assert max(latest_timestamps(fork).values()) <= TODAY  # what it wrote is dated today at the latest
     finally:
         fork.close()
@@ -333,6 +501,9 @@ def test_the_configs_describe_the_same_shop_at_the_same_moment() -> None:
     assert {config.dialogue.today for config in configs} == {TODAY}
     assert len({config.domains[0].policy for config in configs}) == 1
     assert len({config.domains[0].description for config in configs}) == 1
+    # The policy is rules, one "- " item each: who the assistant is comes from its prompt and the description.
+    policy = configs[0].domains[0].policy or ""
+    assert all(line.startswith(("- ", "  ")) for line in policy.splitlines() if line.strip())
 
 
 def literal(text: str) -> str:
@@ -368,17 +539,64 @@ def order(order_id: int, customer_id: int, status: str, lines: dict[int, int], w
     )
 
 
-# What each goal states or takes for granted, as read-only SQL that is true on the initial data; :today is the
+def books(where: str, listed: dict[int, tuple[str, float]]) -> str:
+    """Exactly these books (book_id -> title, price) match the condition."""
+    each = " OR ".join(
+        f"(b.book_id = {i} AND b.title = {literal(t)} AND b.price = {p})" for i, (t, p) in listed.items()
+    )
+    return (
+        f"SELECT COUNT(*) = {len(listed)} AND SUM({each}) = {len(listed)}"
+        f" FROM book AS b JOIN author AS a ON a.author_id = b.author_id WHERE {where}"
+    )
+
+
+def rated(book_id: int, average: float, reviews: int) -> str:
+    return f"SELECT round(avg(rating), 2) = {average} AND COUNT(*) = {reviews} FROM review WHERE book_id = {book_id}"
+
+
+def order_total(where: str, total: float) -> str:
+    """The orders the condition picks (o: orders) hold books worth this total."""
+    return (
+        f"SELECT round(sum(l.quantity * l.unit_price), 2) = {total}"
+        f" FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE {where}"
+    )
+
+
+def sold_in_2025(book_id: int, copies: int) -> str:
+    return (
+        f"SELECT sum(l.quantity) = {copies} FROM order_line AS l JOIN orders AS o ON o.order_id = l.order_id"
+        f" WHERE l.book_id = {book_id} AND o.placed_at >= '2025-01-01' AND o.status NOT IN ('cancelled', 'returned')"
+    )
+
+
+def no_review(customer_id: int, book_id: int) -> str:
+    return f"SELECT COUNT(*) = 0 FROM review WHERE customer_id = {customer_id} AND book_id = {book_id}"
+
+
+# What each goal states or takes for granted, and every figure its success criteria quote, as read-only SQL that
+# is true on the initial data (AFTER below: true once the goal is done); :today is the
 # configs' dialogue.today, so "this afternoon", "two days ago" and "earlier this month" are checked against it.
-# The manager's goals state nothing but rankings (below).
 FACTS: dict[str, list[str]] = {
     "bookstore-descriptive-01": [
         customer(14, "Declan Murphy", "declan.murphy@example.net"),
         book(16, "Dead Reckoning in Duluth", where="b.genre = 'Mystery' AND b.format = 'paperback'"),
+        books(
+            "b.genre = 'Mystery' AND b.format = 'paperback' AND b.price < 13 AND b.stock > 0 AND b.book_id <> 16",
+            {
+                8: ("Below the Fjord Line", 11.99),
+                9: ("The Ferryman's Alibi", 12.49),
+                53: ("The Geologist's Confession", 11.99),
+                17: ("The Quiet Accountant", 11.99),
+                39: ("The Uppsala Drownings", 12.99),
+            },
+        ),
+        rated(9, 5.0, 2),
+        rated(39, 4.5, 2),
     ],
     "bookstore-descriptive-02": [
         customer(17, "Priyanka Desai", "priyanka.desai@northwind-labs.example"),
         "SELECT COUNT(*) = 0 FROM customer WHERE email = 'priyanka.desai@example.com'",
+        "SELECT COUNT(*) = 1 FROM customer WHERE first_name || ' ' || last_name = 'Priyanka Desai'",
     ],
     "bookstore-descriptive-03": [
         customer(21, "Zara Mensah", "zara.mensah@example.com"),
@@ -391,22 +609,27 @@ FACTS: dict[str, list[str]] = {
             {4: 1, 45: 1},
             "o.shipping_method = 'express' AND date(o.placed_at) = date(:today) AND time(o.placed_at) >= '12:00'",
         ),
+        order_total("o.order_id = 1109", 45.5),
     ],
     "bookstore-descriptive-04": [
         customer(1, "Maya Okafor", "maya.okafor@example.com"),
         book(26, "Saltwater Hymns", "Siobhan Keane", "b.stock >= 2"),
         book(21, "Prairie Almanac", "Eleanor Pruitt", "b.stock >= 1"),
+        books("b.book_id IN (26, 21)", {26: ("Saltwater Hymns", 10.5), 21: ("Prairie Almanac", 19.95)}),
+        "SELECT stock = 1 FROM book WHERE book_id = 21",
     ],
     "bookstore-descriptive-05": [
         customer(36, "Theo Whitcombe", "theo.whitcombe@example.org"),
         book(30, "The Kelp Forest Detective"),
         "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE o.customer_id = 36"
         " AND l.book_id = 30 AND o.status = 'delivered' AND o.delivered_at >= date(:today, '-1 month')",
+        order(1098, 36, "delivered", {26: 1, 30: 1}, "date(o.delivered_at) = '2025-11-14'"),
     ],
     "bookstore-descriptive-06": [
         customer(11, "Imogen Hartley", "imogen.hartley@example.org"),
         book(50, "The Hungry Ghost Festival", where="b.stock >= 1"),
         order(1095, 11, "delivered", {50: 1}, "strftime('%Y-%m', o.delivered_at) = strftime('%Y-%m', :today)"),
+        "SELECT date(delivered_at) = '2025-11-06' FROM orders WHERE order_id = 1095",
         "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE o.customer_id = 11"
         " AND l.book_id = 50 AND strftime('%Y-%m', o.delivered_at) = strftime('%Y-%m', :today)",
     ],
@@ -417,18 +640,30 @@ FACTS: dict[str, list[str]] = {
         order(1102, 23, "delivered", {25: 1, 44: 3}, "date(o.delivered_at) = date(:today)"),
         "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id"
         " WHERE o.customer_id = 23 AND l.book_id = 25",
+        "SELECT delivered_at = '2025-11-21 16:52' FROM orders WHERE order_id = 1102",
+        order_total("o.order_id = 1102", 47.49),
     ],
     "bookstore-descriptive-08": [
         customer(40, "Ibrahim Sadiq", "ibrahim.sadiq@example.org"),
         "SELECT substr(joined_on, 1, 7) = strftime('%Y-09', :today) FROM customer WHERE customer_id = 40",
         "SELECT COUNT(*) = 0 FROM orders WHERE customer_id = 40",
-        book(19, "Paper Lanterns, Iron Rain", where="b.genre = 'Fantasy'"),
+        book(19, "Paper Lanterns, Iron Rain", "Yuki Tanabe", "b.genre = 'Fantasy' AND b.price = 14.5"),
+        rated(19, 4.5, 4),
     ],
-    "bookstore-descriptive-09": [],
+    "bookstore-descriptive-09": [
+        sold_in_2025(52, 10),
+        sold_in_2025(20, 8),
+        sold_in_2025(50, 6),
+        sold_in_2025(6, 5),
+        sold_in_2025(1, 5),
+        books("b.book_id IN (52, 20, 50, 6, 1) AND b.stock <= 5", {50: ("The Hungry Ghost Festival", 13.99)}),
+        "SELECT stock = 5 FROM book WHERE book_id = 50",
+    ],
     "bookstore-descriptive-10": [
         customer(10, "Mateo Fernández", "mateo.fernandez@example.net"),
         book(28, "Chess in Wartime"),
         order(1105, 10, "shipped", {28: 1}, "date(o.placed_at) = date(:today, '-2 days')"),
+        "SELECT date(shipped_at) = '2025-11-20' FROM orders WHERE order_id = 1105",
     ],
     "bookstore-descriptive-11": [
         customer(27, "Isla Fitzgerald", "isla.fitzgerald@example.com"),
@@ -440,14 +675,66 @@ FACTS: dict[str, list[str]] = {
         customer(35, "Rosa Iglesias", "rosa.iglesias@example.com"),
         book(56, "A Year of Bread", "Rosalind Penhaligon", "b.stock = 0"),
         book(15, "Monsoon Kitchen", where="b.genre = 'Cookery' AND b.price <= 32 AND b.stock >= 1"),
+        book(15, "Monsoon Kitchen", where="b.price = 30.0"),
+        rated(15, 4.8, 5),
     ],
     "bookstore-followup-01": [
         book(9, "The Ferryman's Alibi", "Henrik Solberg", "b.genre = 'Mystery' AND b.format = 'paperback'"),
         book(9, "The Ferryman's Alibi", where="b.price < 13 AND b.stock >= 1"),
+        rated(9, 5.0, 2),
+        rated(39, 4.5, 2),
     ],
     "bookstore-followup-02": [book(42, "Badgers at Midnight", where="b.stock >= 1")],
     "bookstore-followup-03": [book(45, "Kente and Code", "Kwame Asante-Boateng")],
-    "bookstore-followup-04": [],
+    "bookstore-followup-04": [
+        rated(52, 3.0, 2),
+        "SELECT COUNT(*) = 1 AND max(rating) = 2 AND max(body) = 'I struggled to finish it; the characters felt flat.'"
+        " FROM review WHERE book_id = 52 AND rating < 4",
+    ],
+    "bookstore-followup-05": [
+        book(58, "The Clockwork Voivode"),
+        order(1101, 17, "delivered", {58: 1}, "strftime('%W', o.delivered_at) = strftime('%W', :today, '-7 days')"),
+        no_review(17, 58),
+        rated(58, 4.0, 1),
+    ],
+    "bookstore-followup-06": [
+        book(20, "The Fox Who Kept the Shrine", where="b.genre = 'Children' AND b.price = 16.99 AND b.stock >= 1"),
+        rated(20, 4.5, 2),
+        "SELECT COUNT(*) = 0 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id"
+        " WHERE o.customer_id = 36 AND l.book_id = 20",
+    ],
+    "bookstore-followup-07": [
+        books("a.name = 'Wen Zhao'", {50: ("The Hungry Ghost Festival", 13.99), 49: ("Nine Dragons Station", 27.99)}),
+        "SELECT stock >= 1 FROM book WHERE book_id = 49",
+    ],
+    "bookstore-followup-08": [
+        "SELECT unit_price = 11.5 AND quantity = 3 AND round(quantity * unit_price, 2) = 34.5"
+        " FROM order_line WHERE order_id = 1102 AND book_id = 44",
+    ],
+    "bookstore-followup-09": [
+        "SELECT date(:today, '+2 days', '+5 days') = '2025-11-28'",  # ships within two days, then 2-5 days
+        "SELECT strftime('%w', '2025-11-29') = '6'",  # a Saturday
+    ],
+    "bookstore-followup-10": [
+        books(
+            "a.name = 'Rafael Ostrowski'",
+            {28: ("Chess in Wartime", 16.0), 27: ("The Solidarity Years", 29.99)},
+        ),
+        "SELECT stock >= 1 FROM book WHERE book_id = 27",
+    ],
+    "bookstore-followup-11": [
+        "SELECT COUNT(*) = 1 FROM orders AS o JOIN order_line AS l ON l.order_id = o.order_id WHERE o.customer_id = 27"
+        " AND l.book_id = 20 AND o.status = 'delivered'"
+        " AND strftime('%Y', o.delivered_at) = strftime('%Y', :today, '-1 year')",
+        no_review(27, 20),
+    ],
+    "bookstore-followup-12": [
+        books(
+            "a.name = 'Priya Raghunathan'",
+            {15: ("Monsoon Kitchen", 30.0), 14: ("The Spice Ledger", 28.0)},
+        ),
+        "SELECT stock >= 1 FROM book WHERE book_id = 14",
+    ],
     "bookstore-rubric-02": [
         customer(21, "Zara Mensah", "zara.mensah@example.com"),
         order(1109, 21, "placed", {4: 1, 45: 1}, "date(o.placed_at) = date(:today) AND time(o.placed_at) >= '12:00'"),
@@ -457,6 +744,45 @@ FACTS: dict[str, list[str]] = {
 FACTS["bookstore-rubric-01"] = FACTS["bookstore-descriptive-01"]
 FACTS["bookstore-rubric-03"] = FACTS["bookstore-descriptive-06"]
 FACTS["bookstore-rubric-04"] = FACTS["bookstore-descriptive-09"]
+
+# What the success criteria quote about the state a goal leaves, true once it is done (after the goals before it).
+AFTER: dict[str, list[str]] = {
+    "bookstore-descriptive-04": [order_total("o.customer_id = 1 AND o.status = 'placed'", 40.95)],
+    "bookstore-descriptive-11": [order_total("o.order_id = 1108", 59.96)],
+    "bookstore-followup-01": [order_total("o.customer_id = 14 AND o.status = 'placed'", 12.49)],
+    "bookstore-followup-02": [order_total("o.customer_id = 1 AND o.status = 'placed'", 48.94)],
+    "bookstore-followup-03": [order_total("o.customer_id = 21 AND o.status = 'placed'", 19.0)],
+    "bookstore-followup-05": [rated(58, 4.5, 2)],
+    "bookstore-followup-06": [order_total("o.customer_id = 36 AND o.status = 'placed'", 16.99)],
+    "bookstore-followup-07": [order_total("o.customer_id = 11 AND o.status = 'placed'", 41.98)],
+    "bookstore-followup-10": [order_total("o.customer_id = 10 AND o.status = 'placed'", 29.99)],
+    "bookstore-followup-11": [rated(20, 4.67, 3)],
+    "bookstore-followup-12": [order_total("o.customer_id = 35 AND o.status = 'placed'", 58.0)],
+}
+
+
+def holds(environment: SQLEnvironment, sql: str) -> bool:
+    result = environment.query(sql, {"today": f"{TODAY:%Y-%m-%d %H:%M}"})
+    assert result.error is None, (sql, result.error)
+    return bool(result.content) and next(iter(result.content[0].values())) == 1
+
+
+MONTHS = [date(2025, month, 1).strftime("%B") for month in range(1, 13)]
+QUOTED_NUMBER = re.compile(r"\$(\d+(?:\.\d+)?)|\b(\d+\.\d+)\b")
+QUOTED_DATE = re.compile(rf"\b(\d{{1,2}}) ({'|'.join(MONTHS)})\b")
+
+
+@pytest.mark.parametrize("task_id", [task.id for _, task in all_tasks()])
+def test_every_figure_a_success_criterion_quotes_is_checked_against_the_data(task_id: str) -> None:
+    task = {task.id: task for _, task in all_tasks()}[task_id]
+    backing = " ".join([*FACTS[task_id], *AFTER.get(task_id, []), *(check.sql for check in task.checks)])
+    numbers = {float(number) for number in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", backing)}
+    criteria = " ".join(task.rubric.success_criteria)
+
+    quoted = [float(dollars or decimal) for dollars, decimal in QUOTED_NUMBER.findall(criteria)]
+    dates = [f"-{MONTHS.index(month) + 1:02d}-{int(day):02d}" for day, month in QUOTED_DATE.findall(criteria)]
+    assert [number for number in quoted if number not in numbers] == []
+    assert [day for day in dates if day not in backing] == []
 
 
 def test_every_goal_has_its_facts_listed() -> None:
@@ -524,7 +850,22 @@ RANKINGS: dict[str, list[Ranking]] = {
         )
         for least in (1, 2)
     ],
+    "bookstore-followup-01": [
+        Ranking(
+            best_reviewed("Mystery", least),
+            "average_rating",
+            1,
+            frozenset({9}),
+            ("search_books", {"genre": "Mystery", "format": "paperback", "max_price": 12.99, "in_stock_only": True}),
+            frozenset({16}),
+        )
+        for least in (1, 2)
+    ],
     "bookstore-followup-04": [Ranking(BEST_SELLERS_2025, "copies_sold", 1, frozenset({52}))],
+    "bookstore-followup-06": [
+        Ranking(best_reviewed("Children", least), "average_rating", 1, frozenset({20}), leaving_out=frozenset({30}))
+        for least in (1, 2)
+    ],
 }
 RANKINGS["bookstore-rubric-01"] = RANKINGS["bookstore-descriptive-01"]
 RANKINGS["bookstore-rubric-04"] = RANKINGS["bookstore-descriptive-09"]
@@ -629,6 +970,24 @@ NEAR_MISSES: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("create_order", {"customer_id": 21, "shipping_method": "express"}),
         ("add_book_to_order", {"customer_id": 21, "order_id": new_order, "book_id": 45, "quantity": 1}),
     ],
+    "bookstore-followup-05": [("add_review", {"customer_id": 17, "book_id": 58, "rating": 4})],
+    "bookstore-followup-06": [
+        ("create_order", {"customer_id": 36}),
+        ("add_book_to_order", {"customer_id": 36, "order_id": new_order, "book_id": 42, "quantity": 1}),
+    ],
+    "bookstore-followup-07": [
+        ("create_order", {"customer_id": 11, "shipping_method": "express"}),
+        ("add_book_to_order", {"customer_id": 11, "order_id": new_order, "book_id": 49, "quantity": 1}),
+    ],
+    "bookstore-followup-10": [
+        ("create_order", {"customer_id": 10}),
+        ("add_book_to_order", {"customer_id": 10, "order_id": new_order, "book_id": 27, "quantity": 1}),
+    ],
+    "bookstore-followup-11": [("add_review", {"customer_id": 27, "book_id": 20, "rating": 4})],
+    "bookstore-followup-12": [
+        ("create_order", {"customer_id": 35}),
+        ("add_book_to_order", {"customer_id": 35, "order_id": new_order, "book_id": 14, "quantity": 1}),
+    ],
 }
 
 
@@ -637,8 +996,8 @@ def test_checks_fail_when_the_task_is_done_wrong(root: SQLEnvironment, task_id: 
     task = {task.id: task for _, task in all_tasks()}[task_id]
     fork = root.fork(clock=TODAY)
     try:
-        if task.follows is not None:
-            solve(fork, SOLUTIONS.get(task.follows, []))
+        for earlier in earlier_goals(task):
+            solve(fork, SOLUTIONS.get(earlier, []))
         solve(fork, NEAR_MISSES[task_id])
 
         assert not all(fork.check(check.sql)[0] for check in task.checks)
@@ -652,7 +1011,7 @@ def test_the_readmes_state_the_examples_figures(root: SQLEnvironment, tools: lis
 
     readme, guide = text(EXAMPLES.parent / "README.md"), text(EXAMPLES / "README.md")
     tasks = load_tasks(EXAMPLES / "bookstore_tasks.jsonl")
-    primary = [task for task in tasks if task.follows is None]
+    primary = [task for task in tasks if not task.is_followup]
     mix = {level: sum(task.difficulty == level for task in primary) for level in ("easy", "medium", "hard")}
     reads = sum(tool.kind == "read" for tool in tools)
     [data] = root.query(
