@@ -1,4 +1,4 @@
-"""Schema introspection, the limited data view and read-only opening, on the real databases and odd identifiers."""
+"""Schema introspection and read-only opening, on the real databases and odd identifiers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from dialforge.environments.sql.schema import DatabaseSchema, data_view, introspect, quote_identifier
+from dialforge.environments.sql.schema import DatabaseSchema, introspect, quote_identifier
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 
 ODD_SCHEMA = '''
@@ -158,53 +158,6 @@ def test_quote_identifier_round_trips(name: str) -> None:
 
     assert conn.execute(f"SELECT {column} FROM {table}").fetchall() == [("ok",)]
     assert introspect(conn).table(name).columns[0].name == name + " col"
-
-
-def test_data_view_shows_first_rows_cut_values_and_blobs(test_data: Path) -> None:
-    conn = readonly(test_data, "northwind")
-    schema = introspect(conn)
-
-    view = data_view(conn, schema)
-
-    assert len(view) <= 6000
-    assert (
-        'Categories: 8 rows, first 3 by CategoryID\nCategoryID | CategoryName | Description | Picture\n1 | "Beverages"'
-        in view
-    )
-    assert "<blob 10151 bytes>" in view
-    assert '"Education includes a BA in psychology from Colorado State U…"' in view  # cut at 60 characters
-    assert "CustomerDemographics: 0 rows\n\n" in view
-    assert "Order Details: 2155 rows, first 3 by OrderID, ProductID" in view
-
-
-def test_data_view_is_deterministic(test_data: Path) -> None:
-    first = readonly(test_data, "chinook")
-    again = readonly(test_data, "chinook")
-
-    assert data_view(first, introspect(first)) == data_view(again, introspect(again))
-    assert '1 | "For Those About To Rock We Salute You" | 1' in data_view(first, introspect(first))
-
-
-@pytest.mark.parametrize("max_chars", [40, 400, 1500])
-def test_data_view_is_capped_and_says_what_it_left_out(test_data: Path, max_chars: int) -> None:
-    conn = readonly(test_data, "chinook")
-    schema = introspect(conn)
-
-    view = data_view(conn, schema, rows_per_table=2, max_chars=max_chars)
-
-    assert len(view) <= max_chars
-    assert "more tables left out to stay within" in view or view.endswith("…")
-    if max_chars >= 400:
-        assert view.rstrip("]").endswith("Track")  # the note lists the tables left out, the last one included
-
-
-def test_data_view_of_odd_identifiers() -> None:
-    conn = odd_connection()
-
-    view = data_view(conn, introspect(conn), max_value_chars=8)
-
-    assert 'where: 2 rows, first 2 by _rowid_\n_rowid_ | rowid | value | blob\n1 | "r1" | 42 | <blob 2 bytes>' in view
-    assert '2 | "second …" | NULL' in view
 
 
 # open_readonly

@@ -24,15 +24,25 @@ import orjson
 from pydantic import TypeAdapter
 
 from dialforge.actors.generators.expansion import expand_tools
+from dialforge.actors.generators.goal_batches import GoalBatch, goal_batches, goal_text, merged
 from dialforge.actors.generators.item_repair import ItemBatch, Rejection, StageReport
 from dialforge.actors.generators.policy import generate_policy
 from dialforge.actors.generators.questions import generate_questions
 from dialforge.actors.generators.return_schemas import field_type_conflicts, predict_return_schemas
 from dialforge.actors.generators.sql_tools import synthesize_sql_tools
-from dialforge.actors.generators.tasks import TaskStyle, generate_followups, generate_tasks, hard_goal_kinds
+from dialforge.actors.generators.tasks import (
+    TaskStyle,
+    difficulty_counts,
+    generate_followups,
+    generate_tasks,
+    hard_goal_counts,
+    hard_goal_kinds,
+)
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
+from dialforge.environments.sql.data_view import DataView
 from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.mentions import goal_spread
 from dialforge.environments.sql.scaffold import scaffold_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.protocol import ChatModel
@@ -46,6 +56,8 @@ from dialforge.pipeline.supplied import load_questions, load_sql_tools, load_tas
 from dialforge.prompts import load_prompt
 
 T = TypeVar("T")
+P = TypeVar("P")
+_TASKS = TypeAdapter(list[Task])
 
 
 @dataclass
@@ -162,6 +174,38 @@ class Preparation:
         key = self._key(plan.domain, prompts, **inputs)
         batch = await self._cached(stage, plan.domain.name, key, kind, produce)
         plan.reports.append(StageReport.of(stage, plan.domain.name, batch))
+        return batch
+
+    async def _goals(
+        self,
+        stage: str,
+        plan: DomainPlan,
+        prompts: Sequence[str],
+        parts: Sequence[P],
+        write: Callable[[P, DataView | None, int], Awaitable[ItemBatch[Task]]],
+        **inputs: Any,
+    ) -> ItemBatch[Task]:
+        """A goal stage in ``parts``, one request each, concurrently: each part's writer sees a view of the data
+        drawn with the part's own seed (the run's, the domain's, the part's index), showing first what the views
+        before it did not; the view is part of the part's key, so a resumed run asks for exactly the parts it
+        lacks. Reported once, with how the goals spread over the data."""
+        name, database, tokens = plan.domain.name, plan.database, self.settings.data_view_tokens
+        seeds = [stage_seed(self.config.seed, name, stage, str(index)) for index in range(len(parts))]
+        views: list[DataView] = []
+        if database is not None:
+            for seed in seeds:
+                views.append(database.data_view(seed=seed, tokens=tokens, earlier=views))
+
+        async def one(index: int, part: P) -> ItemBatch[Task]:
+            view = views[index] if views else None
+            key = self._key(plan.domain, prompts, **inputs, part=part, view=view.text if view else None)
+            return await self._cached(stage, name, key, _TASKS, lambda: write(part, view, seeds[index]))
+
+        batch = merged(await asyncio.gather(*(one(index, part) for index, part in enumerate(parts))))
+        report = StageReport.of(stage, name, batch)
+        if database is not None:
+            report.spread = goal_spread([goal_text(task) for task in batch.items], views, database.schema)
+        plan.reports.append(report)
         return batch
 
     async def _sql_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
@@ -288,9 +332,8 @@ class Preparation:
             plan.tasks = [task for task in supplied if not task.is_followup]
             plan.followups = [task for task in supplied if task.is_followup]
             return
-        domain, name, tools, database, settings = (
+        domain, tools, database, settings = (
             plan.domain,
-            plan.domain.name,
             plan.tools,
             plan.database,
             self.settings,
@@ -300,25 +343,35 @@ class Preparation:
         policy = plan.policy
         executed = self.config.mode != "user"  # the tools run on the database the writer sees (task, user+exec)
         hard_kinds = hard_goal_kinds(policy=policy, tools=tools, database=database, executed=executed)
-        batch = await self._stage(
-            f"tasks_{style}",
-            plan,
-            [f"tasks_{style}", "tasks_parts", "tasks_repair"],
-            TypeAdapter(list[Task]),
-            lambda: generate_tasks(
+        count = settings.tasks_per_domain
+        hard = sum(hard_goal_counts(count, settings.hard_goals, hard_kinds).values())
+        parts = goal_batches(
+            count, settings.tasks_per_batch, difficulty_counts(count, dict(settings.difficulty_mix.items())), hard
+        )
+
+        def write(part: GoalBatch, view: DataView | None, seed: int) -> Awaitable[ItemBatch[Task]]:
+            return generate_tasks(
                 self.model,
                 domain,
                 tools,
                 style=style,
-                count=settings.tasks_per_domain,
-                difficulty_mix=dict(settings.difficulty_mix.items()),  # Mapping[str, float]: its keys are invariant
-                hard_goals=settings.hard_goals,
-                hard_kinds=hard_kinds,
+                count=part.size,
+                difficulty_mix=dict(part.difficulties.items()),  # Mapping[str, float]: its keys are invariant
+                hard_goals=part.hard_share,
+                hard_kinds=part.hard_kinds(hard_kinds),
                 policy=policy,
                 database=database,
+                view=view,
                 today=self.config.dialogue.today,
-                seed=stage_seed(self.config.seed, name, "tasks", style),
-            ),
+                seed=seed,
+            )
+
+        batch = await self._goals(
+            f"tasks_{style}",
+            plan,
+            [f"tasks_{style}", "tasks_parts", "tasks_repair"],
+            parts,
+            write,
             tools=tools,
             count=settings.tasks_per_domain,
             mix=settings.difficulty_mix,
@@ -333,22 +386,23 @@ class Preparation:
         multi_task = settings.tasks_per_dialogue[1] > 1 and self.config.mode != "task"
         if multi_task and settings.followups_per_domain and plan.tasks:
             primary = plan.tasks
-            followups = await self._stage(
+            followups = await self._goals(
                 "followups",
                 plan,
                 ["tasks_followup", "tasks_repair"],
-                TypeAdapter(list[Task]),
-                lambda: generate_followups(
+                [settings.followups_per_domain],  # one request: each follow-up is written against every goal
+                lambda count, view, seed: generate_followups(
                     self.model,
                     domain,
                     tools,
                     primary,
-                    count=settings.followups_per_domain,
+                    count=count,
                     extension_share=settings.followup_extension_share,
                     policy=policy,
                     database=database,
+                    view=view,
                     today=self.config.dialogue.today,
-                    seed=stage_seed(self.config.seed, name, "followups"),
+                    seed=seed,
                 ),
                 tools=tools,
                 primary=primary,

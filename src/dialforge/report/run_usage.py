@@ -9,9 +9,9 @@ Prices come from the run's ``config.yaml``, the model of each role from the reco
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import yaml
@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from dialforge.llm.accounting import Price
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 
+T = TypeVar("T")
 Phase = Literal["preparation", "dialogues"]
 _PRICES: TypeAdapter[dict[str, Price]] = TypeAdapter(dict[str, Price])
 
@@ -72,19 +73,27 @@ def run_usage(phases: Mapping[Phase, UsageByRole], models: Mapping[str, str], pr
     return RunUsage(roles=rows, tokens=tokens, cost=sum(costs) if costs else None)
 
 
-def read_preparation_usage(run_dir: Path) -> UsageByRole:
-    """The usage of every preparation stage of the run, summed per role (none when nothing was prepared)."""
+def read_stage_reports(run_dir: Path, field: str, kind: TypeAdapter[T], empty: T) -> Iterator[tuple[dict[str, Any], T]]:
+    """Each preparation stage's report (none when nothing was prepared) with its ``field`` read as ``kind``
+    (``empty`` when the report has none); ValueError names a line that is not a stage report."""
     path = run_dir / "artifacts" / "stage_reports.jsonl"
     if not path.is_file():
-        return {}
-    total: UsageByRole = {}
+        return
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         if line.strip():
             try:
-                usage = USAGE_BY_ROLE.validate_python(orjson.loads(line).get("usage") or {})
-            except (orjson.JSONDecodeError, ValidationError) as exc:
+                report = orjson.loads(line)
+                value = kind.validate_python(report.get(field) or empty)
+            except (orjson.JSONDecodeError, ValidationError, AttributeError) as exc:
                 raise ValueError(f"{path}:{number}: not a stage report ({exc})") from None
-            total = usage_sum(total, usage)
+            yield report, value
+
+
+def read_preparation_usage(run_dir: Path) -> UsageByRole:
+    """The usage of every preparation stage of the run, summed per role (none when nothing was prepared)."""
+    total: UsageByRole = {}
+    for _, usage in read_stage_reports(run_dir, "usage", USAGE_BY_ROLE, {}):
+        total = usage_sum(total, usage)
     return total
 
 

@@ -12,9 +12,9 @@ Beyond the table: tool calls per dialogue, the tool error rate (tool errors / to
 verdicts and pass rate (valid / judged) with rubric items and SQL checks passed by category (InvalidRubric
 items are counted: they have no pass or fail), failure reasons (grouped, see ``failure_reason``), guards
 fired, tokens and seconds per dialogue per role, diversity: distinct tools used, near-duplicate first
-user messages and distinct tool-name sequences, goal reuse (``reuse.py``), and the unhappy paths: goals per
-kind and injected tool faults (``unhappy_paths.py``). What the whole run spent, preparation included, is
-``run_usage.py``'s.
+user messages and distinct tool-name sequences, goal reuse (``reuse.py``), how the goals spread over the data
+(``goal_spread.py``) and the unhappy paths: goals per kind and injected tool faults (``unhappy_paths.py``).
+What the whole run spent, preparation included, is ``run_usage.py``'s.
 
 Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
 fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -40,6 +40,7 @@ from dialforge.generation_checks.near_duplicates import shingles
 from dialforge.llm.accounting import Price
 from dialforge.model.dialogue import Dialogue, upgrade_stats
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
+from dialforge.report.goal_spread import GoalSpread, read_goal_spread
 from dialforge.report.reuse import AvailableGoals, GoalReuse, GoalRole, goal_reuse, read_available_goals
 from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
 from dialforge.report.unhappy_paths import DialogueUnhappyPaths, UnhappyPaths, dialogue_unhappy_paths, unhappy_paths
@@ -165,6 +166,9 @@ class RunStatistics(BaseModel):
         default_factory=UnhappyPaths, description="goals per kind and injected tool faults (``unhappy_paths.py``)"
     )
     reuse: list[GoalReuse] = Field(default_factory=list, description="dialogues per goal, per domain and role")
+    goal_spread: list[GoalSpread] = Field(
+        default_factory=list, description="per goal stage and table: rows shown to the goals' writers, rows named"
+    )
 
 
 def failure_reason(failure: str | None) -> str:
@@ -208,6 +212,7 @@ def run_dir_statistics(
         preparation=read_preparation_usage(run_dir),
         prices=read_prices(run_dir),
         goals=read_available_goals(run_dir),
+        goal_spread=read_goal_spread(run_dir),
     )
 
 
@@ -217,10 +222,11 @@ def run_statistics(
     preparation: UsageByRole | None = None,
     prices: Mapping[str, Price] | None = None,
     goals: AvailableGoals | None = None,
+    goal_spread: Sequence[GoalSpread] = (),
 ) -> RunStatistics:
     """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects), with the
     usage of the run's ``preparation`` per role, the ``prices`` of its models for the run's usage, and the
-    ``goals`` it prepared, for goal reuse."""
+    ``goals`` it prepared, for goal reuse, and how those spread over the data (``goal_spread.py``)."""
     rows = [_row(record) for record in records]
     groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
     for row in rows:
@@ -241,6 +247,7 @@ def run_statistics(
             prices or {},
         ),
         reuse=goal_reuse(((row.domain, row.goals) for row in rows), goals),
+        goal_spread=list(goal_spread),
     )
 
 

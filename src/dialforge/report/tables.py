@@ -179,6 +179,7 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
         ),
         Table("Tool usage", ("tool", "calls"), [(name, str(calls)) for name, calls in diversity.tool_usage.items()]),
         *_reuse_tables(stats),
+        _spread_table(stats),
         *_unhappy_path_tables(stats),
     ]
 
@@ -210,6 +211,21 @@ def _reuse_tables(stats: RunStatistics) -> list[Table]:
             [(goal, str(count), str(r.even_share)) for r in stats.reuse for goal, count in r.over_share.items()],
         ),
     ]
+
+
+def _spread_table(stats: RunStatistics) -> Table:
+    """Per goal stage and table: the rows its writers were shown and the shown rows its goals name."""
+    return Table(
+        "Goals over the data",
+        ("domain", "stage", "goals", "table", "rows", "shown to writers", "named by goals"),
+        [
+            (s.domain, s.stage, str(s.goals), s.table, str(s.rows), str(s.shown), str(s.named))
+            for s in stats.goal_spread
+        ],
+        note="distinct rows shown to the goals' writers over all their requests, and those the goals name by a "
+        "distinctive value or by number",
+        label_columns=4,
+    )
 
 
 def _unhappy_path_tables(stats: RunStatistics) -> list[Table]:

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from dialforge.environments.sql.mentions import TableSpread
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
@@ -143,6 +144,9 @@ class StageReport(BaseModel):
     errors: list[str] = Field(default_factory=list)
     usage: UsageByRole = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    spread: list[TableSpread] = Field(
+        default_factory=list, description="a goal stage over a database: how its goals spread over the data"
+    )
 
     @classmethod
     def of(cls, stage: str, domain: str, batch: ItemBatch[Any]) -> StageReport:

@@ -60,7 +60,11 @@ async def synthesize_sql_tools(
 ) -> ItemBatch[SQLTool]:
     """Ask ``model`` for ``count`` tools over ``database`` (at most ``count`` are kept), check each, repair once."""
     prompt = render_prompt(
-        "sql_tools", domain=domain, count=count, schema=database.schema.to_prompt(), data_view=database.data_view()
+        "sql_tools",
+        domain=domain,
+        count=count,
+        schema=database.schema.to_prompt(),
+        data_view=database.data_view(seed=seed).text,
     )
 
     def check(entries: Sequence[Any], accepted: Sequence[SQLTool]) -> list[Checked[SQLTool]]:

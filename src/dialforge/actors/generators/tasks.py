@@ -39,6 +39,7 @@ from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe
 from dialforge.actors.generators.readable_fields import ReadableFields
 from dialforge.actors.generators.tool_specs import domain_description
 from dialforge.actors.transcript import render_transcript
+from dialforge.environments.sql.data_view import DataView
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
 from dialforge.environments.sql.schema import quote_identifier
 from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
@@ -96,12 +97,14 @@ async def generate_tasks(
     hard_kinds: Sequence[GoalKind] = (),
     policy: str = "",
     database: SQLDatabase | None = None,
+    view: DataView | None = None,
     today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
     """Up to ``count`` tasks of ``style``, asked for in ``difficulty_mix`` proportions, checked, repaired once;
     ``hard_goal_counts(count, hard_goals, hard_kinds)`` of them goals that cannot be done as asked, labelled
-    with their kind (``hard_goal_kinds`` says which a domain supports), the rest ``ordinary``.
+    with their kind (``hard_goal_kinds`` says which a domain supports), the rest ``ordinary``. The writer sees
+    ``view`` of the database (by default one drawn with ``seed``).
 
     Raises ``ValueError`` for a difficulty mix that names an unknown difficulty or has no positive weight.
     """
@@ -121,6 +124,7 @@ async def generate_tasks(
         values=values,
         policy=policy,
         goal_kinds=tuple(kinds),
+        view=view,
     )
 
 
@@ -134,6 +138,7 @@ async def generate_followups(
     extension_share: float,
     policy: str = "",
     database: SQLDatabase | None = None,
+    view: DataView | None = None,
     today: datetime | None = None,
     seed: int = 0,
 ) -> ItemBatch[Task]:
@@ -161,6 +166,7 @@ async def generate_followups(
         values=values,
         previous=previous,
         policy=policy,
+        view=view,
     )
     batch.notes.append(split.note)
     return batch
@@ -286,11 +292,15 @@ async def _generate(
     previous: Sequence[Task] = (),
     policy: str = "",
     goal_kinds: Sequence[GoalKind] = (),
+    view: DataView | None = None,
 ) -> ItemBatch[Task]:
     """What the three stages share: the prompt's common parts, the check, the repair, the ids. ``goal_kinds`` are
-    the kinds of goals that cannot be done as asked which the prompt asks for; each goal then carries its kind."""
+    the kinds of goals that cannot be done as asked which the prompt asks for; each goal then carries its kind.
+    The writer sees ``view`` of the database, or one drawn with ``seed``."""
     if count <= 0:
         return ItemBatch()
+    if database is not None and view is None:
+        view = database.data_view(seed=seed)
     readable = _readable_fields(tools, database)
     prompt = render_prompt(
         f"tasks_{kind}",
@@ -300,7 +310,7 @@ async def _generate(
         tools=describe_tools(tools, with_returns=True) or "(no tools)",
         writes=", ".join(tool.name for tool in tools if changes_data(tool)) or "none",
         schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
-        data_view=database.data_view() if database is not None else _NO_DATABASE,
+        data_view=view.text if view is not None else _NO_DATABASE,
         policy=policy.strip() or _NO_POLICY,
         result_fields=readable.listing(),
         count=count,

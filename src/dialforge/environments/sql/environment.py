@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import StateDiff, TableDiff, ToolErrorKind, ToolResult
+from dialforge.environments.sql.data_view import DEFAULT_VIEW_TOKENS, DataView, ViewPlan, draw_view, view_plan
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect, julian_ms, sql_clock
 from dialforge.environments.sql.sandbox import (
     MAX_SQL_CHARS,
@@ -39,7 +40,6 @@ from dialforge.environments.sql.sandbox import (
 from dialforge.environments.sql.schema import (
     DatabaseSchema,
     Table,
-    data_view,
     introspect,
     quote_identifier,
     single_row,
@@ -138,6 +138,7 @@ class SQLDatabase:
         self._keep_alive = keep_alive
         self._table_digests: dict[str, str] = {}
         self._reader: SQLEnvironment | None = None
+        self._view_plan: ViewPlan | None = None
         # The base file stays open while any fork may read it; released with the database object.
         self._finalizer = weakref.finalize(self, self.base.close)
 
@@ -227,11 +228,18 @@ class SQLDatabase:
             self._table_digests[table.name] = self._reader.table_digest(table)
         return self._table_digests[table.name]
 
-    def data_view(self) -> str:
-        """The limited view of the data that prompts show (a few rows per table, size-capped)."""
+    def data_view(
+        self, *, seed: int = 0, tokens: int = DEFAULT_VIEW_TOKENS, earlier: Iterable[DataView] = ()
+    ) -> DataView:
+        """The limited view of the data that prompts show: linked rows drawn with ``seed``, within about
+        ``tokens``, showing first what the ``earlier`` views of the run did not (``data_view.py``); the plan the
+        draws start from is made once."""
+        shown = frozenset(stratum for view in earlier for stratum in view.strata)
         connection = open_readonly(self.path)
         try:
-            return data_view(connection, self.schema)
+            if self._view_plan is None:
+                self._view_plan = view_plan(connection, self.schema)
+            return draw_view(connection, self.schema, self._view_plan, seed=seed, tokens=tokens, earlier=shown)
         finally:
             connection.close()
 

@@ -8,10 +8,9 @@ belong to the virtual-table module, not to the agent).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import apsw
-import orjson
 from pydantic import BaseModel, ConfigDict
 
 Affinity = Literal["INTEGER", "TEXT", "BLOB", "REAL", "NUMERIC"]
@@ -265,59 +264,3 @@ def spelled(table: Table, name: str) -> str:
         return table.column(name).name
     except KeyError:
         return name
-
-
-def data_view(
-    conn: apsw.Connection,
-    schema: DatabaseSchema,
-    *,
-    rows_per_table: int = 3,
-    max_value_chars: int = 60,
-    max_chars: int = 6000,
-) -> str:
-    """The *limited data view* for prompts: a few rows per table, so a model sees real values and formats.
-
-    Rows come in key order (the lowest keys), values are cut to ``max_value_chars`` and the whole text stays
-    within ``max_chars``: whole tables are left out from the end, and a closing note names them.
-    """
-    sections = [_table_view(conn, table, rows_per_table, max_value_chars) for table in schema.tables]
-    for shown in range(len(sections), -1, -1):
-        left_out = [table.name for table in schema.tables[shown:]]
-        note = f"[{len(left_out)} more tables left out to stay within {max_chars} characters: {', '.join(left_out)}]"
-        text = "\n\n".join([*sections[:shown], note] if left_out else sections)
-        if len(text) <= max_chars:
-            return text
-    return _cut(text, max_chars)
-
-
-def _table_view(conn: apsw.Connection, table: Table, rows: int, max_value_chars: int) -> str:
-    header = f"{table.name}: {table.row_count} rows"
-    if not table.row_count:
-        return header
-    columns = table.result_columns
-    order = table.key_columns or columns
-    query = (
-        f"SELECT {', '.join(quote_identifier(c.name) for c in columns)} FROM main.{quote_identifier(table.name)}"
-        f" ORDER BY {', '.join(quote_identifier(c.name) for c in order)} LIMIT ?"
-    )
-    lines = [
-        f"{header}, first {min(rows, table.row_count)} by {', '.join(c.name for c in order)}",
-        " | ".join(column.name for column in columns),
-    ]
-    lines.extend(" | ".join(_show(value, max_value_chars) for value in row) for row in conn.execute(query, (rows,)))
-    return "\n".join(lines)
-
-
-def _show(value: Any, max_chars: int) -> str:
-    """NULL, numbers as SQL writes them, text as a JSON string (one line, quotes visible), blobs by size."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"<blob {len(value)} bytes>"
-    if isinstance(value, str):
-        return orjson.dumps(_cut(value, max_chars)).decode()
-    return repr(value)
-
-
-def _cut(text: str, max_chars: int) -> str:
-    return text if len(text) <= max_chars else text[: max(max_chars - 1, 0)] + "…"
