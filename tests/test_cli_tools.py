@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dialforge.cli.main import app
-from dialforge.environments.sql.scaffold import read_tools_json
+from dialforge.pipeline.supplied import load_sql_tools
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def test_scaffold_writes_tools_json_and_leaves_the_database_alone(test_data: Pat
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == f"wrote 85 tools for 11 tables to {output}"
     assert result.stdout == ""
-    tools = read_tools_json(output)
+    tools = load_sql_tools(output)
     assert len(tools) == 85 and "get_invoice_lines_for_invoice" in {tool.name for tool in tools}
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
@@ -94,3 +94,25 @@ def test_scaffold_reports_an_unwritable_output(test_data: Path, tmp_path: Path) 
 
     assert result.exit_code == 2
     assert result.stderr.strip() == f"dialforge tools scaffold: cannot write {output}: No such file or directory"
+
+
+def test_scaffold_names_the_schemas_defects_and_what_it_left_out(tmp_path: Path) -> None:
+    db = tmp_path / "notes.sqlite"
+    connection = apsw.Connection(str(db))
+    connection.execute(
+        "CREATE TABLE team (team_id INTEGER PRIMARY KEY, code TEXT NOT NULL);"
+        "CREATE TABLE player (player_id INTEGER PRIMARY KEY, team_code TEXT REFERENCES team (code));"
+        "CREATE TABLE note (note_id INTEGER PRIMARY KEY, body TEXT);"
+        'CREATE TRIGGER mark AFTER INSERT ON note BEGIN UPDATE note SET body = "x"; END;'
+    )
+    connection.close()
+
+    result = runner.invoke(app, ["tools", "scaffold", "--db", str(db), "-o", str(tmp_path / "tools.json")])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith('schema defect: the foreign key "player" (team_code) references "team" (code)')
+    assert lines[1].startswith('schema defect: SQLite refuses to insert rows of "note"')
+    assert lines[1].endswith("(no create tool for it)")
+    names = {tool.name for tool in load_sql_tools(tmp_path / "tools.json")}
+    assert "create_note" not in names and "create_player" in names

@@ -10,8 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from dialforge.cli.main import app
+from dialforge.config import DialforgeConfig
 from dialforge.environments.sql.scaffold import write_tools_json
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.llm import DryRunModel
+from dialforge.pipeline.artifacts import ArtifactStore
+from dialforge.pipeline.preparation import Preparation
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "240"}
@@ -48,12 +52,74 @@ def tools_file(tmp_path: Path, *tools: SQLTool) -> Path:
     return path
 
 
-def test_valid_tools_exit_0(db: Path, tmp_path: Path) -> None:
+def test_valid_tools_exit_0_and_say_which_trial_proved_them(db: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["tools", "check", "--db", str(db), str(tools_file(tmp_path, GET_BOOK))], env=WIDE)
 
     assert result.exit_code == 0, result.output
     assert "get_book" in result.stdout and "valid" in result.stdout
+    assert "trial 1 returned 1 row" in result.stdout
     assert "1 of 1 tools valid" in result.stdout
+    assert "1 of 1 valid read tools returned rows in a trial" in result.stdout
+
+
+def test_schema_defects_and_read_back_gaps_are_reported_without_failing(tmp_path: Path) -> None:
+    script = tmp_path / "league.sql"
+    script.write_text(
+        "CREATE TABLE team (team_id INTEGER PRIMARY KEY, code TEXT NOT NULL, name TEXT NOT NULL);"
+        "CREATE TABLE player (player_id INTEGER PRIMARY KEY, team_code TEXT REFERENCES team (code), name TEXT);"
+        "INSERT INTO team VALUES (1, 'RED', 'Red Rovers'); INSERT INTO player VALUES (1, 'RED', 'Ada');"
+    )
+    rename = SQLTool(
+        name="rename_team",
+        description="Rename a team. Returns rows_affected.",
+        parameters={
+            "type": "object",
+            "properties": {"team_id": {"type": "integer"}, "name": {"type": "string"}},
+            "required": ["team_id", "name"],
+        },
+        sql="UPDATE team SET name = :name WHERE team_id = :team_id",
+        kind="write",
+    )
+    codes = SQLTool(name="list_codes", description="Team codes. Returns [{code}].", sql="SELECT code FROM team")
+    path = tools_file(tmp_path, rename, codes)
+
+    result = runner.invoke(app, ["tools", "check", "--db", str(script), str(path)], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert 'schema defect: the foreign key "player" (team_code) references "team" (code)' in result.stdout
+    assert 'read-back gap: rename_team writes "team"."name", which no read tool returns' in result.stdout
+    assert "trial 1 changed 1 row" in result.stdout
+    json_result = runner.invoke(app, ["tools", "check", "--db", str(script), str(path), "--json"])
+    assert orjson.loads(json_result.stdout.splitlines()[0])["unread_columns"] == ['"team"."name"']
+    assert json_result.stderr.startswith("schema defect: the foreign key")
+
+
+async def test_a_runs_own_tools_artifact_is_checked_as_it_was_written(
+    tmp_path: Path, chinook_path: Path, db: Path
+) -> None:
+    settings = DialforgeConfig.model_validate(
+        {
+            "generation": {"sql_tools_per_domain": 2, "tasks_per_domain": 1},
+            "domains": [
+                {"name": "bookstore", "database": str(db)},
+                {"name": "music store", "database": str(chinook_path)},
+            ],
+        }
+    )
+    store = ArtifactStore(tmp_path / "run")
+    await Preparation(settings, DryRunModel(seed=1, role="generator"), store).run()
+    store.close()
+    artifact = tmp_path / "run" / "artifacts" / "tools.jsonl"
+    check = ["tools", "check", str(artifact), "--db", str(chinook_path)]
+
+    result = runner.invoke(app, [*check, "--domain", "music store", "--json"])
+
+    assert result.exit_code == 0, result.output
+    verdicts = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert verdicts and all(verdict["valid"] for verdict in verdicts)
+    unnamed = runner.invoke(app, check)
+    assert unnamed.exit_code == 2
+    assert "holds the tools of 2 domains (bookstore, music store); name one" in unnamed.stderr
 
 
 def test_an_invalid_tool_exits_1_with_its_reason_in_the_table(db: Path, tmp_path: Path) -> None:
@@ -75,8 +141,8 @@ def test_json_output_is_one_object_per_tool(db: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert lines == [
-        {"name": "get_book", "valid": True, "reasons": []},
-        {"name": "list_books", "valid": False, "reasons": [REASON]},
+        {"name": "get_book", "valid": True, "reasons": [], "proof": "trial 1 returned 1 row"},
+        {"name": "list_books", "valid": False, "reasons": [REASON], "proof": ""},
     ]
 
 
@@ -97,5 +163,5 @@ def test_an_unreadable_tools_file_exits_2_in_one_line(db: Path, tmp_path: Path) 
     result = runner.invoke(app, ["tools", "check", "--db", str(db), str(path)])
 
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"dialforge tools check: tools file {path}: not valid JSON")
+    assert result.stderr.startswith(f"dialforge tools check: tools file {path}, line 1: not valid JSON")
     assert result.stderr.count("\n") == 1

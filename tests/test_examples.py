@@ -21,14 +21,13 @@ import pytest
 from dialforge.actors.generators.readable_fields import ReadableFields
 from dialforge.config import load_config
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment
-from dialforge.environments.sql.scaffold import read_tools_json
 from dialforge.environments.sql.schema import quote_identifier
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.model.domain import Domain
 from dialforge.model.tasks import Task
 from dialforge.pipeline.preparation import DomainPlan
-from dialforge.pipeline.supplied import load_tasks, load_tool_specs
+from dialforge.pipeline.supplied import load_sql_tools, load_tasks, load_tool_specs
 from dialforge.runner.work import plan_dialogues
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -50,7 +49,7 @@ def database() -> Iterator[SQLDatabase]:
 
 @pytest.fixture(scope="module")
 def tools() -> list[SQLTool]:
-    return read_tools_json(TOOLS)
+    return load_sql_tools(TOOLS)
 
 
 @pytest.fixture(scope="module")

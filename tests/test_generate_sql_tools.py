@@ -55,7 +55,8 @@ async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
 
     result = await synthesize_sql_tools(model, library, domain="public library", count=2, seed=7)
 
-    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned"]
+    # get_loan comes from the scaffold: no tool of the reply returns the returned date update_loan_returned sets
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned", "get_loan"]
     assert result.items[1].kind == "write"
     assert (result.rejected, result.repaired, result.errors) == ([], 0, [])
     request = model.requests[0]
@@ -69,6 +70,19 @@ async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
     assert "$" not in prompt.replace("$name", "")  # every placeholder was filled
 
 
+async def test_a_set_that_reads_back_what_it_writes_gets_nothing_added(library: SQLDatabase) -> None:
+    loans = {
+        **OPEN_LOANS,
+        "name": "list_loans_for_member",
+        "sql": OPEN_LOANS["sql"].replace("title", "title, returned"),
+    }
+    model = ScriptedModel([reply(loans, {**RETURN_LOAN, "name": "return_loan"})])
+
+    result = await synthesize_sql_tools(model, library, domain="public library", count=2)
+
+    assert [tool.name for tool in result.items] == ["list_loans_for_member", "return_loan"]
+
+
 async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(library: SQLDatabase) -> None:
     bad_table = {**OPEN_LOANS, "name": "list_loans", "sql": "SELECT title FROM loans LIMIT 5", "parameters": {}}
     bad_kind = {**RETURN_LOAN, "kind": "read"}
@@ -77,7 +91,7 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
 
     result = await synthesize_sql_tools(model, library, domain="public library", count=3)
 
-    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned"]
+    assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned", "get_loan"]
     assert result.repaired == 1
     (dropped,) = result.rejected
     assert dropped.label == "list_loans"

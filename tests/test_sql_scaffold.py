@@ -21,9 +21,10 @@ import sqlglot
 from jsonschema import Draft202012Validator
 from sqlglot import exp
 
-from dialforge.environments.sql.scaffold import read_tools_json, scaffold_tools, tools_json, write_tools_json
+from dialforge.environments.sql.scaffold import scaffold_tools, tools_json, write_tools_json
 from dialforge.environments.sql.schema import DatabaseSchema, Table, introspect, quote_identifier
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.pipeline.supplied import load_sql_tools
 from test_sql_schema import ODD_SCHEMA
 
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -427,7 +428,7 @@ def test_search_and_following_keys_on_chinook(test_data: Path) -> None:
     assert call(conn, tools["get_invoice"], {"InvoiceId": 99_999}) is None
 
 
-# tools.json
+# tools.json, and the loader that reads it and a run's artifacts/tools.jsonl alike
 
 
 def test_tools_json_round_trips(tmp_path: Path, test_data: Path) -> None:
@@ -436,12 +437,23 @@ def test_tools_json_round_trips(tmp_path: Path, test_data: Path) -> None:
 
     write_tools_json(tools, path)
 
-    assert read_tools_json(path) == tools
+    assert load_sql_tools(path) == tools
     assert path.read_text().startswith('[\n  {\n    "name": "get_category"')
     assert json.loads(tools_json(tools))[0]["kind"] == "read"
 
 
-def test_read_tools_json_accepts_openai_entries(tmp_path: Path) -> None:
+def test_tools_jsonl_rows_of_a_run_load_by_domain(tmp_path: Path, test_data: Path) -> None:
+    tools = scaffold_tools(introspect(sample(test_data, "chinook")))[:3]
+    path = tmp_path / "tools.jsonl"
+    rows = [{"domain": domain, **tool.model_dump(exclude_none=True)} for domain in ("music", "other") for tool in tools]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    assert load_sql_tools(path, "music") == tools
+    with pytest.raises(ValueError, match=r"holds the tools of 2 domains \(music, other\); name one"):
+        load_sql_tools(path)
+
+
+def test_load_sql_tools_accepts_openai_entries(tmp_path: Path) -> None:
     path = tmp_path / "tools.json"
     parameters = {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}
     path.write_text(
@@ -465,7 +477,7 @@ def test_read_tools_json_accepts_openai_entries(tmp_path: Path) -> None:
         )
     )
 
-    first, second = read_tools_json(path)
+    first, second = load_sql_tools(path)
 
     assert (first.name, first.sql, first.kind, first.parameters) == (
         "get_thing",
@@ -479,30 +491,30 @@ def test_read_tools_json_accepts_openai_entries(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ("{not json", "not valid JSON"),
-        ('{"name": "x"}', "expected a JSON list of tools, found a dict"),
-        ('[{"name": "ok", "description": "", "sql": "SELECT 1"}, 3]', "entry 1: expected a JSON object"),
-        ('[{"name": "no sql", "description": ""}]', "entry 0: "),
-        ('[{"name": "has space", "description": "", "sql": "SELECT 1"}]', "entry 0: name: "),
-        ('[{"type": "function", "function": {"name": "f"}}]', "entry 0: sql: Field required"),
+        ("[{not json", "not valid JSON"),
+        ('[{"name": "ok", "description": "", "sql": "SELECT 1"}, 3]', "entry 1: not a valid SQL tool: expected a JSON"),
+        ('[{"name": "no sql", "description": ""}]', "entry 0: not a valid SQL tool: "),
+        ('[{"name": "has space", "description": "", "sql": "SELECT 1"}]', "entry 0: not a valid SQL tool: name"),
+        ('[{"type": "function", "function": {"name": "f"}}]', "entry 0: not a valid SQL tool: sql: Field required"),
+        ('{"name": "a", "description": "", "sql": "SELECT 1", "extra": 1}', "line 1: not a valid SQL tool: extra"),
         (
             '[{"name": "a", "description": "", "sql": "SELECT 1"},'
             ' {"name": "a", "description": "", "sql": "SELECT 2"}]',
-            "entry 1: tool name 'a' is already used by entry 0",
+            "entry 1: the tool name 'a' is already used",
         ),
     ],
 )
-def test_read_tools_json_errors_name_the_file_and_entry(tmp_path: Path, content: str, problem: str) -> None:
+def test_load_sql_tools_errors_name_the_file_and_entry(tmp_path: Path, content: str, problem: str) -> None:
     path = tmp_path / "tools.json"
     path.write_text(content)
 
     with pytest.raises(ValueError) as caught:
-        read_tools_json(path)
+        load_sql_tools(path)
 
-    assert str(caught.value).startswith(f"{path}: ") and problem in str(caught.value)
+    assert str(caught.value).startswith(f"{path}") and problem in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
-def test_read_tools_json_names_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"missing\.json: cannot read the tools file"):
-        read_tools_json(tmp_path / "missing.json")
+def test_load_sql_tools_names_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"missing\.json: cannot be read"):
+        load_sql_tools(tmp_path / "missing.json")

@@ -71,7 +71,8 @@ def test_a_good_tool_is_valid_and_its_trial_used_real_data(shop: SQLDatabase) ->
 
     assert verdict.valid, verdict.reasons
     assert verdict.reasons == []
-    assert verdict.trial == {"arguments": {"customer_id": 1}, "result": "2 rows", "attempts": 1}
+    # the customer of the query's first row (a witness): the trial returned rows
+    assert verdict.trial == {"arguments": {"customer_id": 2}, "result": "1 row", "attempts": 1, "rows": 1}
 
 
 # Name, description, parameters
@@ -242,7 +243,19 @@ def test_a_write_that_always_breaks_a_constraint_is_rejected(shop: SQLDatabase) 
     assert verdict.trial is not None and verdict.trial["attempts"] == 3
 
 
-def test_a_constraint_violation_is_fine_when_another_trial_succeeds(shop: SQLDatabase) -> None:
+def test_a_constraint_violation_is_fine_when_another_trial_succeeds(
+    shop: SQLDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execute = SQLEnvironment.execute
+    calls: list[dict[str, Any]] = []
+
+    def first_fails(self: SQLEnvironment, name: str, arguments: dict[str, Any]) -> ToolResult:
+        calls.append(arguments)
+        if len(calls) == 1:
+            return ToolResult.failure("constraint_violation", "CHECK constraint failed")
+        return execute(self, name, arguments)
+
+    monkeypatch.setattr(SQLEnvironment, "execute", first_fails)
     parameters = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}},
@@ -253,7 +266,7 @@ def test_a_constraint_violation_is_fine_when_another_trial_succeeds(shop: SQLDat
 
     assert verdict.valid, verdict.reasons
     assert verdict.trial is not None
-    assert verdict.trial["attempts"] == 2  # the first copied an existing row's UNIQUE email
+    assert verdict.trial["attempts"] == 2
     assert verdict.trial["result"] == "rows_affected 1, last_row_id 4"
 
 
@@ -288,7 +301,7 @@ def test_a_delete_trial_picks_a_row_nothing_refers_to(shop: SQLDatabase) -> None
     verdict = validate_tool(tool(sql, CUSTOMER_ID, kind="write"), shop)
 
     assert verdict.valid, verdict.reasons
-    assert verdict.trial == {"arguments": {"customer_id": 3}, "result": "rows_affected 1", "attempts": 1}
+    assert verdict.trial == {"arguments": {"customer_id": 3}, "result": "rows_affected 1", "attempts": 1, "rows": 1}
 
 
 def test_results_must_be_json_serialisable(shop: SQLDatabase, monkeypatch: pytest.MonkeyPatch) -> None:

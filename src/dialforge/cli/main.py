@@ -102,7 +102,7 @@ def tools_scaffold(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="where to write tools.json")] = None,
 ) -> None:
     """Write deterministic SQL tools for every table of a database schema."""
-    from dialforge.environments.sql.scaffold import scaffold_tools, tools_json, write_tools_json
+    from dialforge.environments.sql.scaffold import scaffold_notes, scaffold_tools, tools_json, write_tools_json
     from dialforge.environments.sql.schema import introspect
     from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 
@@ -124,49 +124,83 @@ def tools_scaffold(
         except OSError as exc:
             typer.echo(f"dialforge tools scaffold: cannot write {output}: {exc.strerror or exc}", err=True)
             raise typer.Exit(2) from None
+    for note in scaffold_notes(schema):
+        typer.echo(f"schema defect: {note}", err=True)
     typer.echo(f"wrote {len(tools)} tools for {len(schema.tables)} tables to {output or 'stdout'}", err=True)
 
 
 @tools_app.command("check")
 def tools_check(
-    tools: Annotated[Path, typer.Argument(help="the tools file (JSON)")],
-    db: Annotated[Path, typer.Option("--db", help="the SQLite database")],
+    tools: Annotated[
+        Path,
+        typer.Argument(help="the tools: a JSON list (tools scaffold) or JSONL (a run's artifacts/tools.jsonl)"),
+    ],
+    db: Annotated[Path, typer.Option("--db", help="the SQLite database (.sqlite) or SQL script (.sql)")],
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="the domain whose tools to check, when the file holds several")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Validate and trial-execute SQL tools; exit 1 if any is invalid."""
+    """Validate and trial-execute SQL tools; exit 1 if any is invalid.
+
+    Each tool runs on throwaway forks with arguments from the data until a run returns or changes rows; the
+    output says which run proved it. Also reported, without failing: the schema's defects, and columns a write
+    tool sets that no read tool returns (read-back gaps).
+    """
     import orjson
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from dialforge.environments.sql.environment import SQLDatabase
-    from dialforge.environments.sql.scaffold import read_tools_json
+    from dialforge.environments.sql.scaffold import scaffold_notes
+    from dialforge.environments.sql.schema import column_ref
     from dialforge.environments.sql.source import DatabaseSourceError
-    from dialforge.environments.sql.validation import validate_tools
+    from dialforge.environments.sql.validation import read_back_gaps, validate_tools
+    from dialforge.pipeline.supplied import load_sql_tools
 
     try:
         database = SQLDatabase.load(db)
-        sql_tools = read_tools_json(tools)
+        sql_tools = load_sql_tools(tools, domain)
     except ValueError as exc:  # DatabaseSourceError is one too
         kind = "database" if isinstance(exc, DatabaseSourceError) else "tools file"
         typer.echo(f"dialforge tools check: {kind} {exc}", err=True)
         raise typer.Exit(2) from None
+    if not sql_tools:
+        which = f" for the domain {domain!r}" if domain else ""
+        typer.echo(f"dialforge tools check: tools file {tools}: no tools{which}", err=True)
+        raise typer.Exit(2)
     verdicts = validate_tools(sql_tools, database)
+    gaps = read_back_gaps(sql_tools, database.schema)
+    defects = scaffold_notes(database.schema)
     if as_json:
+        for note in defects:
+            typer.echo(f"schema defect: {note}", err=True)
         for verdict in verdicts:
-            typer.echo(orjson.dumps(verdict.model_dump(include={"name", "valid", "reasons"})).decode())
+            line = verdict.model_dump(include={"name", "valid", "reasons"}) | {"proof": verdict.proof}
+            if verdict.name in gaps:
+                line["unread_columns"] = [column_ref(*column) for column in gaps[verdict.name]]
+            typer.echo(orjson.dumps(line).decode())
     else:
-        table = Table("tool", "verdict", "reason")
+        console = Console()
+        table = Table("tool", "verdict", "trial or reason")
         for verdict in verdicts:
-            ran = f"ran: {verdict.trial['result']}" if verdict.trial else ""
             table.add_row(
                 Text(verdict.name),
                 Text("valid", style="green") if verdict.valid else Text("invalid", style="red"),
-                Text("\n".join(verdict.reasons) or ran),
+                Text("\n".join(verdict.reasons) or verdict.proof),
             )
-        console = Console()
         console.print(table)
+        for note in defects:
+            console.print(Text(f"schema defect: {note}", style="yellow"))
+        for name, columns in gaps.items():
+            unread = ", ".join(column_ref(*column) for column in columns)
+            console.print(Text(f"read-back gap: {name} writes {unread}, which no read tool returns", style="yellow"))
+        kinds = {tool.name: tool.kind for tool in sql_tools}
+        reads = [v for v in verdicts if v.valid and kinds[v.name] == "read"]
+        returned = sum(1 for v in reads if v.trial and v.trial.get("rows"))
         console.print(Text(f"{sum(v.valid for v in verdicts)} of {len(verdicts)} tools valid"))
+        console.print(Text(f"{returned} of {len(reads)} valid read tools returned rows in a trial"))
     if not all(verdict.valid for verdict in verdicts):
         raise typer.Exit(1)
 

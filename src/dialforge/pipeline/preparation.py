@@ -43,7 +43,7 @@ from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.sql.data_view import DataView
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.mentions import goal_spread
-from dialforge.environments.sql.scaffold import scaffold_tools
+from dialforge.environments.sql.scaffold import scaffold_notes, scaffold_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
@@ -213,6 +213,8 @@ class Preparation:
         path = config.database
         plan.database = SQLDatabase.load(path)
         self.store.write_text(f"schemas/{domain_slug(plan.domain.name)}.txt", plan.database.schema.to_prompt())
+        if notes := scaffold_notes(plan.database.schema):  # the schema's defects, and what they cost the tools
+            plan.reports.append(StageReport(stage="database", domain=plan.domain.name, notes=notes))
         if config.tools is not None:
             plan.sql_tools = load_sql_tools(config.tools, plan.domain.name)
         elif config.sql_tools == "synthesize":

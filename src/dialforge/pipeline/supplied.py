@@ -37,7 +37,12 @@ def _entries(path: Path, domain: str | None = None) -> list[tuple[str, Any]]:
 
 
 def _all_entries(path: Path) -> list[tuple[str, Any]]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: is not UTF-8 text") from None
     if text.lstrip().startswith("["):
         try:
             values = orjson.loads(text)
@@ -85,16 +90,26 @@ def load_tool_specs(path: Path, domain: str | None = None) -> list[ToolSpec]:
 
 
 def load_sql_tools(path: Path, domain: str | None = None) -> list[SQLTool]:
-    """SQL tools (``{name, description, parameters, sql, kind}``, or OpenAI specs carrying ``sql``)."""
-    tools = []
-    for where, value in _entries(path, domain):
-        entry = value.get("function", value) if isinstance(value, dict) else value
-        if isinstance(value, dict) and "function" in value:
-            entry = {**entry, **{k: value[k] for k in ("sql", "kind", "returns") if k in value}}
+    """SQL tools (``{name, description, parameters, sql, kind}``, or OpenAI specs carrying ``sql``), as a JSON list
+    (``tools scaffold`` writes one) or JSONL (a run's ``artifacts/tools.jsonl``); names must be unique. Without
+    ``domain``, a file whose rows name several domains is refused: which domain's tools is meant?"""
+    entries = _all_entries(path)
+    named = list(dict.fromkeys(v["domain"] for _, v in entries if isinstance(v, dict) and "domain" in v))
+    if domain is None and len(named) > 1:
+        raise ValueError(f"{path}: holds the tools of {len(named)} domains ({', '.join(named)}); name one")
+    tools: list[SQLTool] = []
+    first: dict[str, str] = {}
+    for where, value in _for_domain(entries, domain):
         try:
-            tools.append(SQLTool.model_validate(entry))
+            tool = SQLTool.from_entry(value)
         except ValidationError as exc:
             raise ValueError(f"{where}: not a valid SQL tool: {_problem(exc)}") from None
+        except ValueError as exc:
+            raise ValueError(f"{where}: not a valid SQL tool: {exc}") from None
+        if tool.name in first:
+            raise ValueError(f"{where}: the tool name {tool.name!r} is already used ({first[tool.name]})")
+        first[tool.name] = where
+        tools.append(tool)
     return tools
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
 from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.scaffold import read_back_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.llm.completion import ResponseSchema
@@ -58,7 +59,8 @@ explains.
 async def synthesize_sql_tools(
     model: ChatModel, database: SQLDatabase, *, domain: str, count: int = 12, seed: int = 0
 ) -> ItemBatch[SQLTool]:
-    """Ask ``model`` for ``count`` tools over ``database`` (at most ``count`` are kept), check each, repair once."""
+    """Ask ``model`` for ``count`` tools over ``database`` (at most ``count`` are kept), check each, repair once;
+    then add the scaffold's read tool for each table whose changes no kept read returns (``read_back_tools``)."""
     prompt = render_prompt(
         "sql_tools",
         domain=domain,
@@ -78,7 +80,7 @@ async def synthesize_sql_tools(
             accepted=", ".join(tool.name for tool in accepted) or "none",
         )
 
-    return await generate_items(
+    batch = await generate_items(
         model,
         [UserMessage(content=prompt)],
         TOOLS_FORMAT,
@@ -88,6 +90,8 @@ async def synthesize_sql_tools(
         limit=count,
         seed=seed,
     )
+    batch.items.extend(read_back_tools(database.schema, batch.items))
+    return batch
 
 
 def _checked(

@@ -302,7 +302,7 @@ class SQLEnvironment:
         self._written: set[str] = set(written)
         self._authorizer = Authorizer(self._written)
         self._deadline = Deadline()
-        self._connection = connect(self._overlay)
+        self._connection = connect(self._overlay, foreign_keys=database.schema.foreign_keys_enforced)
         harden(self._connection, limits, self._authorizer, self._deadline)
 
     def tools(self) -> list[ToolSpec]:

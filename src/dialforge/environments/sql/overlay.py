@@ -197,8 +197,9 @@ _vfs: _OverlayVFS | None = None
 _names = itertools.count()
 
 
-def connect(overlay: PageOverlay, *, cache_kib: int = 256) -> apsw.Connection:
-    """A connection whose database is ``overlay``: no journal file, no temp file, foreign keys on.
+def connect(overlay: PageOverlay, *, cache_kib: int = 256, foreign_keys: bool = True) -> apsw.Connection:
+    """A connection whose database is ``overlay``: no journal file, no temp file, foreign keys on (unless the
+    schema's are ones SQLite cannot enforce: ``DatabaseSchema.foreign_keys_enforced``).
 
     The caller keeps ``overlay`` alive as long as the connection (the VFS holds it weakly). The page
     cache is small on purpose: unchanged pages come from the OS cache shared by every fork.
@@ -209,6 +210,7 @@ def connect(overlay: PageOverlay, *, cache_kib: int = 256) -> apsw.Connection:
     name = f"/dialforge-overlay-{next(_names)}"
     _vfs.overlays[name] = overlay
     connection = apsw.Connection(name, vfs=_VFS_NAME, flags=apsw.SQLITE_OPEN_READWRITE)
-    for pragma in ("journal_mode=MEMORY", "temp_store=MEMORY", "foreign_keys=ON", f"cache_size=-{cache_kib}"):
+    enforce = "ON" if foreign_keys else "OFF"
+    for pragma in ("journal_mode=MEMORY", "temp_store=MEMORY", f"foreign_keys={enforce}", f"cache_size=-{cache_kib}"):
         connection.execute(f"PRAGMA {pragma}").fetchall()  # one by one: apsw stops a batch at the first row
     return connection

@@ -1,7 +1,8 @@
 """Deterministic SQL tools for every table of a schema, no model: the toolset any database gets for free.
 
 Per table: get one row by its key, search the text columns, list rows with optional filters, follow each
-foreign key both ways, create a row, update the non-key columns, delete a row. Names are unique snake_case
+foreign key both ways, create a row, update the non-key columns, delete a row (unless SQLite refuses that write
+on the table: ``SchemaDefect``; ``scaffold_notes`` says what was left out and why). Names are unique snake_case
 read from the table names; every identifier is quoted, every bind parameter is declared in the JSON schema
 and every declared parameter is bound. Tables without a primary key are keyed by their rowid, which their
 read tools return with every row so that an agent can come back to one.
@@ -18,10 +19,17 @@ from typing import Any
 
 import apsw
 import orjson
-from pydantic import ValidationError
 
-from dialforge.environments.sql.schema import Column, DatabaseSchema, ForeignKey, Table, quote_identifier
+from dialforge.environments.sql.schema import (
+    Column,
+    DatabaseSchema,
+    ForeignKey,
+    Table,
+    WriteOperation,
+    quote_identifier,
+)
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.environments.sql.validation import read_back_gaps
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -66,7 +74,37 @@ def _table_tools(schema: DatabaseSchema, table: Table) -> Iterator[SQLTool]:
             _follow_to_children(table, noun, fk, parent, _Noun.of(parent), role),
         )
     references = _references(schema, table)
-    yield from _optional(_create(table, noun, references), _update(table, noun, references), _delete(table, noun))
+    writes: tuple[tuple[WriteOperation, SQLTool | None], ...] = (
+        ("insert", _create(table, noun, references)),
+        ("update", _update(table, noun, references)),
+        ("delete", _delete(table, noun)),
+    )
+    yield from _optional(*(tool for operation, tool in writes if schema.blocking(table.name, operation) is None))
+
+
+def read_back_tools(schema: DatabaseSchema, tools: Sequence[SQLTool]) -> list[SQLTool]:
+    """Scaffolded reads that return what ``tools`` write but do not read back (``read_back_gaps``): each such
+    table's get tool (every column, by key), else its list tool; named apart from ``tools``."""
+    gaps = read_back_gaps(tools, schema)
+    tables = dict.fromkeys(table for columns in gaps.values() for table, _ in columns)
+    added = []
+    for name in tables:
+        table = schema.table(name)
+        added.append(_get(table, _Noun.of(table)) or _list(table, _Noun.of(table)))
+    names = _unique([*(tool.name for tool in tools), *(tool.name for tool in added)])[len(tools) :]
+    return [tool.model_copy(update={"name": name}) for tool, name in zip(added, names, strict=True)]
+
+
+_WRITE_VERBS: dict[WriteOperation, str] = {"insert": "create", "update": "update", "delete": "delete"}
+
+
+def scaffold_notes(schema: DatabaseSchema) -> list[str]:
+    """What the scaffold could not do as usual and why: one line per defect of the schema (``SchemaDefect``)."""
+    notes = []
+    for defect in schema.defects:
+        left_out = ", ".join(_WRITE_VERBS[operation] for operation in defect.blocks)
+        notes.append(f"{defect.message} (no {left_out} tool for it)" if left_out else defect.message)
+    return notes
 
 
 def _references(schema: DatabaseSchema, table: Table) -> dict[str, str]:
@@ -540,65 +578,9 @@ def _delete(table: Table, noun: _Noun) -> SQLTool | None:
 
 
 def tools_json(tools: Sequence[SQLTool]) -> str:
-    """Tools as a pretty-printed JSON list, the format ``read_tools_json`` reads back."""
+    """Tools as a pretty-printed JSON list, the format a domain's ``tools:`` and ``dialforge tools check`` read."""
     return orjson.dumps([tool.model_dump(exclude_none=True) for tool in tools], option=orjson.OPT_INDENT_2).decode()
 
 
 def write_tools_json(tools: Sequence[SQLTool], path: str | Path) -> None:
     Path(path).write_text(tools_json(tools) + "\n", encoding="utf-8")
-
-
-def read_tools_json(path: str | Path) -> list[SQLTool]:
-    """A JSON list of SQL tools: our own entries, or OpenAI-format ones that carry ``sql``.
-
-    Each tool is checked as the agent will see it (name rule, parameter schema); names must be unique.
-    Errors name the file and the entry.
-    """
-    path = Path(path)
-    try:
-        entries = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read the tools file ({exc.strerror or exc})") from None
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON list of tools, found a {type(entries).__name__}")
-    tools: list[SQLTool] = []
-    first_index: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        try:
-            tool = _tool_from_entry(entry)
-        except ValueError as exc:
-            raise ValueError(f"{path}: entry {index}: {_problem(exc)}") from None
-        if tool.name in first_index:
-            raise ValueError(
-                f"{path}: entry {index}: tool name {tool.name!r} is already used by entry {first_index[tool.name]}"
-            )
-        first_index[tool.name] = index
-        tools.append(tool)
-    return tools
-
-
-def _tool_from_entry(entry: Any) -> SQLTool:
-    if not isinstance(entry, dict):
-        raise ValueError(f"expected a JSON object, found {type(entry).__name__}")
-    fields = entry
-    if isinstance(entry.get("function"), dict):
-        function = entry["function"]
-        fields = {key: function[key] for key in ("name", "description", "parameters") if key in function}
-        fields.setdefault("description", "")
-        for key in ("sql", "kind", "returns"):
-            if key in entry or key in function:
-                fields[key] = entry.get(key, function.get(key))
-    tool = SQLTool.model_validate(fields)
-    tool.to_spec()
-    return tool
-
-
-def _problem(exc: ValueError) -> str:
-    """One line per pydantic error, joined, instead of pydantic's multi-line report."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'entry'}: {error['msg']}" for error in exc.errors()
-        )
-    return str(exc)

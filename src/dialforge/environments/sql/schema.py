@@ -25,6 +25,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def column_ref(table: str, column: str) -> str:
+    """``"table"."column"``: how messages name one column of one table."""
+    return f"{quote_identifier(table)}.{quote_identifier(column)}"
+
+
 def _prompt_identifier(name: str) -> str:
     """Bare where SQL allows it, so prompts stay readable; quoted where a model must quote it too."""
     if _BARE_IDENTIFIER.match(name) and name.upper() not in apsw.keywords:
@@ -82,6 +87,9 @@ class Table(BaseModel):
     sql: str = ""
     rowid_alias: str | None = None
     """The INTEGER PRIMARY KEY column that aliases the rowid: SQLite assigns it when an insert leaves it NULL."""
+    unique_keys: tuple[tuple[str, ...], ...] = ()
+    """Column sets under a UNIQUE constraint or unique index other than the primary key (partial indexes aside):
+    a new row must differ from every row in each of them."""
 
     def column(self, name: str) -> Column:
         """Case-insensitive, as SQLite resolves column names."""
@@ -145,10 +153,36 @@ def _column_ddl(column: Column) -> str:
     return " ".join(parts)
 
 
+WriteOperation = Literal["insert", "update", "delete"]
+
+
+class SchemaDefect(BaseModel):
+    """A fault of the schema itself, found when the database is opened, named so that its owner can fix it.
+
+    ``foreign_key``: a constraint SQLite cannot enforce (its parent table or key does not exist, or the parent
+    columns are not a primary key or under a UNIQUE constraint); with enforcement on, SQLite fails every write
+    to the tables it joins with "foreign key mismatch". Enforcement is per connection, all or nothing, so such a
+    database can only ever have been written with it off, and its forks run that way
+    (``DatabaseSchema.foreign_keys_enforced``). ``write``: a write SQLite refuses to prepare even so (a trigger
+    that names a missing column, a double-quoted string in a trigger); ``blocks`` lists them, and the scaffold
+    leaves those tools out.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    kind: Literal["foreign_key", "write"]
+    message: str
+    blocks: tuple[WriteOperation, ...] = ()
+
+
 class DatabaseSchema(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     tables: tuple[Table, ...]
+    defects: tuple[SchemaDefect, ...] = ()
+    foreign_keys_enforced: bool = True
+    """Whether forks enforce foreign keys: off when SQLite cannot enforce some of them (see ``SchemaDefect``)."""
 
     def table(self, name: str) -> Table:
         """Case-insensitive, as SQLite resolves table names."""
@@ -159,6 +193,10 @@ class DatabaseSchema(BaseModel):
 
     def to_prompt(self) -> str:
         return "\n\n".join(table.to_prompt() for table in self.tables)
+
+    def blocking(self, table: str, operation: WriteOperation) -> SchemaDefect | None:
+        """The defect that makes SQLite refuse ``operation`` on ``table``, if any."""
+        return next((d for d in self.defects if d.table.casefold() == table.casefold() and operation in d.blocks), None)
 
 
 def table_names(conn: apsw.Connection) -> list[str]:
@@ -181,14 +219,28 @@ def single_row(conn: apsw.Connection, sql: str, bindings: apsw.Bindings | None =
 
 
 def introspect(conn: apsw.Connection) -> DatabaseSchema:
-    """Every user table, sorted by name so that what is built from the schema is deterministic."""
+    """Every user table, sorted by name so that what is built from the schema is deterministic, and the
+    schema's defects (``SchemaDefect``), which decide whether forks enforce foreign keys."""
     tables = [_read_table(conn, name) for name in table_names(conn)]
     by_name = {table.name.casefold(): table for table in tables}
-    resolved = [
-        table.model_copy(update={"foreign_keys": tuple(_resolve(fk, table, by_name) for fk in table.foreign_keys)})
-        for table in tables
-    ]
-    return DatabaseSchema(tables=tuple(sorted(resolved, key=lambda table: (table.name.casefold(), table.name))))
+    resolved = sorted(
+        (
+            table.model_copy(update={"foreign_keys": tuple(_resolve(fk, table, by_name) for fk in table.foreign_keys)})
+            for table in tables
+        ),
+        key=lambda table: (table.name.casefold(), table.name),
+    )
+    foreign_key_defects = _foreign_key_defects(conn, resolved)
+    refused = _refused_writes(conn, resolved, foreign_keys=not foreign_key_defects)
+    if not foreign_key_defects and any("foreign key mismatch" in defect.message for defect in refused):
+        # a mismatch the rules below do not foresee: SQLite's own word decides
+        foreign_key_defects = [d.model_copy(update={"kind": "foreign_key", "blocks": ()}) for d in refused]
+        refused = _refused_writes(conn, resolved, foreign_keys=False)
+    return DatabaseSchema(
+        tables=tuple(resolved),
+        defects=(*foreign_key_defects, *refused),
+        foreign_keys_enforced=not foreign_key_defects,
+    )
 
 
 def _read_table(conn: apsw.Connection, name: str) -> Table:
@@ -213,6 +265,8 @@ def _read_table(conn: apsw.Connection, name: str) -> Table:
     (sql,) = single_row(conn, "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,))
     (row_count,) = single_row(conn, f"SELECT count(*) FROM main.{quote_identifier(name)}")
     assert isinstance(row_count, int) and isinstance(sql, str | None)
+    pk = {column.casefold() for column in primary_key}
+    unique_keys = tuple(key for key, _ in _unique_indexes(conn, name) if {column.casefold() for column in key} != pk)
     return Table(
         name=name,
         columns=columns,
@@ -222,6 +276,7 @@ def _read_table(conn: apsw.Connection, name: str) -> Table:
         without_rowid=bool(without_rowid),
         sql=sql or "",
         rowid_alias=primary_key[0] if len(primary_key) == 1 and not (pk_index or without_rowid) else None,
+        unique_keys=tuple(dict.fromkeys(unique_keys)),
     )
 
 
@@ -264,3 +319,114 @@ def spelled(table: Table, name: str) -> str:
         return table.column(name).name
     except KeyError:
         return name
+
+
+def _unique_indexes(conn: apsw.Connection, table: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(columns, collations) of each unique, non-partial index on plain columns, the primary key's included."""
+    indexes = []
+    for (index,) in conn.execute(
+        "SELECT name FROM pragma_index_list(?, 'main') WHERE \"unique\" AND NOT partial ORDER BY seq DESC", (table,)
+    ):
+        keys = conn.execute(
+            "SELECT name, coll FROM pragma_index_xinfo(?, 'main') WHERE key ORDER BY seqno", (index,)
+        ).fetchall()
+        if keys and all(name is not None for name, _ in keys):  # an index on an expression is no key of columns
+            indexes.append((tuple(str(name) for name, _ in keys), tuple(str(coll) for _, coll in keys)))
+    return indexes
+
+
+# Defects
+
+
+def _foreign_key_defects(conn: apsw.Connection, tables: list[Table]) -> list[SchemaDefect]:
+    """Foreign keys SQLite cannot enforce, by its rules (https://sqlite.org/foreignkeys.html, section 3)."""
+    by_name = {table.name.casefold(): table for table in tables}
+    defects = []
+    for table in tables:
+        for fk in table.foreign_keys:
+            problem = _parent_key_problem(conn, fk, by_name.get(fk.table.casefold()))
+            if problem:
+                defects.append(
+                    SchemaDefect(
+                        table=table.name,
+                        kind="foreign_key",
+                        message=f"the foreign key {quote_identifier(table.name)} ({_identifier_list(fk.columns)})"
+                        f" references {problem}: SQLite cannot enforce it and, with foreign keys on, fails every"
+                        f' write to {quote_identifier(table.name)} with "foreign key mismatch"; forks of this'
+                        " database run with foreign keys off, as it must have been written",
+                    )
+                )
+    return defects
+
+
+def _parent_key_problem(conn: apsw.Connection, fk: ForeignKey, parent: Table | None) -> str | None:
+    """Why the parent columns of ``fk`` are no key SQLite can look rows up by, or None when they are one."""
+    if parent is None:
+        return f"the table {quote_identifier(fk.table)}, which does not exist"
+    target = f"{quote_identifier(parent.name)} ({_identifier_list(fk.ref_columns)})"
+    if not fk.ref_columns:
+        return f"{quote_identifier(parent.name)} without naming columns, and that table has no primary key"
+    if len(fk.ref_columns) != len(fk.columns):
+        return f"{target}: {len(fk.columns)} columns against {len(fk.ref_columns)}"
+    wanted = {name.casefold() for name in fk.ref_columns}
+    if parent.rowid_alias is not None and wanted == {parent.rowid_alias.casefold()}:
+        return None
+    for columns, collations in _unique_indexes(conn, parent.name):
+        if {name.casefold() for name in columns} == wanted and all(
+            collation.casefold() == _declared_collation(conn, parent.name, name).casefold()
+            for name, collation in zip(columns, collations, strict=True)
+        ):
+            return None
+    missing = [name for name in fk.ref_columns if name.casefold() not in {c.name.casefold() for c in parent.columns}]
+    if missing:
+        return f"{target}, and {quote_identifier(parent.name)} has no column {_identifier_list(tuple(missing))}"
+    parent_name = quote_identifier(parent.name)
+    return f"{target}, which is neither the primary key of {parent_name} nor under a UNIQUE constraint"
+
+
+def _declared_collation(conn: apsw.Connection, table: str, column: str) -> str:
+    """The collation a column's CREATE TABLE gives it (BINARY unless it says otherwise)."""
+    collation = conn.column_metadata("main", table, column)[1]
+    return collation or "BINARY"
+
+
+def _refused_writes(conn: apsw.Connection, tables: list[Table], *, foreign_keys: bool) -> list[SchemaDefect]:
+    """Writes SQLite refuses to prepare on each table, as forks run them (foreign keys as given, no double-quoted
+    strings): every INSERT, UPDATE and DELETE of the table is compiled (``EXPLAIN``, nothing runs) with its
+    triggers and foreign-key checks."""
+    (enforced,) = single_row(conn, "PRAGMA foreign_keys")
+    dqs = conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, -1)
+    conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}").fetchall()
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    try:
+        defects: dict[tuple[str, str], list[WriteOperation]] = {}
+        for table in tables:
+            for operation, sql in _write_probes(table):
+                try:
+                    conn.execute(f"EXPLAIN {sql}").fetchall()
+                except apsw.Error as exc:
+                    defects.setdefault((table.name, str(exc)), []).append(operation)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}").fetchall()
+        conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, dqs)
+    return [
+        SchemaDefect(
+            table=table,
+            kind="write",
+            message=f"SQLite refuses to {' or '.join(operations)} rows of {quote_identifier(table)}: {message}",
+            blocks=tuple(operations),
+        )
+        for (table, message), operations in defects.items()
+    ]
+
+
+def _write_probes(table: Table) -> list[tuple[WriteOperation, str]]:
+    name = quote_identifier(table.name)
+    written = [quote_identifier(column.name) for column in table.columns if not column.generated]
+    if not written:
+        return [("delete", f"DELETE FROM main.{name}")]
+    return [
+        ("insert", f"INSERT INTO main.{name} ({', '.join(written)}) VALUES ({', '.join('NULL' for _ in written)})"),
+        ("update", f"UPDATE main.{name} SET {', '.join(f'{column} = {column}' for column in written)}"),
+        ("delete", f"DELETE FROM main.{name}"),
+    ]

@@ -6,41 +6,27 @@ The checks, in order: the name, the description and the parameter schema; the SQ
 one allowed statement whose kind matches the declared one; every ``:name`` is declared and every
 declared parameter is used; every table and column resolves against the schema (CTEs and aliases
 included, case-insensitively, as SQLite resolves them). Only a tool that passes all of them is run:
-on a fork of the database, with arguments taken from the data where a parameter meets a column, so
-that the trial exercises real rows; writes land on the fork, which is then thrown away.
+on forks of the database, with arguments taken from the data (``trial.py``), until a run returns or
+changes a row; writes land on the fork, which is then thrown away.
 """
 
 from __future__ import annotations
 
-import difflib
-import random
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlglot import exp
-from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from dialforge.environments.base import ToolResult
-from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment, parse_statement
-from dialforge.environments.sql.schema import ROWID_NAMES, DatabaseSchema, Table, quote_identifier, spelled
+from dialforge.environments.sql.environment import SQLDatabase, parse_statement
+from dialforge.environments.sql.resolution import READS, Resolver, closest, dollar_parameter
+from dialforge.environments.sql.schema import DatabaseSchema, Table, spelled
 from dialforge.environments.sql.tool import SQLTool
-from dialforge.json_schema.checks import schema_violations
-from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
+from dialforge.environments.sql.trial import run_trial
 
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """snake_case, at most 64 characters: stricter than the OpenAI rule, so names read alike everywhere."""
-
-_READS = (exp.Select, exp.Union)
-_LISTED_TABLES = 20
-_FINAL_ERRORS = frozenset({"refused", "timeout"})
-"""Trial errors that other arguments cannot cure: the statement itself is at fault."""
-_WRAPPERS = (exp.Paren, exp.DPipe, exp.Lower, exp.Upper, exp.Cast, exp.Trim, exp.Coalesce)
-"""Expressions that pass a value through: ``lower(:q)``, ``'%' || :q || '%'``, ``COALESCE(:x, "x")``."""
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Glob, exp.NullSafeEQ)
 
 
 class ToolVerdict(BaseModel):
@@ -52,6 +38,19 @@ class ToolVerdict(BaseModel):
     valid: bool
     reasons: list[str]
     trial: dict[str, Any] | None = None
+
+    @property
+    def proof(self) -> str:
+        """What the trials showed, in words: the run that returned or changed rows, or why none did."""
+        if not self.trial:
+            return ""
+        runs = self.trial["attempts"]
+        if "note" in self.trial:
+            return f"ran {runs} trial{'s' if runs > 1 else ''}; {self.trial['note']}"
+        rows = self.trial.get("rows", 0)
+        if self.trial["result"].startswith("rows_affected"):
+            return f"trial {runs} changed {rows} row{'' if rows == 1 else 's'}"
+        return f"trial {runs} returned {rows} row{'' if rows == 1 else 's'}"
 
 
 def validate_tools(
@@ -87,11 +86,11 @@ def validate_tool(tool: SQLTool, database: SQLDatabase, *, samples: int = 3) -> 
         return ToolVerdict(name=tool.name, valid=False, reasons=[*reasons, str(exc)])
     reasons.extend(_kind_problems(tool, statement))
     reasons.extend(_parameter_problems(tool, statement))
-    resolver = _Resolver(statement, database.schema)
+    resolver = Resolver(statement, database.schema)
     reasons.extend(resolver.problems)
     if reasons:
         return ToolVerdict(name=tool.name, valid=False, reasons=list(dict.fromkeys(reasons)))
-    problems, trial = _trial(tool, database, resolver, samples)
+    problems, trial = run_trial(tool, database, resolver, samples)
     return ToolVerdict(name=tool.name, valid=not problems, reasons=problems, trial=trial)
 
 
@@ -120,9 +119,9 @@ def _spec_problems(tool: SQLTool) -> Iterator[str]:
 
 def _kind_problems(tool: SQLTool, statement: exp.Expression) -> Iterator[str]:
     what = statement.key.upper()
-    if isinstance(statement, _READS) and tool.kind != "read":
+    if isinstance(statement, READS) and tool.kind != "read":
         yield f"the statement ({what}) only reads rows: declare kind 'read', not {tool.kind!r}"
-    elif not isinstance(statement, _READS) and tool.kind != "write":
+    elif not isinstance(statement, READS) and tool.kind != "write":
         yield f"the statement ({what}) changes rows: declare kind 'write', not {tool.kind!r}"
 
 
@@ -138,448 +137,111 @@ def _parameter_problems(tool: SQLTool, statement: exp.Expression) -> Iterator[st
             used.append(node.name)
         elif isinstance(node, exp.Parameter):
             yield f"the SQL uses @{node.name}: only :name parameters are supported, write :{node.name}"
-        elif _dollar_parameter(node):
+        elif dollar_parameter(node):
             yield f"the SQL uses {node.name}: only :name parameters are supported, write :{node.name[1:]}"
     for name in dict.fromkeys(used):
         if name not in declared:
-            yield f"the SQL uses :{name} but parameters.properties does not declare it{_closest(name, declared)}"
+            yield f"the SQL uses :{name} but parameters.properties does not declare it{closest(name, declared)}"
     for name in declared:
         if name not in used:
             yield f"parameter {name!r} is declared but the SQL never uses :{name}: use it or remove it"
 
 
-def _dollar_parameter(node: exp.Expression) -> bool:
-    """SQLite's ``$name`` parameters parse as columns named ``$name``."""
-    return isinstance(node, exp.Column) and not node.table and node.name.startswith("$")
+# Read-back coverage
 
 
-def _closest(name: str, options: Iterable[str]) -> str:
-    """``; did you mean "X"?`` with the nearest spellings, compared case-insensitively, or nothing."""
-    by_folded: dict[str, str] = {}
-    for option in options:
-        by_folded.setdefault(option.casefold(), option)
-    matches = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)
-    if not matches:
-        return ""
-    return "; did you mean " + " or ".join(quote_identifier(by_folded[match]) for match in matches) + "?"
+def read_back_gaps(tools: Iterable[SQLTool], schema: DatabaseSchema) -> dict[str, list[tuple[str, str]]]:
+    """For each write tool, the (table, column) it writes that no read tool of the set returns: changes that
+    neither the agent nor anyone checking its work could look at afterwards.
 
-
-@dataclass(frozen=True)
-class _Source:
-    """A table or alias a column may come from: a schema table, a CTE or subquery, or something unknown."""
-
-    label: str
-    table: Table | None = None
-    names: frozenset[str] | None = None
-    """Column names it offers (case-folded); None when it cannot be told (a star, an unknown table)."""
-    spelled: tuple[str, ...] = ()
-
-    @classmethod
-    def of_table(cls, label: str, table: Table) -> _Source:
-        names = [column.name for column in table.columns]
-        rowid = () if table.without_rowid else ROWID_NAMES
-        return cls(label, table, frozenset(name.casefold() for name in (*names, *rowid)), tuple(names))
-
-
-class _Resolver:
-    """Where each table and column of a statement comes from, and what does not resolve.
-
-    Column scopes come from sqlglot's scope analysis (CTEs, derived tables, correlated subqueries);
-    the target of an INSERT, UPDATE or DELETE (with ``excluded`` for upserts) is the outermost scope.
+    A column counts as returned when a read tool selects it, even inside an expression (``first || ' ' || last``),
+    though not only through an aggregate (``sum(total)``), or joins on it (the row it links to is what the read
+    shows: ``review.customer_id`` through the reviewer's name); ``*`` returns every column of the tables it covers.
+    Tools whose SQL does not parse are left out: their verdicts say why.
     """
-
-    def __init__(self, statement: exp.Expression, schema: DatabaseSchema) -> None:
-        self.statement = statement
-        self.schema = schema
-        self.problems: list[str] = []
-        self._tables = {table.name.casefold(): table for table in schema.tables}
-        self._scope_of: dict[int, Scope] = {}
-        self._scope_sources: dict[int, dict[str, _Source]] = {}
-        for scope in traverse_scope(statement):
-            for column in scope.columns:
-                self._scope_of.setdefault(id(column), scope)
-        ctes = {cte.alias_or_name.casefold() for cte in statement.find_all(exp.CTE)}
-        self.used_tables: list[Table] = []
-        for node in statement.find_all(exp.Table):
-            self._check_table(node, ctes)
-        self._outer, self.target = self._dml_sources(statement)
-        located: list[_Source | str | None] = []
-        if isinstance(statement, exp.Insert) and isinstance(statement.this, exp.Schema) and self.target:
-            target = _Source.of_table(self.target.name, self.target)
-            located.extend(self._check_name(identifier.name, target) for identifier in statement.this.expressions)
-        located.extend(
-            self._locate(column)
-            for column in statement.find_all(exp.Column)
-            if not _dollar_parameter(column) and self._checked(column, statement)
-        )
-        for problem in located:
-            if isinstance(problem, str) and problem not in self.problems:
-                self.problems.append(problem)
-
-    def _checked(self, column: exp.Column, statement: exp.Expression) -> bool:
-        """Columns in a scope, and a DML statement's own (SET, WHERE, RETURNING); ORDER BY aliases are not."""
-        if id(column) in self._scope_of:
-            return True
-        return isinstance(statement, (exp.Insert, exp.Update, exp.Delete)) and column.find_ancestor(*_READS) is None
-
-    def _check_table(self, node: exp.Table, ctes: set[str]) -> None:
-        if not isinstance(node.this, exp.Identifier):
-            return  # a table-valued function such as json_each(...)
-        if node.db and node.db.casefold() != "main":
-            self.problems.append(f"table {node.db}.{node.name}: only the tables of the database (main) can be used")
-            return
-        if not node.db and node.name.casefold() in ctes:
-            return
-        table = self._tables.get(node.name.casefold())
-        if table is None:
-            names = [t.name for t in self.schema.tables]
-            hint = _closest(node.name, names) or f"; the tables are {', '.join(names[:_LISTED_TABLES])}" + (
-                ", ..." if len(names) > _LISTED_TABLES else ""
-            )
-            problem = f"unknown table {quote_identifier(node.name)}{hint}"
-            if problem not in self.problems:
-                self.problems.append(problem)
-        elif table not in self.used_tables:
-            self.used_tables.append(table)
-
-    def _dml_sources(self, statement: exp.Expression) -> tuple[dict[str, _Source], Table | None]:
-        if not isinstance(statement, (exp.Insert, exp.Update, exp.Delete)):
-            return {}, None
-        target_node = statement.this.this if isinstance(statement.this, exp.Schema) else statement.this
-        nodes = [target_node]
-        if isinstance(statement, exp.Update) and statement.args.get("from_"):
-            nodes.extend(n for n in statement.args["from_"].find_all(exp.Table) if n.find_ancestor(*_READS) is None)
-        sources = {}
-        for node in nodes:
-            sources[node.alias_or_name.casefold()] = self._source(node.alias_or_name, node)
-        target = self._tables.get(target_node.name.casefold()) if isinstance(target_node, exp.Table) else None
-        if isinstance(statement, exp.Insert):
-            sources["excluded"] = sources[target_node.alias_or_name.casefold()]
-        return sources, target
-
-    def _source(self, label: str, node: exp.Expression | Scope) -> _Source:
-        if isinstance(node, Scope):
-            query = node.expression
-            alias = query.parent.args.get("alias") if isinstance(query.parent, (exp.CTE, exp.Subquery)) else None
-            if alias is not None and alias.columns:  # WITH c(a, b) AS (...), (SELECT ...) AS d(a, b)
-                names = [column.name for column in alias.columns]
-            elif isinstance(query, _READS) and query.selects and not query.is_star:
-                names = query.named_selects
-            else:
-                return _Source(label)
-            return _Source(label, names=frozenset(n.casefold() for n in names), spelled=tuple(names))
-        if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier) and node.db.casefold() in ("", "main"):
-            table = self._tables.get(node.name.casefold())
-            if table is not None:
-                return _Source.of_table(label, table)
-        return _Source(label)
-
-    def _levels(self, scope: Scope | None) -> Iterator[tuple[dict[str, _Source], list[str], Scope | None]]:
-        """The sources a column may see, innermost first: (sources by folded label, selected labels, scope)."""
-        while scope is not None:
-            if id(scope) not in self._scope_sources:
-                self._scope_sources[id(scope)] = {
-                    label.casefold(): self._source(label, node) for label, node in scope.sources.items()
-                }
-            yield self._scope_sources[id(scope)], [label.casefold() for label in scope.selected_sources], scope
-            scope = scope.parent
-        if self._outer:
-            yield self._outer, list(self._outer), None
-
-    def _locate(self, column: exp.Column) -> _Source | str | None:
-        """The source a column comes from, a problem naming it, or None when it cannot be told."""
-        name = column.name
-        if isinstance(column.this, exp.Star):
-            name = ""
-        levels = list(self._levels(self._scope_of.get(id(column))))
-        if column.table:
-            for sources, _, _ in levels:
-                source = sources.get(column.table.casefold())
-                if source is not None:
-                    return self._check_name(name, source) if name else source
-            labels = sorted(
-                {source.label for sources, _, _ in levels for key, source in sources.items() if key != "excluded"}
-            )
-            known = f" (the statement has {', '.join(labels)})" if labels else ""
-            return f"{column.sql(dialect='sqlite')}: no table or alias is named {quote_identifier(column.table)}{known}"
-        first: list[_Source] = []
-        for sources, selected, scope in levels:
-            candidates = [sources[label] for label in selected if label in sources]
-            first = first or candidates
-            for source in candidates:
-                if source.names is None or name.casefold() in source.names:
-                    return source
-            if scope is not None and name.casefold() in _result_names(scope.expression):
-                return None  # a result column, which ORDER BY, GROUP BY, HAVING (and in SQLite WHERE) may name
-        if not first:
-            return f"unknown column {quote_identifier(name)}: the statement reads no table that could have it"
-        spelled = [n for source in first for n in source.spelled]
-        tables = ", ".join(quote_identifier(source.table.name if source.table else source.label) for source in first)
-        verb = "has" if len(first) == 1 else "have"
-        return f"unknown column {quote_identifier(name)}: {tables} {verb} no such column{_closest(name, spelled)}"
-
-    @staticmethod
-    def _check_name(name: str, source: _Source) -> _Source | str:
-        if source.names is None or name.casefold() in source.names:
-            return source
-        owner = quote_identifier(source.table.name if source.table else source.label)
-        return f"unknown column {quote_identifier(name)}: {owner} has no such column{_closest(name, source.spelled)}"
-
-    def table(self, name: str) -> Table | None:
-        return self._tables.get(name.casefold())
-
-    def column_of(self, column: exp.Column) -> tuple[Table, str] | None:
-        """The schema table and column (as the table spells it) that a column reference reads."""
-        source = self._locate(column)
-        if not isinstance(source, _Source) or source.table is None:
-            return None
-        return source.table, spelled(source.table, column.name)
-
-
-def _result_names(query: exp.Expr) -> set[str]:
-    """Names a query's own clauses may use for its results: a SELECT's aliases, a UNION's columns."""
-    if isinstance(query, exp.Union):
-        return {name.casefold() for name in query.named_selects}
-    if isinstance(query, exp.Select):
-        return {select.alias.casefold() for select in query.selects if isinstance(select, exp.Alias)}
-    return set()
-
-
-# Trial execution
-
-_ValueSource = Literal["data", "first", "fresh"]
-
-
-@dataclass(frozen=True)
-class _Binding:
-    """Where a parameter's trial values come from.
-
-    ``data``: the column's values, a different row per attempt. ``first``: the column's values on the
-    first attempt, then values from the parameter's schema (an INSERT copying a row may hit a UNIQUE
-    column). ``fresh``: a key no row has yet (an INSERT's primary key), one past the largest.
-    """
-
-    table: Table
-    column: str
-    source: _ValueSource = "data"
-
-
-def _bindings(tool: SQLTool, resolver: _Resolver) -> dict[str, _Binding]:
-    """Parameters matched to the column they are compared with, inserted into or set; else by name."""
-    bindings: dict[str, _Binding] = {}
-    for placeholder in resolver.statement.find_all(exp.Placeholder):
-        if placeholder.name and placeholder.name not in bindings:
-            binding = _compared_column(placeholder, resolver)
-            if binding is not None:
-                bindings[placeholder.name] = binding
-    for name in tool.parameters.get("properties", {}):
-        if name not in bindings and (match := _column_named(name, resolver.used_tables)) is not None:
-            bindings[name] = match
-    return bindings
-
-
-def _compared_column(placeholder: exp.Placeholder, resolver: _Resolver) -> _Binding | None:
-    node: exp.Expression = placeholder
-    while isinstance(node.parent, _WRAPPERS):
-        node = node.parent
-    parent = node.parent
-    other: exp.Expr | None = None
-    if isinstance(parent, _COMPARISONS):
-        other = parent.left if parent.right is node else parent.right
-    elif isinstance(parent, (exp.In, exp.Between)) and parent.this is not node:
-        other = parent.this
-    elif isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Values):
-        position = next(index for index, value in enumerate(parent.expressions) if value is node)
-        return _inserted_column(position, resolver)
-    while isinstance(other, _WRAPPERS) and not isinstance(other, exp.DPipe):
-        other = other.this
-    if not isinstance(other, exp.Column):
-        return None
-    found = resolver.column_of(other)
-    return _Binding(*found) if found else None
-
-
-def _inserted_column(position: int, resolver: _Resolver) -> _Binding | None:
-    """An inserted foreign key takes its parent's values; a primary key a fresh one; others a row's values."""
-    statement, table = resolver.statement, resolver.target
-    if not (isinstance(statement, exp.Insert) and table is not None):
-        return None
-    if isinstance(statement.this, exp.Schema):
-        names = [spelled(table, identifier.name) for identifier in statement.this.expressions]
-    else:
-        names = [column.name for column in table.columns if not column.generated]
-    if position >= len(names):
-        return None
-    name = names[position]
-    for fk in table.foreign_keys:
-        if name in fk.columns and (parent := resolver.table(fk.table)) is not None:
-            return _Binding(parent, spelled(parent, fk.ref_columns[fk.columns.index(name)]))
-    return _Binding(table, name, "fresh" if name in table.primary_key else "first")
-
-
-def _column_named(parameter: str, tables: Sequence[Table]) -> _Binding | None:
-    """A column whose name matches the parameter's, ignoring case and underscores (``album_id`` ~ ``AlbumId``)."""
-    wanted = _loose(parameter)
-    for table in tables:
-        for column in table.columns:
-            if _loose(column.name) == wanted:
-                return _Binding(table, column.name)
-    return None
-
-
-def _loose(name: str) -> str:
-    return re.sub(r"[\W_]+", "", name).casefold()
-
-
-def _unreferenced(table: Table, schema: DatabaseSchema) -> str:
-    """A condition on ``"t"`` (a row of ``table``) that no foreign key points to it: such a row can be deleted."""
-    conditions = []
-    for child in schema.tables:
-        for fk in child.foreign_keys:
-            if fk.table == table.name:
-                match = " AND ".join(
-                    f'"c".{quote_identifier(column)} = "t".{quote_identifier(ref)}'
-                    for column, ref in zip(fk.columns, fk.ref_columns, strict=True)
-                )
-                conditions.append(f'NOT EXISTS (SELECT 1 FROM {quote_identifier(child.name)} AS "c" WHERE {match})')
-    return " AND ".join(conditions)
-
-
-class _ArgumentSampler:
-    """Argument sets for the trials: real values where a parameter meets a column, else from its schema.
-
-    Parameters on the same table take their values from the same rows, so that a composite key or a set
-    of filters matches a row that exists. A DELETE's rows are ones no foreign key points to.
-    """
-
-    def __init__(self, tool: SQLTool, resolver: _Resolver, reader: SQLEnvironment, samples: int) -> None:
-        self.properties: dict[str, Any] = tool.parameters.get("properties", {})
-        self.required = set(tool.parameters.get("required", []))
-        self.bindings = _bindings(tool, resolver)
-        self.rng = random.Random(f"{tool.name}\0{tool.sql}")
-        deleted = resolver.target if isinstance(resolver.statement, exp.Delete) else None
-        self.values = self._column_values(reader, samples, deleted, resolver.schema)
-        self.maxima = {
-            name: self._maximum(reader, binding) for name, binding in self.bindings.items() if binding.source == "fresh"
-        }
-
-    def _column_values(
-        self, reader: SQLEnvironment, samples: int, deleted: Table | None, schema: DatabaseSchema
-    ) -> dict[str, list[Any]]:
-        by_table: dict[str, list[tuple[str, _Binding]]] = {}
-        for name, binding in self.bindings.items():
-            if binding.source != "fresh":
-                by_table.setdefault(binding.table.name, []).append((name, binding))
-        values: dict[str, list[Any]] = {}
-        for table_name, pairs in by_table.items():
-            columns = list(dict.fromkeys(binding.column for _, binding in pairs))
-            table = pairs[0][1].table
-            condition = _unreferenced(table, schema) if table == deleted else ""
-            selected = ", ".join(f'"t".{quote_identifier(column)}' for column in columns)
-            where = f" WHERE {condition}" if condition else ""
-            sql = f'SELECT DISTINCT {selected} FROM {quote_identifier(table_name)} AS "t"{where} LIMIT {samples}'
-            result = reader.query(sql)
-            rows = [list(row.values()) for row in result.content] if result.ok else []
-            for name, binding in pairs:
-                if not rows and table == deleted and binding.column in table.primary_key:
-                    self.bindings[name] = _Binding(table, binding.column, "fresh")  # every row is referenced
-                values[name] = [row[columns.index(binding.column)] for row in rows]
-        return values
-
-    @staticmethod
-    def _maximum(reader: SQLEnvironment, binding: _Binding) -> int:
-        column, table = quote_identifier(binding.column), quote_identifier(binding.table.name)
-        result = reader.query(f"SELECT max({column}) AS top FROM {table} WHERE typeof({column}) = 'integer'")
-        top = result.content[0]["top"] if result.ok and result.content else None
-        return top if isinstance(top, int) else 0
-
-    def arguments(self, attempt: int) -> dict[str, Any]:
-        arguments: dict[str, Any] = {}
-        for name, schema in self.properties.items():
-            value = self._value(name, schema if isinstance(schema, dict) else {}, attempt)
-            if value is not _OMIT:
-                arguments[name] = value
-        return arguments
-
-    def _value(self, name: str, schema: dict[str, Any], attempt: int) -> Any:
-        binding = self.bindings.get(name)
-        candidate: Any = _OMIT
-        if binding is not None and binding.source == "fresh":
-            candidate = self.maxima[name] + 1 + attempt
-        elif self.values.get(name) and not (binding is not None and binding.source == "first" and attempt > 0):
-            rows = self.values[name]
-            candidate = rows[attempt % len(rows)]
-        if candidate is None and name not in self.required:
-            return _OMIT
-        if candidate is not _OMIT and not schema_violations(candidate, schema):
-            return candidate
+    parsed = []
+    for tool in tools:
         try:
-            return sample_json(schema, self.rng)
-        except SchemaSamplingError:
-            return _OMIT  # the trial then reports the missing argument
+            parsed.append((tool, parse_statement(tool.sql)))
+        except ValueError:
+            continue
+    readable: set[tuple[str, str]] = set()
+    for tool, statement in parsed:
+        if tool.kind == "read":
+            readable |= _returned_columns(Resolver(statement, schema))
+    gaps = {}
+    for tool, statement in parsed:
+        if tool.kind == "write" and (written := _written_columns(Resolver(statement, schema))):
+            unread = [
+                (table, column) for table, column in written if (table.casefold(), column.casefold()) not in readable
+            ]
+            if unread:
+                gaps[tool.name] = unread
+    return gaps
 
 
-_OMIT = object()
+def _returned_columns(resolver: Resolver) -> set[tuple[str, str]]:
+    """(table, column), case-folded, of what a read's rows carry."""
+    returned: set[tuple[str, str]] = set()
+    for select in resolver.statement.find_all(exp.Select):
+        if not _returns_rows(select, resolver.statement):
+            continue
+        joins = [join.args["on"] for join in select.args.get("joins") or () if join.args.get("on") is not None]
+        for projection in [*select.expressions, *joins]:
+            if isinstance(projection, exp.Star):
+                tables = [node for node in select.find_all(exp.Table) if node.find_ancestor(exp.Select) is select]
+                for node in tables:
+                    if (table := resolver.table(node.name)) is not None:
+                        returned |= {(table.name.casefold(), c.name.casefold()) for c in table.columns}
+                continue
+            for column in projection.find_all(exp.Column):
+                if isinstance(column.find_ancestor(exp.AggFunc, exp.Select), exp.AggFunc):
+                    continue  # inside an aggregate: the value is not read back
+                if isinstance(column.this, exp.Star):
+                    if column.table and (table := _star_table(resolver, column)) is not None:
+                        returned |= {(table.name.casefold(), c.name.casefold()) for c in table.columns}
+                elif (found := resolver.column_of(column)) is not None:
+                    returned.add((found[0].name.casefold(), found[1].casefold()))
+    return returned
 
 
-def _trial(tool: SQLTool, database: SQLDatabase, resolver: _Resolver, samples: int) -> tuple[list[str], dict[str, Any]]:
-    """Run the tool on fresh forks until one argument set works; (problems, what the deciding run did)."""
-    root = database.environment([tool])
-    try:
-        sampler = _ArgumentSampler(tool, resolver, root, samples)
-        failures: dict[str, None] = {}
-        trial: dict[str, Any] = {}
-        for attempt in range(max(samples, 1)):
-            arguments = sampler.arguments(attempt)
-            fork = root.fork()
-            try:
-                result = fork.execute(tool.name, arguments)
-            finally:
-                fork.close()
-            trial = {"arguments": arguments, "result": _summary(result), "attempts": attempt + 1}
-            error = result.error
-            if error is None or error.kind == "not_found":  # a get tool that found no row still ran
-                try:
-                    result.to_text()
-                except (TypeError, orjson.JSONEncodeError) as exc:
-                    return [f"the result is not JSON-serialisable ({exc}); cast such values in the SQL"], trial
-                return [], trial
-            failures.setdefault(f"the trial run failed ({error.kind}): {error.message}; arguments {_json(arguments)}")
-            if error.kind in _FINAL_ERRORS:
-                break
-        if (parent := _empty_parent(resolver, failures)) is not None:
-            trial["note"] = f"valid although every trial broke a foreign key: the parent table {parent} has no rows"
-            return [], trial
-        return list(failures), trial
-    finally:
-        root.close()
-
-
-def _empty_parent(resolver: _Resolver, failures: Iterable[str]) -> str | None:
-    """The empty table an INSERT's foreign key points to, when that (not the tool) made every trial fail."""
-    if not isinstance(resolver.statement, exp.Insert) or resolver.target is None:
-        return None
-    if not all("FOREIGN KEY constraint failed" in failure for failure in failures):
-        return None
-    for fk in resolver.target.foreign_keys:
-        parent = resolver.table(fk.table)
-        if parent is not None and parent.row_count == 0:
-            return parent.name
+def _star_table(resolver: Resolver, column: exp.Column) -> Table | None:
+    """The schema table behind ``alias.*``."""
+    for node in resolver.statement.find_all(exp.Table):
+        if node.alias_or_name.casefold() == column.table.casefold():
+            return resolver.table(node.name)
     return None
 
 
-def _summary(result: ToolResult) -> str:
-    if result.error is not None:
-        return f"{result.error.kind}: {result.error.message}"
-    content = result.content
-    truncated = " (truncated)" if result.truncated else ""
-    if isinstance(content, list):
-        return f"{len(content)} row{'' if len(content) == 1 else 's'}{truncated}"
-    if isinstance(content, dict) and "rows_affected" in content:
-        new_row = f", last_row_id {content['last_row_id']}" if "last_row_id" in content else ""
-        return f"rows_affected {content['rows_affected']}{new_row}"
-    return "1 row"
+def _returns_rows(select: exp.Select, statement: exp.Expression) -> bool:
+    """Whether a SELECT's rows reach the result: the statement itself, a UNION's branch, a CTE or a derived table,
+    not a subquery in a condition."""
+    node: exp.Expr = select
+    while node is not statement:
+        parent = node.parent
+        passes = isinstance(parent, (exp.Union, exp.CTE, exp.With, exp.Subquery, exp.From, exp.Join)) or (
+            isinstance(parent, exp.Select) and node.arg_key in ("from_", "joins", "with_")
+        )
+        if parent is None or not passes:
+            return False
+        node = parent
+    return True
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+def _written_columns(resolver: Resolver) -> list[tuple[str, str]]:
+    """(table, column) as the schema spells them, of what a write sets: an INSERT's columns, an UPDATE's SET (an
+    upsert's too)."""
+    statement, table = resolver.statement, resolver.target
+    if table is None:
+        return []
+    names: list[str] = []
+    if isinstance(statement, exp.Insert):
+        if isinstance(statement.this, exp.Schema):
+            names = [identifier.name for identifier in statement.this.expressions]
+        else:
+            names = [column.name for column in table.columns if not column.generated]
+    assignments = list(statement.expressions) if isinstance(statement, exp.Update) else []
+    for conflict in statement.find_all(exp.OnConflict):
+        assignments.extend(conflict.expressions)
+    names.extend(a.left.name for a in assignments if isinstance(a, exp.EQ) and isinstance(a.left, exp.Column))
+    return list(dict.fromkeys((table.name, spelled(table, name)) for name in names))
