@@ -8,6 +8,19 @@ from dialforge.environments.sql.source import open_readonly
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import ResponseSchema
 from dialforge.model import Task
+from dialforge.model.tools import ToolSpec
+
+UPDATE_BILLING_CITY = ToolSpec(
+    name="update_invoice_billing_city",
+    description="Change the billing city of one invoice.",
+    parameters={
+        "type": "object",
+        "properties": {"invoice_id": {"type": "integer"}, "city": {"type": "string"}},
+        "required": ["invoice_id", "city"],
+    },
+    sql='UPDATE "Invoice" SET "BillingCity" = :city WHERE "InvoiceId" = :invoice_id',
+)
+"""A Chinook write tool for goal-writing tests."""
 
 DATE_INVOICE = SQLTool(
     name="date_invoice",

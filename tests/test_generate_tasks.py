@@ -27,6 +27,7 @@ from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tasks import Rubric, Task
 from dialforge.model.tools import ToolSpec
 from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
+from samples import UPDATE_BILLING_CITY
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
 
@@ -93,16 +94,7 @@ CHINOOK_TOOLS = [
         parameters={"type": "object", "properties": {"customer_id": {"type": "integer"}}, "required": ["customer_id"]},
         sql='SELECT "InvoiceId", "Total" FROM "Invoice" WHERE "CustomerId" = :customer_id ORDER BY 1 DESC LIMIT 20',
     ),
-    ToolSpec(
-        name="update_invoice_billing_city",
-        description="Change the billing city of one invoice.",
-        parameters={
-            "type": "object",
-            "properties": {"invoice_id": {"type": "integer"}, "city": {"type": "string"}},
-            "required": ["invoice_id", "city"],
-        },
-        sql='UPDATE "Invoice" SET "BillingCity" = :city WHERE "InvoiceId" = :invoice_id',
-    ),
+    UPDATE_BILLING_CITY,
 ]
 MOVE_INVOICE = {
     "description": (

@@ -15,6 +15,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_section
 from prompt_checks import filled_in, fragment_text, prompt_of
+from samples import UPDATE_BILLING_CITY
 
 CHINOOK = Domain(name="Chinook music store", description="A digital music store")
 POLICY = "Customers may change only their own invoices, and only after they are identified by email."
@@ -24,17 +25,7 @@ LOOK_UP = ToolSpec(
     parameters={"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]},
     sql='SELECT "CustomerId", "FirstName", "LastName" FROM "Customer" WHERE "Email" = :email',
 )
-CHANGE_CITY = ToolSpec(
-    name="update_invoice_billing_city",
-    description="Change the billing city of one invoice.",
-    parameters={
-        "type": "object",
-        "properties": {"invoice_id": {"type": "integer"}, "city": {"type": "string"}},
-        "required": ["invoice_id", "city"],
-    },
-    sql='UPDATE "Invoice" SET "BillingCity" = :city WHERE "InvoiceId" = :invoice_id',
-)
-TOOLS = [LOOK_UP, CHANGE_CITY]
+TOOLS = [LOOK_UP, UPDATE_BILLING_CITY]
 ALL_KINDS = ["forbidden", "constraint", "missing_entity", "ambiguous_entity"]
 STILL_STUTTGART = {
     "description": "invoice 1 still bills Stuttgart",
