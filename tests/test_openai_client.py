@@ -194,6 +194,7 @@ async def test_retry_after_is_honoured(start_mock_server: StartMockServer, make_
     [
         ("empty", {}, "empty"),
         ("length", {"response_format": USER_TURN}, "truncated"),
+        ("length", {}, "truncated"),
         ("unknown_tool", {"tools": ORDER_TOOLS, "tool_choice": "required"}, "unknown_tool"),
         ("bad_arguments", {"tools": ORDER_TOOLS, "tool_choice": "required"}, "bad_arguments"),
     ],
@@ -209,12 +210,14 @@ async def test_unusable_replies_are_repaired_once_and_counted(
     assert completion.usage.calls == 2
 
 
-async def test_text_cut_by_max_tokens_is_returned_with_its_finish_reason(
+async def test_text_cut_by_the_token_limit_twice_is_no_message(
     mock_server: MockServerHandle, make_client: MakeClient
 ) -> None:
-    await mock_server.queue_faults("length")
-    completion = await make_client(mock_server.base_url).complete(CONVERSATION)
-    assert completion.finish_reason == "length" and completion.content
+    client = make_client(mock_server.base_url)
+    await mock_server.queue_faults("length", "length")
+    with pytest.raises(ModelOutputError, match="cut off by the token limit") as raised:
+        await client.complete(CONVERSATION)
+    assert raised.value.kind == "truncated" and counters(client)[1] == {"truncated": 1}
 
 
 async def test_unusable_twice_raises_model_output_error(mock_server: MockServerHandle, make_client: MakeClient) -> None:
@@ -396,7 +399,10 @@ async def test_token_budget_reaches_the_server_under_either_field_name(
     mock_server: MockServerHandle, make_client: MakeClient, field: str
 ) -> None:
     client = make_client(mock_server.base_url, max_tokens_field=field)
-    assert (await client.complete(CONVERSATION, RequestOptions(max_tokens=1))).finish_reason == "length"
+    await client.complete(CONVERSATION, RequestOptions(max_tokens=50))
+    (body,) = await mock_server.requests()
+    (other,) = {"max_tokens", "max_completion_tokens"} - {field}
+    assert body[field] == 50 and other not in body
 
 
 async def test_sampling_options_reach_the_request_body_only_when_set(mock_server: MockServerHandle) -> None:

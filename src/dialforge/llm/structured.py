@@ -142,6 +142,10 @@ def output_problem(
     if not (completion.content and completion.content.strip()):
         kind = "truncated" if completion.finish_reason == "length" else "empty"
         return OutputProblem(kind, "the reply has no text and no tool call")
+    if completion.finish_reason == "length":
+        return OutputProblem(
+            "truncated", "the reply was cut off by the token limit before it ended; write a complete, shorter reply"
+        )
     return None
 
 
