@@ -14,40 +14,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.actors.generators.tool_specs import tools_reply_format
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.scaffold import read_back_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
-from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import render_prompt
 
 _TOOL_FIELDS = ("name", "description", "parameters", "sql", "kind")
+"""What a model-written SQL tool is made of."""
 
-TOOLS_FORMAT = ResponseSchema(
-    name="sql_tools",
-    json_schema={
-        "type": "object",
-        "properties": {
-            "tools": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "description": {"type": "string"},
-                        "parameters": {"type": "object"},
-                        "sql": {"type": "string"},
-                        "kind": {"enum": ["read", "write"]},
-                    },
-                    "required": list(_TOOL_FIELDS),
-                },
-            }
-        },
-        "required": ["tools"],
-    },
-)
+TOOLS_FORMAT = tools_reply_format("sql_tools", sql={"type": "string"}, kind={"enum": ["read", "write"]})
 """What a tool-synthesis reply must be: ``{"tools": [{name, description, parameters, sql, kind}]}``.
 
 Only the shape (and the closed set of kinds): a reply failing this is asked again as a whole, and lost if

@@ -37,27 +37,28 @@ MAX_TOOLS_PER_QUESTION = 8
 OPEN_VALUE_SUFFIXES = ("id", "name", "email", "date", "time", "query")
 """Properties named like this hold open values (ids, names, dates...), so an ``enum`` on them is a mistake."""
 
-TOOLS_FORMAT = ResponseSchema(
-    name="tool_specs",
-    json_schema={
-        "type": "object",
-        "properties": {
-            "tools": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "description": {"type": "string"},
-                        "parameters": {"type": "object"},
-                    },
-                    "required": ["name", "description", "parameters"],
-                },
-            }
+
+def tools_reply_format(name: str, **extra_fields: dict[str, Any]) -> ResponseSchema:
+    """A reply holding a list of tools, ``{"tools": [{name, description, parameters, ...}]}``, every field
+    required; only the shape, so that a wrong value costs its own tool, not the reply."""
+    fields: dict[str, dict[str, Any]] = {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "parameters": {"type": "object"},
+        **extra_fields,
+    }
+    item = {"type": "object", "properties": fields, "required": list(fields)}
+    return ResponseSchema(
+        name=name,
+        json_schema={
+            "type": "object",
+            "properties": {"tools": {"type": "array", "items": item}},
+            "required": ["tools"],
         },
-        "required": ["tools"],
-    },
-)
+    )
+
+
+TOOLS_FORMAT = tools_reply_format("tool_specs")
 """A tool-spec or tool-expansion reply: ``{"tools": [{name, description, parameters}]}``; only the shape,
 so that a wrong value costs its own tool, not the reply."""
 
