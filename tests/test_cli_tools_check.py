@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import apsw
@@ -10,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dialforge.cli.main import app
-from dialforge.config import DialforgeConfig
+from dialforge.config import DialforgeConfig, load_config
 from dialforge.environments.sql.scaffold import write_tools_json
 from dialforge.environments.sql.tool import SQLTool
-from dialforge.llm import DryRunModel
+from dialforge.llm import DryRunModel, ScriptedModel
 from dialforge.pipeline.artifacts import ArtifactStore
 from dialforge.pipeline.preparation import Preparation
 
@@ -165,3 +166,36 @@ def test_an_unreadable_tools_file_exits_2_in_one_line(db: Path, tmp_path: Path) 
     assert result.exit_code == 2
     assert result.stderr.startswith(f"dialforge tools check: tools file {path}, line 1: not valid JSON")
     assert result.stderr.count("\n") == 1
+
+
+def test_run_refuses_the_tools_tools_check_rejects_before_any_model_call(db: Path, tmp_path: Path) -> None:
+    """Every bad tool of every domain is named with its reason and the fix; the first domain, whose tools are
+    fine but which would ask the model for goals, asks nothing."""
+    specs = tmp_path / "specs.json"
+    twin = {"name": "find_order", "description": "Find an order by its number.", "parameters": {"type": "object"}}
+    specs.write_bytes(orjson.dumps([twin, twin]))
+    config = tmp_path / "run.yaml"
+    domains = [
+        {"name": "good books", "database": str(db), "tools": str(tools_file(tmp_path, GET_BOOK))},
+        {"name": "shop", "tools": str(specs), "policy": "Be kind."},
+    ]
+    (tmp_path / "bad").mkdir()
+    bad_sql = tools_file(tmp_path / "bad", GET_BOOK, BAD_COLUMN)
+    domains.insert(1, {"name": "bad books", "database": str(db), "tools": str(bad_sql)})
+    config.write_bytes(orjson.dumps({"domains": domains}))
+    model = ScriptedModel([])
+
+    with pytest.raises(ValueError) as caught:
+        asyncio.run(Preparation(load_config(config), model, ArtifactStore(tmp_path / "prep")).run())
+
+    assert model.requests == []
+    result = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert str(caught.value) in result.stderr
+    lines = str(caught.value).splitlines()
+    assert f"  - list_books: {REASON}" in lines
+    assert f"dialforge tools check {bad_sql} --db {db} --domain 'bad books'" in lines[2]
+    assert "  - find_order: 2 tools have this name; names must be unique" in lines
+    assert f"{specs}" in lines[5] and lines[-1] == "nothing was started and no model was called"
+    assert not any("good books" in line or "get_book" in line for line in lines)
+    assert not (tmp_path / "run" / "dialogues.jsonl").read_text()

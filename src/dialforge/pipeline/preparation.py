@@ -52,7 +52,13 @@ from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.pipeline.artifacts import ArtifactStore
-from dialforge.pipeline.supplied import load_questions, load_sql_tools, load_tasks, load_tool_specs
+from dialforge.pipeline.supplied import (
+    check_supplied_tools,
+    load_questions,
+    load_sql_tools,
+    load_tasks,
+    load_tool_specs,
+)
 from dialforge.prompts import load_prompt
 
 T = TypeVar("T")
@@ -92,6 +98,7 @@ class Preparation:
         self.store = store
 
     async def run(self) -> list[DomainPlan]:
+        check_supplied_tools(self.config.domains)  # every domain's, before any domain asks a model anything
         plans = list(await asyncio.gather(*(self.prepare(domain) for domain in self.config.domains)))
         self._write_artifacts(plans)
         return plans

@@ -6,13 +6,18 @@ back as input: rows of other domains are skipped and the bookkeeping keys are dr
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from dialforge.config import DomainConfig
+from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.environments.sql.validation import validate_tools
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 
@@ -111,6 +116,47 @@ def load_sql_tools(path: Path, domain: str | None = None) -> list[SQLTool]:
         first[tool.name] = where
         tools.append(tool)
     return tools
+
+
+def check_supplied_tools(domains: Iterable[DomainConfig]) -> None:
+    """Refuse, before anything runs, the tools files whose tools the agent could not use: for a domain with a
+    database, each tool goes through the checks of ``dialforge tools check`` (SQL, parameters, names, a trial
+    run); for a domain of tool specs, the names must be unique. One error names every bad tool of every domain,
+    why, and how to fix it."""
+    refusals = []
+    for domain in domains:
+        if domain.tools is None:
+            continue
+        try:
+            problems = _tool_problems(domain)
+        except ValueError as exc:  # an unreadable file or database, a malformed entry
+            problems = [str(exc)]
+        if problems:
+            listed = "".join(f"\n  - {problem}" for problem in problems)
+            refusals.append(f"the tools supplied for the domain {domain.name!r} cannot be used:{listed}")
+            refusals.append(_fix(domain))
+    if refusals:
+        raise ValueError("\n".join([*refusals, "nothing was started and no model was called"]))
+
+
+def _tool_problems(domain: DomainConfig) -> list[str]:
+    assert domain.tools is not None
+    if domain.database is not None:
+        database = SQLDatabase.load(domain.database)
+        verdicts = validate_tools(load_sql_tools(domain.tools, domain.name), database)
+        return [f"{verdict.name}: {'; '.join(verdict.reasons)}" for verdict in verdicts if not verdict.valid]
+    names = [spec.name for spec in load_tool_specs(domain.tools, domain.name)]
+    repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+    return [f"{name}: {names.count(name)} tools have this name; names must be unique" for name in repeated]
+
+
+def _fix(domain: DomainConfig) -> str:
+    assert domain.tools is not None
+    tools = shlex.quote(str(domain.tools))
+    if domain.database is None:
+        return f"fix: give each tool in {tools} a name of its own, or remove the repeats"
+    database, name = shlex.quote(str(domain.database)), shlex.quote(domain.name)
+    return f"fix or remove them, then check the file: dialforge tools check {tools} --db {database} --domain {name}"
 
 
 def load_tasks(path: Path, domain: str | None = None) -> list[Task]:
