@@ -1,17 +1,22 @@
 """Shared fixtures: an in-process mock model server and the test data folder (``tests/data``).
 
 ``mock_server`` is a ready server with test-friendly settings (no latency, short Retry-After);
-``start_mock_server(**settings)`` starts more, with any ``MockServerSettings`` field overridden.
+``start_mock_server(**settings)`` starts more, with any ``MockServerSettings`` field overridden;
+``threaded_mock_server(**settings)`` serves one from a thread, for tests that drive the CLI.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
@@ -98,6 +103,56 @@ async def start_mock_server() -> AsyncIterator[StartMockServer]:
 async def mock_server(start_mock_server: StartMockServer) -> MockServerHandle:
     """A mock server with the dry-run backend, no latency and no random faults."""
     return await start_mock_server()
+
+
+class ThreadedMockServer:
+    """A mock server on an event loop of its own thread, for synchronous callers such as typer's CliRunner
+    (whose commands run ``asyncio.run`` and so cannot share the test's loop)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = MockServerSettings(**{**TEST_SERVER_DEFAULTS, **settings})
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mock-server", daemon=True)
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(serve_in_loop(self.settings, "127.0.0.1", 0), self._loop)
+        self._runner, self.base_url = started.result(timeout=10)
+        self.url = self.base_url.removesuffix("/v1")
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else orjson.dumps(body)
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return orjson.loads(response.read())
+
+    def queue_faults(self, *kinds: str) -> None:
+        """The next ``len(kinds)`` chat requests get these faults, in order."""
+        self._call("POST", "/control/faults", {"faults": list(kinds)})
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/stats")
+
+    def reset(self) -> None:
+        self._call("POST", "/control/reset", {})
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+@pytest.fixture
+def threaded_mock_server() -> Iterator[Callable[..., ThreadedMockServer]]:
+    """Factory: ``threaded_mock_server(api_key="k")`` serves in a thread; all are stopped after the test."""
+    servers: list[ThreadedMockServer] = []
+
+    def start(**settings: Any) -> ThreadedMockServer:
+        servers.append(ThreadedMockServer(**settings))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture(scope="session")

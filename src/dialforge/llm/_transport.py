@@ -185,5 +185,9 @@ class HttpTransport:
             kind = _RETRYABLE_4XX.get(status, "server_error")
             return _Attempt(kind, f"HTTP {status} from {endpoint.base_url}: {message}", retry_after)
         raise ModelRequestRejected(
-            f"endpoint {endpoint.base_url} rejected model {model!r}: HTTP {status}: {message}", status=status
+            f"endpoint {endpoint.base_url} rejected model {model!r}: HTTP {status}: {message}",
+            status=status,
+            endpoint=endpoint.base_url,
+            model=model,
+            reason=message,
         )

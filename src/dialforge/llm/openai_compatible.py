@@ -78,6 +78,7 @@ class OpenAICompatible(RepairingChatModel):
             try:
                 return await self._post(messages, options, native)
             except ModelRequestRejected as exc:
+                exc.role, exc.api_key_env = self.role, self.settings.api_key_env  # for its fix, which names them
                 if not (native and self._native_json is None and _refuses_structured_output(exc)):
                     raise
                 # Now known: this server does not do structured outputs. Ask in the prompt from now on.

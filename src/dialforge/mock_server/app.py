@@ -24,7 +24,15 @@ from dialforge.llm.dry_run import DryRunModel
 from dialforge.llm.errors import ModelError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm.scripted import ScriptedModel
 from dialforge.llm.structured import extract_json
-from dialforge.mock_server.faults import REPLY_FAULTS, Fault, FaultPlan, corrupt_reply, parse_faults
+from dialforge.mock_server.faults import (
+    RANDOM_FAULTS,
+    REJECTIONS,
+    REPLY_FAULTS,
+    Fault,
+    FaultPlan,
+    corrupt_reply,
+    parse_faults,
+)
 from dialforge.mock_server.prefix_stats import PrefixReuse, conversation_key
 from dialforge.mock_server.protocol import (
     ChatRequest,
@@ -50,7 +58,7 @@ class MockServerSettings(BaseModel):
     model_name: str = "mock-model"
     latency_ms: float = Field(default=200.0, ge=0, description="delay before every reply (error faults answer at once)")
     fault_rate: float = Field(default=0.0, ge=0, le=1, description="chance a request gets a random fault")
-    faults: tuple[Fault, ...] = Field(default=tuple(Fault), description="the kinds random faults pick from")
+    faults: tuple[Fault, ...] = Field(default=RANDOM_FAULTS, description="the kinds random faults pick from")
     reject_json_schema: bool = Field(default=False, description="refuse response_format json_schema (400)")
     reasoning: ReasoningMode = "none"
     retry_after: float = Field(default=1.0, ge=0, description="seconds a 429 asks the client to wait")
@@ -221,6 +229,9 @@ class MockServer:
                 return self._error(
                     503, "service unavailable (mock fault)", type="server_error", code="service_unavailable"
                 )
+            if fault in REJECTIONS:
+                message, code = REJECTIONS[fault]
+                return self._error(400, message, type="invalid_request_error", code=code)
             if fault is Fault.DROP:
                 if request.transport is not None:
                     request.transport.close()

@@ -2,7 +2,10 @@
 
 Transport faults (``rate_limit``, ``server_error``, ``unavailable``, ``drop``, ``slow``,
 ``malformed_body``) test the client's retries and timeouts; reply faults (``length``, ``empty``,
-``unknown_tool``, ``bad_arguments``) arrive as a normal 200 and test output checks and repair.
+``unknown_tool``, ``bad_arguments``) arrive as a normal 200 and test output checks and repair;
+rejections (``context_length``: one request's prompt is too long; ``chat_template``: the model's template
+refuses the conversation, as it would every one) answer 400 in vLLM's words and test what a run does about
+a refused request. Random faults leave rejections out unless asked for by name.
 """
 
 from __future__ import annotations
@@ -28,9 +31,22 @@ class Fault(StrEnum):
     EMPTY = "empty"
     UNKNOWN_TOOL = "unknown_tool"
     BAD_ARGUMENTS = "bad_arguments"
+    CONTEXT_LENGTH = "context_length"
+    CHAT_TEMPLATE = "chat_template"
 
 
 REPLY_FAULTS = frozenset({Fault.LENGTH, Fault.EMPTY, Fault.UNKNOWN_TOOL, Fault.BAD_ARGUMENTS})
+REJECTIONS = {
+    Fault.CONTEXT_LENGTH: (
+        "This model's maximum context length is 4096 tokens. However, you requested 5120 tokens "
+        "(4096 in the messages, 1024 in the completion). Please reduce the length of the messages or completion.",
+        "context_length_exceeded",
+    ),
+    Fault.CHAT_TEMPLATE: ("Conversation roles must alternate user/assistant/user/assistant/...", "chat_template_error"),
+}
+"""A 400 in a server's words, and its error code."""
+RANDOM_FAULTS = tuple(fault for fault in Fault if fault not in REJECTIONS)
+"""What random faults draw from by default: a rejection would stop or fail whatever run meets it."""
 
 
 def parse_faults(names: Iterable[str]) -> tuple[Fault, ...]:

@@ -188,7 +188,10 @@ class DialogueEngine:
         return state
 
     async def step(self, state: DialogueState) -> DialogueState:
-        """Take the next action; never raises for model or tool trouble (the dialogue stops instead, see ``_stop``)."""
+        """Take the next action. Model or tool trouble stops the dialogue (see ``_stop``), except a refusal that
+        every request would meet (``ModelError.blocks_every_request``: a wrong key, an unknown model, a request
+        format the server does not take): that propagates, with the caller's state untouched, so the run stops
+        and this step is taken again when it resumes."""
         # A new state; the caller's stays untouched. Only these containers are changed in place by a step
         # (everything else is replaced whole), so copying them is enough and much cheaper than a deep copy.
         state = state.model_copy(
@@ -206,6 +209,8 @@ class DialogueEngine:
                 elif actor == "judge":
                     await self._judge_step(state)
             except ModelError as exc:
+                if exc.blocks_every_request:
+                    raise
                 self._guard(state, f"{actor}_{exc.kind}")
                 self._stop(state, f"{actor}: {exc.kind}: {exc}")
             except EngineError as exc:

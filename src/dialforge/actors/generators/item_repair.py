@@ -94,13 +94,16 @@ async def generate_items(
 
     ``entries`` picks the item list out of the parsed reply; ``repair_instruction(failed, accepted)``
     writes the follow-up message (``describe_failures`` helps). Corrections are matched to the failed
-    entries by position; a failed entry the repair reply leaves out is rejected with that reason.
+    entries by position; a failed entry the repair reply leaves out is rejected with that reason. A model
+    error becomes the batch's ``errors``, except a refusal every request would meet, which propagates.
     """
     messages = list(prompt)
     options = RequestOptions(response_format=response_format, seed=seed)
     try:
         reply = await model.complete(messages, options)
     except ModelError as exc:
+        if exc.blocks_every_request:  # every stage would meet it: the run stops and says what to fix
+            raise
         return ItemBatch(errors=[f"the request failed: {exc}"])
     first = check(list(entries(reply.parsed))[:limit], [])
     accepted = [c.item for c in first if c.ok and c.item is not None]
@@ -114,6 +117,8 @@ async def generate_items(
     try:
         reply = await model.complete(messages, options)
     except ModelError as exc:
+        if exc.blocks_every_request:
+            raise
         return ItemBatch(
             items=accepted,
             rejected=[c.rejection() for c in failed],
