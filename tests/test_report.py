@@ -320,3 +320,44 @@ async def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None
         path.write_bytes(base64.b64decode(screenshot["data"]))
         print(f"screenshot: {path}")
         assert path.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium_path() is None, reason="needs Chromium: apt-get install chromium")
+async def test_long_values_are_cut_and_the_list_previews_first_messages_in_headless_chromium(tmp_path: Path) -> None:
+    """A value of megabytes without a space (which hung the page when laid out whole) shows cut, with a button
+    that shows all of it; the list shows each dialogue's first user message."""
+    blob = "".join(chr(ord("a") + index % 26) for index in range(2_000_000))
+    long = record("long", calls=("a",), first_user=blob)
+    long["messages"][3]["content"] = json.dumps({"rows": [{"data": blob}]})
+    asks = "Could you tell me where my parcel is? " * 10
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rows = [record("short", first_user="where is my parcel"), record("asks", first_user=asks), long]
+    (run_dir / "dialogues.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = write_report(run_dir, tmp_path / "report.html")
+    executable = chromium_path()
+    assert executable is not None
+
+    async with open_in_chromium(executable, report.resolve().as_uri(), tmp_path / "profile") as page:
+        await page.wait_for("document.readyState === 'complete' && document.body.dataset.shown !== undefined")
+
+        previews = await page.js("[...document.querySelectorAll('#dialogue-list li .preview')].map(p => p.textContent)")
+        assert previews == ["where is my parcel", asks[:160] + "…", blob[:160] + "…"]
+        await page.js("document.querySelector('#dialogue-list li[data-id=\"long\"]').click()")
+        view = "document.getElementById('dialogue-view')"
+        assert await page.js(f"{view}.innerText.length") < 20_000
+        buttons = f"[...{view}.querySelectorAll('button.more')]"
+        assert await page.js(f"{buttons}.map(b => b.textContent)") == [
+            "show all 2,000,000 characters",
+            f"show all {len(json.dumps({'rows': [{'data': blob}]}, indent=2)):,} characters",
+        ]
+        user_text = f"{view}.querySelector('.msg.user .text')"
+        assert await page.js(f"{user_text}.textContent") == blob[:4000] + "…"
+
+        await page.js(f"{buttons}[0].click()")
+        assert await page.js(f"{user_text}.textContent.length") == len(blob)
+        assert await page.js(f"{user_text}.textContent.endsWith({json.dumps(blob[-50:])})")
+        assert await page.js(f"{buttons}[0].textContent") == "show the first 4,000 characters"
+        await page.js(f"{buttons}[0].click()")
+        assert await page.js(f"{user_text}.textContent.length") == 4001

@@ -4,12 +4,48 @@
   "use strict";
   var data = JSON.parse(document.getElementById("dialogues-data").textContent);
   var LIMIT = 500;
+  var CUT = 4000;  // characters of one value shown at first: a page with a value of megabytes would hang
+  var PREVIEW = 160;  // characters of the first user message in the list
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
     if (text !== undefined && text !== null) node.textContent = String(text);
     return node;
   }
+  /* The value as a `tag` element, cut to CUT characters with a button that shows all of it (and cuts it again). */
+  function long(tag, cls, text) {
+    text = String(text);
+    var node = el(tag, cls, text.length > CUT ? text.slice(0, CUT) + "…" : text);
+    if (text.length <= CUT) return node;
+    var wrap = el("div", "long");
+    var more = el("button", "more");
+    var cut = true;
+    function label() {
+      more.textContent = cut ? "show all " + text.length.toLocaleString("en") + " characters"
+        : "show the first " + CUT.toLocaleString("en") + " characters";
+    }
+    more.type = "button";
+    label();
+    more.addEventListener("click", function () {
+      cut = !cut;
+      node.textContent = cut ? text.slice(0, CUT) + "…" : text;
+      label();
+    });
+    wrap.appendChild(node);
+    wrap.appendChild(more);
+    return wrap;
+  }
+  function firstUserMessage(d) {
+    for (var i = 0; i < d.messages.length; i++) {
+      var m = d.messages[i];
+      if (m.role === "user" && typeof m.content === "string") return m.content;
+    }
+    return "";
+  }
+  data.forEach(function (d) {
+    var first = firstUserMessage(d);
+    d.preview = first.length > PREVIEW ? first.slice(0, PREVIEW) + "…" : first;
+  });
   function pretty(text) {
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return String(text); }
   }
@@ -60,6 +96,7 @@
       var item = el("li");
       item.dataset.id = d.id;
       item.appendChild(el("div", "title", d.id));
+      if (d.preview) item.appendChild(el("div", "preview", d.preview));
       var meta = el("div", "meta", d.mode + " · " + d.domain + " · " + (d.stats.turns || 0) + " turns");
       meta.appendChild(el("span", "badge " + d.verdict, d.verdict));
       if (d.status === "failed") meta.appendChild(el("span", "badge failed", "failed"));
@@ -90,22 +127,22 @@
     if (m.role === "system") {
       var fold = el("details");
       fold.appendChild(el("summary", null, "system prompt"));
-      fold.appendChild(el("pre", null, m.content));
+      fold.appendChild(long("pre", null, m.content));
       box.appendChild(fold);
       return box;
     }
     if (m.reasoning) {
       var thought = el("details");
       thought.appendChild(el("summary", null, "reasoning"));
-      thought.appendChild(el("pre", null, m.reasoning));
+      thought.appendChild(long("pre", null, m.reasoning));
       box.appendChild(thought);
     }
-    if (m.role === "tool") box.appendChild(el("pre", null, pretty(m.content)));
-    else if (m.content) box.appendChild(el("div", "text", m.content));
+    if (m.role === "tool") box.appendChild(long("pre", null, pretty(m.content)));
+    else if (m.content) box.appendChild(long("div", "text", m.content));
     (m.tool_calls || []).forEach(function (call) {
       var c = el("div", "call");
       c.appendChild(el("div", "who", "tool call · " + call["function"].name + " · " + call.id));
-      c.appendChild(el("pre", null, pretty(call["function"].arguments)));
+      c.appendChild(long("pre", null, pretty(call["function"].arguments)));
       box.appendChild(c);
     });
     return box;
@@ -121,7 +158,7 @@
       (d.stats.tool_calls || 0) + " tool calls", (d.stats.tool_errors || 0) + " tool errors"];
     if (d.persona) facts.push("persona " + d.persona);
     head.appendChild(el("div", "meta", facts.join(" · ")));
-    if (d.failure) head.appendChild(el("div", "fail", (d.truncated ? "truncated: " : "failure: ") + d.failure));
+    if (d.failure) head.appendChild(long("div", "fail", (d.truncated ? "truncated: " : "failure: ") + d.failure));
     var guards = Object.keys(d.guards);
     if (guards.length) head.appendChild(el("div", "meta", "guards: " + guards.map(function (g) {
       return g + " ×" + d.guards[g]; }).join(", ")));
@@ -131,14 +168,14 @@
       var ol = el("ol");
       d.tasks.forEach(function (t) {
         var li = el("li");
-        li.appendChild(el("div", null, t.description));
+        li.appendChild(long("div", null, t.description));
         var extra = [];
         if (t.difficulty) extra.push("difficulty " + t.difficulty);
         if (t.tools && t.tools.length) extra.push("tools " + t.tools.join(", "));
         if (extra.length) li.appendChild(el("div", "meta", extra.join(" · ")));
         if (t.subtasks && t.subtasks.length) {
           var ul = el("ul");
-          t.subtasks.forEach(function (s) { ul.appendChild(el("li", null, s)); });
+          t.subtasks.forEach(function (s) { ul.appendChild(el("li")).appendChild(long("div", null, s)); });
           li.appendChild(ul);
         }
         ol.appendChild(li);
@@ -149,7 +186,7 @@
     if (d.tasks_dropped.length) {
       var dropped = section("Goals dropped by the truncation (not in the conversation, not judged)");
       var dl = el("ol");
-      d.tasks_dropped.forEach(function (t) { dl.appendChild(el("li", null, t.description)); });
+      d.tasks_dropped.forEach(function (t) { dl.appendChild(el("li")).appendChild(long("div", null, t.description)); });
       dropped.appendChild(dl);
       view.appendChild(dropped);
     }
@@ -161,7 +198,7 @@
     if (!j) judge.appendChild(el("div", "hint", "not judged"));
     else {
       judge.appendChild(el("div", j.judgment === "valid" ? "pass" : "fail", j.judgment));
-      judge.appendChild(el("div", "text", j.reasoning));
+      judge.appendChild(long("div", "text", j.reasoning));
       if (j.items && j.items.length) {
         var items = el("ul");
         j.items.forEach(function (it) {
@@ -183,7 +220,7 @@
       if (j.verification) {
         var ver = el("details");
         ver.appendChild(el("summary", null, "verification"));
-        ver.appendChild(el("pre", null, JSON.stringify(j.verification, null, 2)));
+        ver.appendChild(long("pre", null, JSON.stringify(j.verification, null, 2)));
         judge.appendChild(ver);
       }
     }
