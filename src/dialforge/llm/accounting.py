@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,13 @@ class CallStats(BaseModel):
     output_problems: Counter[str] = Field(default_factory=Counter)
     max_seconds: float = 0.0
     cost: float | None = None
+
+
+class LedgerRow(CallStats):
+    """One row of ``UsageLedger.snapshot``, read back from where it was saved."""
+
+    role: str
+    model: str
 
 
 class UsageLedger:
@@ -84,3 +92,27 @@ class UsageLedger:
             {"role": role, "model": model, **self.stats(role, model).model_dump(mode="json")}
             for role, model in sorted(self._stats)
         ]
+
+
+_SUMMED = ("usage", "retries", "failures", "output_problems")
+"""The fields of a snapshot row that hold counts, added up field by field when rows are merged."""
+
+
+def merge_snapshots(snapshots: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Ledger snapshots (of several sessions or workers) summed per (role, model): usage, retries, failures,
+    output problems and cost; the longest call is the longest of any."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for rows in snapshots:
+        for row in rows:
+            key = (row["role"], row["model"])
+            into = merged.get(key)
+            if into is None:
+                merged[key] = {**row, **{name: dict(row.get(name) or {}) for name in _SUMMED}}
+                continue
+            for name in _SUMMED:
+                for field, value in (row.get(name) or {}).items():
+                    into[name][field] = into[name].get(field, 0) + value
+            into["max_seconds"] = max(into.get("max_seconds", 0.0), row.get("max_seconds", 0.0))
+            if row.get("cost") is not None:
+                into["cost"] = (into.get("cost") or 0.0) + row["cost"]
+    return [merged[key] for key in sorted(merged)]

@@ -20,6 +20,7 @@ from dialforge.llm.completion import Completion, RequestOptions, ResponseSchema,
 from dialforge.llm.errors import ModelError, ModelOutputError
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.tools import ToolSpec
+from dialforge.model.usage import Usage
 
 Send = Callable[[Sequence[Message]], Awaitable[Completion]]
 
@@ -206,13 +207,17 @@ async def complete_with_repair(
 
     This is every backend's accounting too: each reply's usage, each problem's kind (and
     ``"repaired"`` after a successful repair) and each final failure go to ``ledger``. The
-    returned usage covers both calls.
+    returned usage covers both calls; a ``ModelError`` carries the usage of the replies that came
+    before it, so the caller can book them as the ledger did.
     """
     tools, tool_choice, response_format = options.tools, options.tool_choice, options.response_format
     check_tool_choice(tool_choice, tools)
+    spent = Usage()
 
     async def counted(conversation: Sequence[Message]) -> Completion:
+        nonlocal spent
         completion = await send(conversation)
+        spent = spent + completion.usage
         if ledger is not None:
             ledger.record_call(role, model_name, completion.usage)
         return completion
@@ -243,6 +248,7 @@ async def complete_with_repair(
             kind=again.kind,
         )
     except ModelError as exc:
+        exc.usage = spent
         if ledger is not None:
             ledger.record_failure(role, model_name, exc.kind)
         raise

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from dialforge.llm.completion import NO_OPTIONS, Completion, RequestOptions
+from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import Message
 from dialforge.model.usage import Usage
@@ -37,8 +38,17 @@ class ScopedUsage:
         self.name = model.name
 
     async def complete(self, messages: Sequence[Message], options: RequestOptions = NO_OPTIONS) -> Completion:
-        completion = await self.model.complete(messages, options)
+        """A call that fails books what it spent too (its unusable replies), as the run's ledger does."""
+        try:
+            completion = await self.model.complete(messages, options)
+        except ModelError as exc:
+            if exc.usage.calls:
+                self._book(exc.usage)
+            raise
+        self._book(completion.usage)
+        return completion
+
+    def _book(self, spent: Usage) -> None:
         usage = _scope.get()
         if usage is not None:
-            usage[self.role] = usage.get(self.role, Usage()) + completion.usage
-        return completion
+            usage[self.role] = usage.get(self.role, Usage()) + spent

@@ -5,6 +5,9 @@ The dialogues' usage is in their records; the preparation's (the generator role 
 policies and goals: often a large share of a run) is in ``artifacts/stage_reports.jsonl``, each stage with
 the usage it took, kept with the stage's items so that a resumed run still counts what was spent before it.
 Prices come from the run's ``config.yaml``, the model of each role from the records' ``generator``.
+
+What the records cannot hold is in the run's ledger (``usage.json``, every session): the transport's retries,
+the calls that finally failed and the unusable replies, each by kind; ``read_model_calls`` reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from dialforge.llm.accounting import Price
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
+from dialforge.runner.usage_file import read_run_calls
 
 T = TypeVar("T")
 Phase = Literal["preparation", "dialogues"]
@@ -47,6 +51,68 @@ class RunUsage(BaseModel):
     roles: list[RoleSpend] = Field(default_factory=list)
     tokens: int = 0
     cost: float | None = Field(default=None, description="USD of the priced rows; None when no row is priced")
+
+
+class ModelCalls(BaseModel):
+    """One role's calls to one model over every session of the run, as the run's ledger counted them."""
+
+    role: str
+    model: str
+    calls: int = Field(default=0, description="replies received, unusable ones included")
+    tokens: int = Field(default=0, description="prompt + completion tokens")
+    retries: dict[str, int] = Field(default_factory=dict, description="requests sent again, by why (429, 5xx...)")
+    failed_calls: dict[str, int] = Field(default_factory=dict, description="calls that gave up, by kind")
+    output_problems: dict[str, int] = Field(default_factory=dict, description="unusable replies, by kind")
+    repaired: int = Field(default=0, description="unusable replies whose repair request got a usable one")
+    cost: float | None = Field(default=None, description="USD, when the config prices this model")
+
+
+class RunModelCalls(BaseModel):
+    """The run's ledger: every (role, model) row and the totals of its counts, over ``sessions`` sessions."""
+
+    sessions: int = 0
+    calls: int = 0
+    retries: int = 0
+    failed_calls: int = 0
+    output_problems: int = 0
+    repaired: int = 0
+    models: list[ModelCalls] = Field(default_factory=list)
+
+
+def read_model_calls(run_dir: Path) -> RunModelCalls:
+    """What the run's ``usage.json`` counted over every session (nothing for a run without one); ValueError
+    names a file that is not one."""
+    saved = read_run_calls(run_dir)
+    rows = []
+    for row in saved.total:
+        problems = dict(row.output_problems)
+        repaired = problems.pop("repaired", 0)
+        rows.append(
+            ModelCalls(
+                role=row.role,
+                model=row.model,
+                calls=row.usage.calls,
+                tokens=row.usage.prompt_tokens + row.usage.completion_tokens,
+                retries=_most_first(row.retries),
+                failed_calls=_most_first(row.failures),
+                output_problems=_most_first(problems),
+                repaired=repaired,
+                cost=row.cost,
+            )
+        )
+    return RunModelCalls(
+        sessions=len(saved.sessions),
+        calls=sum(row.calls for row in rows),
+        retries=sum(sum(row.retries.values()) for row in rows),
+        failed_calls=sum(sum(row.failed_calls.values()) for row in rows),
+        output_problems=sum(sum(row.output_problems.values()) for row in rows),
+        repaired=sum(row.repaired for row in rows),
+        models=rows,
+    )
+
+
+def _most_first(counts: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def run_usage(phases: Mapping[Phase, UsageByRole], models: Mapping[str, str], prices: Mapping[str, Price]) -> RunUsage:

@@ -14,7 +14,8 @@ items are counted: they have no pass or fail), failure reasons (grouped, see ``f
 fired, tokens and seconds per dialogue per role, diversity: distinct tools used, near-duplicate first
 user messages and distinct tool-name sequences, goal reuse (``reuse.py``), how the goals spread over the data
 (``goal_spread.py``) and the unhappy paths: goals per kind and injected tool faults (``unhappy_paths.py``).
-What the whole run spent, preparation included, is ``run_usage.py``'s.
+What the whole run spent, preparation included, and what its ledger counted (retries, failed calls, output
+problems) are ``run_usage.py``'s.
 
 Near-duplicates use the Jaccard similarity of normalized word shingles (``near_duplicates.py``); to stay
 fast on tens of thousands of records, candidates are found by prefix filtering: with shingles in one global
@@ -42,7 +43,14 @@ from dialforge.model.dialogue import Dialogue, upgrade_stats
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.report.goal_spread import GoalSpread, read_goal_spread
 from dialforge.report.reuse import AvailableGoals, GoalReuse, GoalRole, goal_reuse, read_available_goals
-from dialforge.report.run_usage import RunUsage, read_preparation_usage, read_prices, run_usage
+from dialforge.report.run_usage import (
+    RunModelCalls,
+    RunUsage,
+    read_model_calls,
+    read_preparation_usage,
+    read_prices,
+    run_usage,
+)
 from dialforge.report.unhappy_paths import DialogueUnhappyPaths, UnhappyPaths, dialogue_unhappy_paths, unhappy_paths
 
 NEAR_DUPLICATE_THRESHOLD = 0.8
@@ -162,6 +170,10 @@ class RunStatistics(BaseModel):
         default_factory=dict, description="'turn', 'step', 'task' -> value -> kept dialogues (whole run)"
     )
     usage: RunUsage = Field(default_factory=RunUsage, description="every role's usage: preparation and dialogues")
+    model_calls: RunModelCalls = Field(
+        default_factory=RunModelCalls,
+        description="the run's ledger (usage.json): retries, failed calls and output problems per role and model",
+    )
     unhappy_paths: UnhappyPaths = Field(
         default_factory=UnhappyPaths, description="goals per kind and injected tool faults (``unhappy_paths.py``)"
     )
@@ -213,6 +225,7 @@ def run_dir_statistics(
         prices=read_prices(run_dir),
         goals=read_available_goals(run_dir),
         goal_spread=read_goal_spread(run_dir),
+        model_calls=read_model_calls(run_dir),
     )
 
 
@@ -223,10 +236,12 @@ def run_statistics(
     prices: Mapping[str, Price] | None = None,
     goals: AvailableGoals | None = None,
     goal_spread: Sequence[GoalSpread] = (),
+    model_calls: RunModelCalls | None = None,
 ) -> RunStatistics:
     """Compute the statistics of the dialogues (canonical records as dicts or ``Dialogue`` objects), with the
     usage of the run's ``preparation`` per role, the ``prices`` of its models for the run's usage, and the
-    ``goals`` it prepared, for goal reuse, and how those spread over the data (``goal_spread.py``)."""
+    ``goals`` it prepared, for goal reuse, how those spread over the data (``goal_spread.py``), and the
+    ``model_calls`` its ledger counted."""
     rows = [_row(record) for record in records]
     groups: dict[tuple[str, str], list[_Row]] = defaultdict(list)
     for row in rows:
@@ -248,6 +263,7 @@ def run_statistics(
         ),
         reuse=goal_reuse(((row.domain, row.goals) for row in rows), goals),
         goal_spread=list(goal_spread),
+        model_calls=model_calls or RunModelCalls(),
     )
 
 

@@ -105,8 +105,8 @@ def group_tables(stats: RunStatistics) -> list[Table]:
 
 
 def overall_tables(stats: RunStatistics) -> list[Table]:
-    """The whole run's judge items, failure reasons, guards, usage per role, diversity, tool usage, goal reuse,
-    goals per kind and tool faults."""
+    """The whole run's judge items, failure reasons, guards, usage per role, model calls and their trouble,
+    diversity, tool usage, goal reuse, goals per kind and tool faults."""
     overall = stats.overall
     judging = overall.judging
     graded = [(f"rubric {name}", tally) for name, tally in judging.rubric_items.items()]
@@ -140,6 +140,21 @@ def overall_tables(stats: RunStatistics) -> list[Table]:
             note="tokens: prompt + completion; preparation is the generator writing tools, policies and goals; "
             "cost where the config's prices name the model",
             label_columns=3,
+        ),
+        Table(
+            "Model calls: retries, failures, output problems",
+            ("role", "model", "calls", "retries", "failed calls", "output problems", "repaired"),
+            _model_call_rows(stats),
+            note=f"every session of the run ({stats.model_calls.sessions}), from its usage.json; retries: requests "
+            "sent again (429, 5xx, broken bodies); failed calls gave up; output problems: unusable replies, "
+            "repaired when the one repair request got a usable one",
+            label_columns=2,
+        ),
+        Table(
+            "Model calls: trouble by kind",
+            ("what", "kind", "times"),
+            _trouble_rows(stats),
+            label_columns=2,
         ),
         Table(
             "Guards fired",
@@ -297,6 +312,39 @@ def _spend_rows(stats: RunStatistics) -> list[tuple[str, ...]]:
         rows.append(
             ("all", "", "", str(calls), str(usage.tokens), percent(1.0 if usage.tokens else None), usd(usage.cost))
         )
+    return rows
+
+
+def _model_call_rows(stats: RunStatistics) -> list[tuple[str, ...]]:
+    """One row per role and model of the run's ledger, then the run's total."""
+    ledger = stats.model_calls
+    rows: list[tuple[str, ...]] = [
+        (
+            m.role,
+            m.model,
+            str(m.calls),
+            str(sum(m.retries.values())),
+            str(sum(m.failed_calls.values())),
+            str(sum(m.output_problems.values())),
+            str(m.repaired),
+        )
+        for m in ledger.models
+    ]
+    if rows:
+        totals = (ledger.calls, ledger.retries, ledger.failed_calls, ledger.output_problems, ledger.repaired)
+        rows.append(("all", "", *map(str, totals)))
+    return rows
+
+
+def _trouble_rows(stats: RunStatistics) -> list[tuple[str, ...]]:
+    """Retries, failed calls and output problems of every role and model, by kind, most frequent first."""
+    rows: list[tuple[str, ...]] = []
+    for what, field in (("retry", "retries"), ("failed call", "failed_calls"), ("output problem", "output_problems")):
+        counts: dict[str, int] = {}
+        for m in stats.model_calls.models:
+            for kind, times in getattr(m, field).items():
+                counts[kind] = counts.get(kind, 0) + times
+        rows += [(what, kind, str(times)) for kind, times in sorted(counts.items(), key=lambda i: (-i[1], i[0]))]
     return rows
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -12,6 +15,51 @@ from rich.table import Table
 
 from dialforge.llm.accounting import UsageLedger
 from dialforge.model.dialogue import DialogueState
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """A ledger snapshot's calls per role and, over all roles, its retries, failed calls and output problems
+    by kind; ``repaired`` (a kind of output problem in the ledger) counts the unusable replies a repair saved."""
+
+    calls: Counter[str]
+    retries: Counter[str]
+    failures: Counter[str]
+    problems: Counter[str]
+    repaired: int
+
+    @classmethod
+    def of(cls, rows: Sequence[dict[str, Any]]) -> CallCounts:
+        calls: Counter[str] = Counter()
+        retries: Counter[str] = Counter()
+        failures: Counter[str] = Counter()
+        problems: Counter[str] = Counter()
+        for row in rows:
+            calls[row["role"]] += row["usage"]["calls"]
+            retries.update(row["retries"])
+            failures.update(row["failures"])
+            problems.update(row["output_problems"])
+        repaired = problems.pop("repaired", 0)
+        return cls(calls, retries, failures, problems, repaired)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def trouble(self) -> dict[str, str]:
+        """Retries, failed calls and unusable replies, each with its kinds, most frequent first."""
+        return {
+            "retries": _by_kind(self.retries),
+            "failed calls": _by_kind(self.failures),
+            "output problems": _by_kind(self.problems) + (f", {self.repaired:,} repaired" if self.problems else ""),
+        }
+
+
+def _by_kind(counts: Counter[str]) -> str:
+    """``12 (rate_limited 8, server_error 4)``; ``0`` for none."""
+    total = sum(counts.values())
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in counts.most_common())
+    return f"{total:,} ({kinds})" if total else "0"
 
 
 class Reporter:
@@ -53,14 +101,15 @@ class Reporter:
         remaining = self.total - self.already - self.done
         rate = self.done / elapsed
         rows = self.ledger.snapshot() if self.ledger else []
-        calls = sum(row["usage"]["calls"] for row in rows)
+        counts = CallCounts.of(rows)
         tokens = {row["role"]: row["usage"]["prompt_tokens"] + row["usage"]["completion_tokens"] for row in rows}
         costs = [row["cost"] for row in rows if row["cost"] is not None]
         judged = self.done - self.failed
         return {
             "dialogues": f"{self.already + self.done}/{self.total} done, {self.failed} failed, "
             f"{self.in_flight} in flight",
-            "model calls/s": f"{calls / elapsed:.1f}",
+            "model calls/s": f"{counts.total / elapsed:.1f}",
+            **counts.trouble(),
             "tokens": ", ".join(f"{role} {count:,}" for role, count in sorted(tokens.items())) or "-",
             "cost": f"${sum(costs):.2f}" if costs else "-",
             "judge pass rate": f"{self.valid / judged:.0%}" if judged else "-",
@@ -69,6 +118,13 @@ class Reporter:
 
     def line(self) -> str:
         return "dialforge: " + " | ".join(f"{key}: {value}" for key, value in self.figures().items())
+
+    def summary(self) -> str:
+        """What this session asked of the models, for the end of a run: calls per role, then the trouble."""
+        counts = CallCounts.of(self.ledger.snapshot() if self.ledger else [])
+        per_role = ", ".join(f"{role} {n:,}" for role, n in sorted(counts.calls.items()))
+        lines = [f"model calls this session: {counts.total:,}" + (f" ({per_role})" if per_role else "")]
+        return "\n".join([*lines, *(f"  {key}: {value}" for key, value in counts.trouble().items())])
 
 
 class LogReporter(Reporter):
