@@ -110,7 +110,7 @@ def test_a_store_that_cannot_be_written_stops_the_run_with_a_way_to_resume(
         try:
             failing_flush(store)
         except sqlite3.OperationalError as exc:
-            from dialforge.runner.store import StoreError
+            from dialforge.pipeline.artifacts import StoreError
 
             raise StoreError(f"cannot write the checkpoint store: {exc}") from None
 

@@ -51,6 +51,7 @@ class Reasoning(StrEnum):
 
 @app.command()
 def run(
+    context: typer.Context,
     config: Annotated[Path, typer.Argument(help="the run configuration (YAML)")],
     out: Annotated[Path | None, typer.Option("--out", help="run directory; running again resumes it")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
@@ -59,6 +60,10 @@ def run(
     executor: Annotated[Executor, typer.Option("--executor", help="where dialogues run")] = Executor.local,
     force_new_config: Annotated[
         bool, typer.Option("--force-new-config", help="resume RUN_DIR even though the config changed")
+    ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="run failed dialogues again from the start, replacing their records"),
     ] = False,
 ) -> None:
     """Generate (or resume) a dataset as the config describes."""
@@ -73,18 +78,23 @@ def run(
 
         settings = _load_config(config, dry_run)
         run_dir = out or Path("runs") / config.stem
-        options = RunOptions(dry_run=dry_run, limit=limit, concurrency=concurrency, force_new_config=force_new_config)
-        command = f"dialforge run {config} --executor ray"
+        options = RunOptions(
+            dry_run=dry_run,
+            limit=limit,
+            concurrency=concurrency,
+            force_new_config=force_new_config,
+            retry_failed=retry_failed,
+        )
         try:
             _execute(
                 lambda reporter: run_on_ray(
                     settings, run_dir, options, reporter, address=settings.ray.address, workers=settings.ray.workers
                 ),
+                context,
                 run_dir,
-                command,
             )
         except RayExecutorError as exc:
-            typer.echo(f"{exc}\nresume with: {command} --out {run_dir}", err=True)
+            typer.echo(f"{exc}; resume with: {_command_line(context, run_dir)}", err=True)
             raise typer.Exit(1) from None
         return
     from dialforge.runner.run import RunOptions
@@ -92,8 +102,14 @@ def run(
 
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / config.stem
-    options = RunOptions(dry_run=dry_run, limit=limit, concurrency=concurrency, force_new_config=force_new_config)
-    _execute(lambda reporter: run_config(settings, run_dir, options, reporter), run_dir, f"dialforge run {config}")
+    options = RunOptions(
+        dry_run=dry_run,
+        limit=limit,
+        concurrency=concurrency,
+        force_new_config=force_new_config,
+        retry_failed=retry_failed,
+    )
+    _execute(lambda reporter: run_config(settings, run_dir, options, reporter), context, run_dir)
 
 
 @tools_app.command("scaffold")
@@ -207,10 +223,15 @@ def tools_check(
 
 @app.command()
 def extend(
+    context: typer.Context,
     conversations: Annotated[Path, typer.Argument(help="existing conversations (JSONL)")],
     config: Annotated[Path, typer.Option("--config", help="the run configuration (YAML)")],
     out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="run failed dialogues again from the start, replacing their records"),
+    ] = False,
 ) -> None:
     """Continue existing conversations with new turns."""
     from dialforge.runner.extend import extend as extend_conversations
@@ -218,11 +239,11 @@ def extend(
 
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / f"{conversations.stem}-extended"
-    options = RunOptions(dry_run=dry_run)
+    options = RunOptions(dry_run=dry_run, retry_failed=retry_failed)
     _execute(
         lambda reporter: extend_conversations(settings, conversations, run_dir, options, reporter),
+        context,
         run_dir,
-        f"dialforge extend {conversations} --config {config}",
     )
 
 
@@ -265,17 +286,43 @@ def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
     return settings
 
 
-def _execute(job: Callable[[Reporter], Coroutine[Any, Any, RunSummary]], run_dir: Path, command: str) -> None:
+def _command_line(context: typer.Context, run_dir: Path, *add: str) -> str:
+    """The command being run, shell-quoted, with every argument and option it was given, ``--out`` as the run
+    directory it resolved to, and the flags ``add``: pasted as it is, it resumes the same run the same way."""
+    import shlex
+
+    words = ["dialforge", context.info_name or ""]
+    for param in context.command.params:
+        value = context.params.get(param.name or "")
+        if param.param_type_name == "argument":
+            words.append(str(value))
+            continue
+        if param.name == "out" or value is None or value is False or value == param.default:
+            continue
+        option = max(param.opts, key=len)
+        if value is True:
+            words.append(option)
+            continue
+        for one in value if isinstance(value, list | tuple) else [value]:
+            words += [option, str(one.value if isinstance(one, StrEnum) else one)]
+    words += ["--out", str(run_dir)]
+    words += [flag for flag in add if flag not in words]
+    return shlex.join(words)
+
+
+def _execute(job: Callable[[Reporter], Coroutine[Any, Any, RunSummary]], context: typer.Context, run_dir: Path) -> None:
     """Run a generation job; Ctrl-C and store trouble stop it cleanly with the way to resume."""
     from dialforge.config import ConfigError
     from dialforge.llm.errors import ModelRequestRejected
+    from dialforge.pipeline.artifacts import StoreError
     from dialforge.runner.progress import reporter_for
     from dialforge.runner.run import ConfigChanged
-    from dialforge.runner.store import StoreError
+    from dialforge.runner.usage_file import USAGE_FILE
 
-    resume = f"resume with: {command} --out {run_dir}"
+    resume = f"resume with: {_command_line(context, run_dir)}"
     try:
-        summary = asyncio.run(job(reporter_for()))
+        reporter = reporter_for()
+        summary = asyncio.run(job(reporter))
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; every finished step is stored in {run_dir}; {resume}", err=True)
         raise typer.Exit(130) from None
@@ -283,15 +330,29 @@ def _execute(job: Callable[[Reporter], Coroutine[Any, Any, RunSummary]], run_dir
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     except ModelRequestRejected as exc:
-        typer.echo(f"the model server refused the request: {exc}", err=True)
+        if exc.fix is None:
+            typer.echo(f"the model server refused the request: {exc}", err=True)
+        else:
+            typer.echo(
+                f"the run stopped: the model server refuses every request like this one\n  {exc}\nfix: {exc.fix}\n"
+                f"no dialogue was marked finished because of it; once it is fixed, {resume} (each dialogue goes on "
+                "from its last stored step)",
+                err=True,
+            )
         raise typer.Exit(1) from None
     except StoreError as exc:
-        typer.echo(f"{exc}; nothing stored was lost: free space or fix permissions, then {resume}", err=True)
+        typer.echo(f"{exc}, then {resume}" if exc.resumable else str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"{summary.finished} dialogues finished now ({summary.failed} failed, {summary.valid} judged valid), "
         f"{summary.skipped} earlier; dataset: {run_dir / 'dialogues.jsonl'}"
     )
+    typer.echo(f"{reporter.summary()}\nper role and model, every session: {run_dir / USAGE_FILE}")
+    if summary.failed:
+        typer.echo(
+            f"{summary.failed} failed (each record's 'failure' says why); once that is fixed, run them again "
+            f"from the start: {_command_line(context, run_dir, '--retry-failed')}"
+        )
 
 
 @app.command()
@@ -441,7 +502,10 @@ def mock_server(
         float, typer.Option("--fault-rate", min=0, max=1, help="chance a request gets a random fault")
     ] = 0.0,
     faults: Annotated[
-        str | None, typer.Option("--faults", help="comma list of fault kinds to draw from (default: all)")
+        str | None,
+        typer.Option(
+            "--faults", help="comma list of fault kinds to draw from (default: all but context_length, chat_template)"
+        ),
     ] = None,
     reject_json_schema: Annotated[
         bool, typer.Option("--reject-json-schema", help="refuse response_format json_schema, like servers without it")
@@ -462,11 +526,11 @@ def mock_server(
     ] = None,
 ) -> None:
     """Serve an OpenAI-compatible chat endpoint with latency and fault injection, for testing clients."""
-    from dialforge.mock_server import Fault, MockServerSettings, serve
-    from dialforge.mock_server.faults import parse_faults
+    from dialforge.mock_server import MockServerSettings, serve
+    from dialforge.mock_server.faults import RANDOM_FAULTS, parse_faults
 
     try:
-        kinds = parse_faults(faults.split(",")) if faults is not None else tuple(Fault)
+        kinds = parse_faults(faults.split(",")) if faults is not None else RANDOM_FAULTS
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faults") from None
     api_key = os.environ.get(api_key_env) if api_key_env else None

@@ -231,8 +231,15 @@ def export_run(
         except Unexportable as exc:
             return exc.reason
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-") as work:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(dir=output.parent, prefix=".dialforge-export-")
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write to {output.parent}: {exc.strerror or exc}; nothing was written: "
+            "choose an --output path in a writable directory"
+        ) from None
+    with workspace as work:
         spooled = Path(work) / "records.jsonl"
         spans: list[tuple[str, spool.Span]] = []
         try:

@@ -36,11 +36,22 @@ class ImportedConversation:
 
 def read_conversations(path: Path) -> list[ImportedConversation]:
     """Every conversation of a JSONL file; a bad line raises ``ValueError`` naming file, line and problem."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the conversations file {path}: {exc.strerror or exc}") from None
     conversations = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(content.splitlines(), start=1):
+        where = f"{path}, line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line); "
+                "save the file as UTF-8"
+            ) from None
         if not line.strip():
             continue
-        where = f"{path}, line {number}"
         try:
             record = orjson.loads(line)
             conversations.append(_conversation(where, record))

@@ -45,8 +45,13 @@ def write_report(run_dir: Path | str, output: Path | str, *, max_dialogues: int 
     sample = IdSample(max_dialogues)
     stats = run_dir_statistics(run_dir, sample.offer)
     document = render_report(stats, sample.records(), title=f"dialforge report: {run_dir.resolve().name}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(document, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(
+            f"cannot write {output}: {exc.strerror or exc}; choose an --output path in a writable directory"
+        ) from None
     return output
 
 

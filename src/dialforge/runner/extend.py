@@ -37,7 +37,7 @@ async def extend(
     imported = read_conversations(conversations)  # a bad file fails here, before any model call
     if not config.domains:
         raise ValueError("extend needs one domain in the config (domains: [{name: ...}]) for tools and policy")
-    async with run_session(config, run_dir, options) as (store, models, ledger):
+    async with run_session(config, run_dir, options, reporter) as (store, models, ledger):
         reporter.stage("preparing tools")
         only_first = config.model_copy(update={"domains": config.domains[:1]})
         plans = await Preparation(only_first, models["generator"], store, tasks=False).run()
@@ -46,7 +46,16 @@ async def extend(
         work = await _continuations(config, ScopedUsage(models["generator"], "generator"), store, plans[0], imported)
         write_stage_reports(store, plans)
         limit = options.limit or config.dialogue.limit
-        return await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
+        return await generate(
+            engine,
+            store,
+            work,
+            limit,
+            _concurrency(config, options),
+            reporter,
+            ledger,
+            retry_failed=options.retry_failed,
+        )
 
 
 async def _continuations(

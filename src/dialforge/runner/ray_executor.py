@@ -36,7 +36,6 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,12 @@ from pydantic import TypeAdapter
 from dialforge.config import DialforgeConfig
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.tool import SQLTool
-from dialforge.llm.accounting import UsageLedger
+from dialforge.llm.accounting import UsageLedger, merge_snapshots
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.domain import Domain
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
+from dialforge.pipeline.artifacts import store_error, write_whole
 from dialforge.pipeline.preparation import DomainPlan, Preparation
 from dialforge.runner.progress import Reporter
 from dialforge.runner.run import (
@@ -63,7 +63,8 @@ from dialforge.runner.run import (
     generate,
     open_models,
 )
-from dialforge.runner.store import RunStore
+from dialforge.runner.store import DIALOGUES_FILE, RunStore
+from dialforge.runner.usage_file import UsageFile
 from dialforge.runner.work import plan_dialogues
 
 INSTALL_HINT = "pip install 'dialforge[ray]'"
@@ -85,7 +86,8 @@ class RayUnavailable(Exception):
 
 
 class RayExecutorError(Exception):
-    """A shard could not finish (its worker died more often than Ray retries); the stores keep what was done."""
+    """Ray itself failed (a shard's worker died more often than Ray retries, a dead actor or node, no cluster at the
+    address): said in one line; the stores keep what was done, and the same command resumes."""
 
 
 def shard_of(dialogue_id: str, shards: int) -> int:
@@ -122,8 +124,12 @@ async def run_on_ray(
     run_dir = run_dir.resolve()
     store = RunStore(run_dir)
     ledger = UsageLedger(config.prices)
+    fleet = _FleetLedger(ledger)
     try:
-        _check_config(store, config, force=options.force_new_config)
+        for note in store.notes:
+            reporter.stage(note)
+        _check_config(store, config, options)
+        store.usage = UsageFile(run_dir, fleet)
         async with open_models(config, dry_run=options.dry_run, ledger=ledger) as models:
             reporter.stage("preparing tools and tasks")
             plans = await Preparation(config, models["generator"], store).run()
@@ -134,14 +140,18 @@ async def run_on_ray(
             run_seed=config.seed,
         )
         before = _finished_records(run_dir, store)
+        failed = {key for key, record in before.items() if orjson.loads(record).get("status") == "failed"}
+        if options.retry_failed:
+            before = {key: record for key, record in before.items() if key not in failed}
         todo = [item.id for item in work if item.id not in before]
         limit = options.limit or config.dialogue.limit
         budget = len(todo) if limit is None else max(0, min(len(todo), limit - len(before)))
         chosen = todo[:budget]
+        if options.retry_failed:  # each starts again from the beginning, in whichever shard is its own now
+            _forget(run_dir, store, failed.intersection(chosen))
         by_shard: dict[int, list[str]] = {}
         for dialogue_id in chosen:
             by_shard.setdefault(shard_of(dialogue_id, workers), []).append(dialogue_id)
-        fleet = _FleetLedger(ledger)
         reporter.start(total=len(before) + budget, already=len(before), ledger=fleet)
         if by_shard:
             concurrency = max(1, math.ceil(_concurrency(config, options) / workers))
@@ -182,19 +192,18 @@ async def _launch(
     fleet: _FleetLedger,
 ) -> None:
     started_here = not ray.is_initialized()
-    if started_here:
-        if address is None:
+    progress = None
+    refs: list[Any] = []
+    try:
+        if started_here and address is None:
             ray.init(
                 num_cpus=workers,
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                 logging_level=logging.WARNING,
             )
-        else:
+        elif started_here:
             ray.init(address=address, logging_level=logging.WARNING)
-    progress = None
-    refs: list[Any] = []
-    try:
         progress = ray.remote(num_cpus=0)(ProgressBook).remote()
         env = {key: value for key, value in os.environ.items() if key.startswith("DIALFORGE_")}
         task = ray.remote(max_retries=MAX_RETRIES, name="dialforge-shard")(run_shard)
@@ -211,25 +220,34 @@ async def _launch(
             except ray.exceptions.RayTaskError as exc:
                 # The shard's own exception (StoreError, ConfigError, ...), its remote traceback chained.
                 cause = getattr(exc, "cause", None)
-                if isinstance(cause, Exception):
+                if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
                     raise cause from exc
                 raise
-            except ray.exceptions.RayError as exc:
-                raise RayExecutorError(
-                    f"a shard did not finish after {MAX_RETRIES} retries; what it finished is stored. {exc}"
-                ) from None
             _show(reporter, fleet, await progress.poll.remote())
             if pending:
                 await asyncio.sleep(POLL_S)
         _show(reporter, fleet, await progress.poll.remote())
+    except ray.exceptions.RayError as exc:  # a worker, an actor or a node died, after Ray's own retries
+        raise RayExecutorError(
+            f"Ray failed ({_first_line(exc)}); every dialogue the shards finished is stored"
+        ) from None
+    except ConnectionError as exc:  # ray.init found no cluster at the address
+        raise RayExecutorError(f"cannot reach the Ray cluster at {address} ({_first_line(exc)})") from None
     finally:
         for ref in refs:
             with contextlib.suppress(Exception):  # already finished, or Ray is going away: nothing to stop
                 ray.cancel(ref, force=True)
         if progress is not None:
-            ray.kill(progress)
+            with contextlib.suppress(Exception):  # its node may be gone
+                ray.kill(progress)
         if started_here:
             ray.shutdown()
+
+
+def _first_line(exc: Exception) -> str:
+    """The kind and first line of an error: Ray's messages run to many lines, with remote tracebacks."""
+    line = next((line.strip().rstrip(".") for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {line[:300]}" if line else type(exc).__name__
 
 
 def _show(reporter: Reporter, fleet: _FleetLedger, book: dict[str, Any]) -> None:
@@ -380,7 +398,7 @@ class ProgressBook:
             "failed": sum(failed for failed, _ in self.outcomes.values()),
             "valid": sum(valid for _, valid in self.outcomes.values()),
             "in_flight": sum(self.in_flight.values()),
-            "usage": merge_usage(self.usage.values()),
+            "usage": merge_snapshots(self.usage.values()),
         }
 
 
@@ -393,25 +411,7 @@ class _FleetLedger(UsageLedger):
         self.shard_rows: list[dict[str, Any]] = []
 
     def snapshot(self) -> list[dict[str, Any]]:
-        return merge_usage([self.driver.snapshot(), self.shard_rows])
-
-
-def merge_usage(snapshots: Iterable[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Ledger snapshots summed per (role, model): calls, tokens, seconds and cost."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for rows in snapshots:
-        for row in rows:
-            key = (row["role"], row["model"])
-            into = merged.get(key)
-            if into is None:
-                merged[key] = {**row, "usage": dict(row["usage"])}
-                continue
-            for name, value in row["usage"].items():
-                into["usage"][name] = into["usage"].get(name, 0) + value
-            into["max_seconds"] = max(into.get("max_seconds", 0.0), row.get("max_seconds", 0.0))
-            if row.get("cost") is not None:
-                into["cost"] = (into.get("cost") or 0.0) + row["cost"]
-    return [merged[key] for key in sorted(merged)]
+        return merge_snapshots([self.driver.snapshot(), self.shard_rows])
 
 
 # --- merging ---------------------------------------------------------------------------------------
@@ -421,16 +421,43 @@ def _finished_records(run_dir: Path, store: RunStore) -> dict[str, bytes]:
     """Every finished record of the run: the driver's store (an earlier local run) and every shard's."""
     records: dict[str, bytes] = {}
     store.flush()
-    shards = sorted((run_dir / "shards").glob("*/state.sqlite"), key=lambda p: (len(p.parent.name), p.parent.name))
-    for path in [run_dir / "state.sqlite", *shards]:
+    for path in _store_paths(run_dir):
         connection = sqlite3.connect(path, timeout=30)
         try:
             _read_finished(connection, records)
-        except sqlite3.OperationalError:  # a shard store that never got its tables: nothing finished there
-            pass
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # a shard store that never got its tables: nothing finished there
+                raise store_error(path, exc) from None
+        except sqlite3.Error as exc:
+            raise store_error(path, exc) from None
         finally:
             connection.close()
     return records
+
+
+def _store_paths(run_dir: Path) -> list[Path]:
+    """The driver's store, then every shard's in shard order."""
+    shards = sorted((run_dir / "shards").glob("*/state.sqlite"), key=lambda p: (len(p.parent.name), p.parent.name))
+    return [run_dir / "state.sqlite", *shards]
+
+
+def _forget(run_dir: Path, store: RunStore, ids: set[str]) -> None:
+    """Remove these finished dialogues from every store, so that they start again (``--retry-failed``)."""
+    if not ids:
+        return
+    store.flush()
+    for path in _store_paths(run_dir):
+        connection = sqlite3.connect(path, timeout=30)
+        try:
+            with connection:
+                connection.executemany("DELETE FROM dialogues WHERE id = ? AND finished = 1", [(key,) for key in ids])
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # a shard store that never got its tables holds none of them
+                raise store_error(path, exc) from None
+        except sqlite3.Error as exc:
+            raise store_error(path, exc) from None
+        finally:
+            connection.close()
 
 
 def _read_finished(connection: sqlite3.Connection, into: dict[str, bytes]) -> None:
@@ -440,10 +467,5 @@ def _read_finished(connection: sqlite3.Connection, into: dict[str, bytes]) -> No
 
 def _write_dialogues(run_dir: Path, records: dict[str, bytes]) -> Path:
     """``dialogues.jsonl`` from all stores, once each, in id order (as the local executor writes it)."""
-    path = run_dir / "dialogues.jsonl"
-    partial = path.with_suffix(".jsonl.partial")
-    with partial.open("wb") as handle:
-        for key in sorted(records):
-            handle.write(orjson.dumps(orjson.loads(records[key])) + b"\n")
-    partial.replace(path)
-    return path
+    lines = (orjson.dumps(orjson.loads(records[key])) + b"\n" for key in sorted(records))
+    return write_whole(run_dir / DIALOGUES_FILE, lines)

@@ -22,10 +22,12 @@ from dialforge.config import DialforgeConfig
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import ROLES
 from dialforge.llm.role_models import RoleModels
+from dialforge.pipeline.artifacts import write_whole
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup
 from dialforge.pipeline.preparation import DomainPlan, Preparation
 from dialforge.runner.progress import Reporter
 from dialforge.runner.store import RunStore
+from dialforge.runner.usage_file import UsageFile
 from dialforge.runner.work import DialogueWork, plan_dialogues
 
 DRY_RUN_CONCURRENCY = 64
@@ -41,6 +43,7 @@ class RunOptions:
     limit: int | None = None
     concurrency: int | None = None
     force_new_config: bool = False
+    retry_failed: bool = False
 
 
 @dataclass
@@ -59,10 +62,26 @@ def _config_text(config: DialforgeConfig) -> str:
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True)
 
 
-def _check_config(store: RunStore, config: DialforgeConfig, *, force: bool) -> None:
+_MODELS_CHANGED = {
+    "dry-run": "{run_dir} was made with --dry-run (the offline dry-run model's placeholder texts); resuming it with "
+    "the configured model endpoints would mix placeholder and real dialogues in one dataset. Use a new --out "
+    "directory for the real run, or add --dry-run to continue the dry run.",
+    "endpoints": "{run_dir} was made with the configured model endpoints; resuming it with --dry-run would mix "
+    "placeholder dialogues into real ones. Use a new --out directory for the dry run, or leave out --dry-run to "
+    "continue with the endpoints.",
+}
+
+
+def _check_config(store: RunStore, config: DialforgeConfig, options: RunOptions) -> None:
+    """A run directory holds one dataset: resuming it with another config (unless forced) or with the other kind
+    of model (the dry-run model or the endpoints; never forced) is refused, as either would mix two in one."""
+    models = "dry-run" if options.dry_run else "endpoints"
+    made_with = store.meta("models")
+    if made_with is not None and made_with != models:
+        raise ConfigChanged(_MODELS_CHANGED[made_with].format(run_dir=store.run_dir))
     text = _config_text(config)
     previous = store.meta("config")
-    if previous is not None and previous != text and not force:
+    if previous is not None and previous != text and not options.force_new_config:
         diff = "".join(
             difflib.unified_diff(previous.splitlines(True), text.splitlines(True), "run config", "this config")
         )
@@ -71,7 +90,8 @@ def _check_config(store: RunStore, config: DialforgeConfig, *, force: bool) -> N
             f"{diff}\nUse a new --out directory, or --force-new-config to continue with the new config."
         )
     store.set_meta("config", text)
-    (store.run_dir / "config.yaml").write_text(text, encoding="utf-8")
+    store.set_meta("models", models)
+    write_whole(store.run_dir / "config.yaml", [text.encode()])
 
 
 def _concurrency(config: DialforgeConfig, options: RunOptions) -> int:
@@ -107,24 +127,29 @@ def open_models(config: DialforgeConfig, *, dry_run: bool, ledger: UsageLedger) 
 
 @asynccontextmanager
 async def run_session(
-    config: DialforgeConfig, run_dir: Path, options: RunOptions
+    config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter
 ) -> AsyncIterator[tuple[RunStore, RoleModels, UsageLedger]]:
-    """The store and the models of a run; on the way out, the store is flushed and ``dialogues.jsonl``
-    rewritten, whether the run finished, failed or was interrupted."""
+    """The store and the models of a run; on the way out, the store is flushed (``usage.json`` with it) and
+    ``dialogues.jsonl`` rewritten, whether the run finished, failed or was interrupted."""
     store = RunStore(run_dir)
     try:
-        _check_config(store, config, force=options.force_new_config)
+        for note in store.notes:
+            reporter.stage(note)
+        _check_config(store, config, options)
         ledger = UsageLedger(config.prices)
+        store.usage = UsageFile(run_dir, ledger)
         async with open_models(config, dry_run=options.dry_run, ledger=ledger) as models:
             yield store, models, ledger
     finally:
-        store.flush()
-        store.write_dialogues()
-        store.close()
+        try:
+            store.flush()
+            store.write_dialogues()
+        finally:
+            store.close()
 
 
 async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter) -> RunSummary:
-    async with run_session(config, run_dir, options) as (store, models, ledger):
+    async with run_session(config, run_dir, options, reporter) as (store, models, ledger):
         reporter.stage("preparing tools and tasks")
         plans = await Preparation(config, models["generator"], store).run()
         engine = build_engine(config, models, plans)
@@ -135,7 +160,16 @@ async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, repor
             run_seed=config.seed,
         )
         limit = options.limit or config.dialogue.limit
-        return await generate(engine, store, work, limit, _concurrency(config, options), reporter, ledger)
+        return await generate(
+            engine,
+            store,
+            work,
+            limit,
+            _concurrency(config, options),
+            reporter,
+            ledger,
+            retry_failed=options.retry_failed,
+        )
 
 
 async def generate(
@@ -146,9 +180,19 @@ async def generate(
     concurrency: int,
     reporter: Reporter,
     ledger: UsageLedger,
+    *,
+    retry_failed: bool = False,
 ) -> RunSummary:
-    """Step every unfinished dialogue to its end, ``concurrency`` at a time, stopping after ``limit`` in all."""
+    """Step every unfinished dialogue to its end, ``concurrency`` at a time, stopping after ``limit`` in all.
+
+    With ``retry_failed``, failed dialogues count as not done: each starts again from the beginning (same id and
+    seed), and its failed record is replaced as soon as it starts. A refusal every request would meet
+    (``ModelError.blocks_every_request``) cancels every worker and propagates: no dialogue it hit is marked
+    finished, and each dialogue in flight keeps its last stored state, from which the next run continues.
+    """
     finished = store.finished_ids()
+    if retry_failed:
+        finished -= store.failed_ids()
     saved = store.unfinished_states()
     todo = [item for item in work if item.id not in finished]
     budget = len(todo) if limit is None else max(0, min(len(todo), limit - len(finished)))
@@ -172,6 +216,12 @@ async def generate(
             summary.valid += state.judgment is not None and state.judgment.judgment == "valid"
             reporter.finished(state)
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, budget) or 1)))
-    reporter.stop()
+    try:
+        async with asyncio.TaskGroup() as workers:  # one worker's exception cancels the others
+            for _ in range(min(concurrency, budget) or 1):
+                workers.create_task(worker())
+    except BaseExceptionGroup as stopped:
+        raise stopped.exceptions[0] from None  # what stopped the run, as it was raised (several may be alike)
+    finally:
+        reporter.stop()
     return summary

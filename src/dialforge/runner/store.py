@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from pydantic import TypeAdapter
 
 from dialforge.model.dialogue import Dialogue, DialogueState
 from dialforge.model.tools import ToolSpec
-from dialforge.pipeline.artifacts import ArtifactStore
+from dialforge.pipeline.artifacts import STORE_FILE, ArtifactStore, guarded, store_error, write_whole
+from dialforge.runner.usage_file import UsageFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,30 +40,55 @@ CREATE TABLE IF NOT EXISTS dialogues (
 CREATE TABLE IF NOT EXISTS toolsets (key TEXT PRIMARY KEY, tools BLOB NOT NULL);
 """
 _TOOLS: TypeAdapter[list[ToolSpec]] = TypeAdapter(list[ToolSpec])
+DIALOGUES_FILE = "dialogues.jsonl"
 
 
-class StoreError(Exception):
-    """The store cannot be written (disk full, permissions): the run stops, and can resume later."""
+def _empty_store_notes(run_dir: Path) -> list[str]:
+    """An empty (0-byte) store holds nothing to resume from, so the run starts over: say so, and keep the
+    records of an earlier ``dialogues.jsonl`` under another name, since the new run rewrites that file."""
+    path = run_dir / STORE_FILE
+    if not path.is_file() or path.stat().st_size:
+        return []
+    note = f"note: {path} is empty (0 bytes), so nothing of an earlier run can be resumed from it; the run starts over"
+    dialogues = run_dir / DIALOGUES_FILE
+    if dialogues.is_file() and dialogues.stat().st_size:
+        stamp = datetime.fromtimestamp(dialogues.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S")
+        kept = dialogues.with_name(f"dialogues.before-restart-{stamp}.jsonl")
+        try:
+            dialogues.replace(kept)
+        except OSError as exc:
+            raise store_error(kept, exc) from None
+        note += f", and the earlier {DIALOGUES_FILE} is kept as {kept}"
+    return [note]
 
 
 class RunStore(ArtifactStore):
     def __init__(self, run_dir: Path, *, batch: int = 64, interval_s: float = 0.5) -> None:
+        self.notes = _empty_store_notes(run_dir)  # before opening: SQLite writes its header into an empty file
         super().__init__(run_dir)
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
         self._pending: dict[str, tuple[bytes, str, bytes, bytes | None]] = {}
         self._toolsets: dict[int, tuple[list[ToolSpec], str]] = {}
         self._envs: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._batch = batch
         self._interval_s = interval_s
         self._last_flush = time.monotonic()
+        self.usage: UsageFile | None = None
+        """The session's ``usage.json``, saved with every checkpoint; set by the session that owns the ledger."""
 
+    @guarded
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @guarded
     def set_meta(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    @guarded
     def save(self, state: DialogueState, record: Dialogue | None = None) -> None:
         """Keep the state (and the record, once finished); committed with the next batch."""
         encoded_record = record.model_dump_json().encode() if record is not None else None
@@ -88,6 +115,7 @@ class RunStore(ArtifactStore):
 
     def flush(self) -> None:
         if not self._pending:
+            self._save_usage()
             return
         rows = [
             (key, state, toolset, env, record, 1 if record else None)
@@ -102,40 +130,62 @@ class RunStore(ArtifactStore):
                     "env = excluded.env, record = excluded.record, finished = excluded.finished",
                     rows,
                 )
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write the checkpoint store {self.run_dir / 'state.sqlite'}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
         for key, (_, _, _, record) in self._pending.items():
             if record is not None:
                 self._envs.pop(key, None)
         self._pending.clear()
         self._last_flush = time.monotonic()
+        self._save_usage()
 
+    def _save_usage(self) -> None:
+        if self.usage is not None:
+            self.usage.save()
+
+    @guarded
     def unfinished_states(self) -> dict[str, DialogueState]:
-        rows = self._db.execute(
-            "SELECT d.id, d.state, t.tools, d.env FROM dialogues d JOIN toolsets t ON t.key = d.toolset "
-            "WHERE d.finished IS NULL"
-        ).fetchall()
+        """The dialogues in flight. Each tool set is read and validated once, and its one list is shared by the
+        states that use it (and known to ``save``): thousands of dialogues resume without checking the same tool
+        schemas thousands of times."""
+        rows = self._db.execute("SELECT id, state, toolset, env FROM dialogues WHERE finished IS NULL").fetchall()
+        toolsets: dict[str, list[ToolSpec]] = {}
         states = {}
-        for key, body, tools, env in rows:
+        for key, body, toolset, env in rows:
+            tools = toolsets.get(toolset)
+            if tools is None:
+                (encoded,) = self._db.execute("SELECT tools FROM toolsets WHERE key = ?", (toolset,)).fetchone()
+                tools = toolsets[toolset] = _TOOLS.validate_json(encoded)
+                self._toolsets[id(tools)] = (tools, toolset)
             data = orjson.loads(body)
-            data["tools"] = orjson.loads(tools)
             data["env"] = orjson.loads(env)
-            states[key] = DialogueState.model_validate(data)
+            state = DialogueState.model_validate(data | {"tools": []})
+            state.tools = tools
+            states[key] = state
         return states
 
+    @guarded
     def finished_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM dialogues WHERE finished = 1")}
 
+    def failed_ids(self) -> set[str]:
+        """Finished dialogues whose record failed (a truncated dialogue is completed on the goals it kept)."""
+        rows = self._db.execute("SELECT id, record FROM dialogues WHERE finished = 1")
+        return {key for key, record in rows if orjson.loads(record).get("status") == "failed"}
+
+    @guarded
     def write_dialogues(self) -> Path:
         """Rewrite ``dialogues.jsonl`` from the finished records, in id order."""
-        path = self.run_dir / "dialogues.jsonl"
-        partial = path.with_suffix(".jsonl.partial")
-        with partial.open("wb") as handle:
-            for (record,) in self._db.execute("SELECT record FROM dialogues WHERE finished = 1 ORDER BY id"):
-                handle.write(orjson.dumps(orjson.loads(record)) + b"\n")
-        partial.replace(path)
-        return path
+        rows = self._db.execute("SELECT record FROM dialogues WHERE finished = 1 ORDER BY id")
+        try:
+            return write_whole(
+                self.run_dir / DIALOGUES_FILE, (orjson.dumps(orjson.loads(record)) + b"\n" for (record,) in rows)
+            )
+        finally:
+            rows.close()  # a write cut short leaves the query open, and SQLite would keep the file open with it
 
     def close(self) -> None:
-        self.flush()
-        super().close()
+        try:
+            self.flush()
+        finally:
+            super().close()

@@ -11,13 +11,13 @@ The file is replaced whole, atomically: a reader never sees half of it.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
 from dialforge.llm.accounting import LedgerRow, UsageLedger, merge_snapshots
+from dialforge.pipeline.artifacts import write_whole
 
 USAGE_FILE = "usage.json"
 
@@ -59,7 +59,8 @@ class UsageFile:
         self.started = _now()
 
     def save(self) -> None:
-        """Rewrite the file with this session's ledger as it is now (nothing while the session made no call)."""
+        """Rewrite the file with this session's ledger as it is now (nothing while the session made no call);
+        ``StoreError`` when it cannot be written."""
         rows = self.ledger.snapshot()
         if not rows:
             return
@@ -67,9 +68,7 @@ class UsageFile:
         sessions = [*self.earlier, session]
         total = merge_snapshots([[row.model_dump(mode="json") for row in s.calls] for s in sessions])
         content = RunCalls(total=[LedgerRow.model_validate(row) for row in total], sessions=sessions)
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(content.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, self.path)
+        write_whole(self.path, [content.model_dump_json(indent=2).encode() + b"\n"])
 
 
 def _now() -> str:
