@@ -164,7 +164,7 @@ async def run_on_ray(
                 for shard, ids in sorted(by_shard.items())
             ]
             plan_data = [_plan_data(plan, config) for plan in plans]
-            await _launch(ray, address, workers, config, plan_data, jobs, reporter, fleet)
+            await _launch(ray, address, workers, config, plan_data, jobs, reporter, fleet, store)
         reporter.stop()
         after = _finished_records(run_dir, store)
         summary = RunSummary(run_dir=run_dir, planned=len(work), skipped=len(before))
@@ -190,7 +190,9 @@ async def _launch(
     jobs: list[ShardJob],
     reporter: Reporter,
     fleet: _FleetLedger,
+    store: RunStore,
 ) -> None:
+    """Start the shards and follow them until every one is done; ``usage.json`` is saved with each poll."""
     started_here = not ray.is_initialized()
     progress = None
     refs: list[Any] = []
@@ -224,6 +226,7 @@ async def _launch(
                     raise cause from exc
                 raise
             _show(reporter, fleet, await progress.poll.remote())
+            store.flush()  # the driver's checkpoint: usage.json with the shards' latest counts
             if pending:
                 await asyncio.sleep(POLL_S)
         _show(reporter, fleet, await progress.poll.remote())
