@@ -168,6 +168,7 @@ class RunStore(ArtifactStore):
     def finished_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM dialogues WHERE finished = 1")}
 
+    @guarded
     def failed_ids(self) -> set[str]:
         """Finished dialogues whose record failed (a truncated dialogue is completed on the goals it kept)."""
         rows = self._db.execute("SELECT id, record FROM dialogues WHERE finished = 1")
