@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from dialforge.json_schema.checks import json_schema_problem
 from dialforge.model import (
     AssistantMessage,
     Dialogue,
@@ -149,6 +151,23 @@ def test_unknown_role_is_rejected() -> None:
 def test_tool_spec_rejects_what_servers_refuse(change: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ToolSpec(**{**LOOKUP.model_dump(), **change})
+
+
+def test_a_schema_is_checked_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[object] = []
+    check = Draft202012Validator.check_schema
+    monkeypatch.setattr(Draft202012Validator, "check_schema", lambda schema: checked.append(schema) or check(schema))
+    schema = {"type": "object", "properties": {"x": {"type": "decimal"}, "y": {"type": "string", "minLength": 1}}}
+    reordered = {"properties": {"y": {"minLength": 1, "type": "string"}, "x": {"type": "decimal"}}, "type": "object"}
+
+    first = json_schema_problem(schema, "parameters")
+    again = json_schema_problem(reordered, "returns")
+
+    assert len(checked) == 1
+    assert first is not None and first.startswith("parameters is not a valid JSON schema: 'decimal'")
+    assert again == first.replace("parameters", "returns", 1)
+    assert json_schema_problem({"type": "object", "big": 2**70}, "returns") is None, "not JSON for orjson: checked"
+    assert len(checked) == 2
 
 
 def test_tool_spec_openai_round_trip_keeps_extras_off_the_wire() -> None:

@@ -27,11 +27,28 @@ def schema_violations(value: Any, schema: dict[str, Any]) -> list[str]:
 
 
 def json_schema_problem(schema: Any, what: str) -> str | None:
-    """Why ``schema`` is not a valid JSON schema (draft 2020-12), or ``None``; never raises."""
+    """Why ``schema`` is not a valid JSON schema (draft 2020-12), or ``None``; never raises. A schema is checked
+    once per content: a run builds the same tool specs in preparation, in the engine and in the store, and checking
+    a schema takes milliseconds."""
+    try:
+        content = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # not JSON, or nested past orjson's limit: checked as it is
+        problem = _schema_problem(schema)
+    else:
+        problem = _schema_problem_of(content)
+    return None if problem is None else f"{what} {problem}"
+
+
+@lru_cache(maxsize=4096)
+def _schema_problem_of(content: bytes) -> str | None:
+    return _schema_problem(orjson.loads(content))
+
+
+def _schema_problem(schema: Any) -> str | None:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        return f"{what} is not a valid JSON schema: {exc.message}"
+        return f"is not a valid JSON schema: {exc.message}"
     except RecursionError:
-        return f"{what} is nested too deeply to check"
+        return "is nested too deeply to check"
     return None
