@@ -81,9 +81,10 @@ class OpenAICompatible(RepairingChatModel):
                 exc.role, exc.api_key_env = self.role, self.settings.api_key_env  # for its fix, which names them
                 if not (native and self._native_json is None and _refuses_structured_output(exc)):
                     raise
-                # Now known: this server does not do structured outputs. Ask in the prompt from now on.
+                # Now known: this server does not do structured outputs. Ask in the prompt from now on. The
+                # request is sent again that way: a retry, not a failed call.
                 self._native_json = False
-                self.ledger.record_failure(self.role, self.name, "structured_output_unsupported")
+                self._record_retry("structured_output_unsupported")
 
     async def _post(self, messages: Sequence[Message], options: RequestOptions, native: bool) -> Completion:
         body = self._body_options(options)
