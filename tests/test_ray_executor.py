@@ -7,6 +7,7 @@ import importlib.util
 import io
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ThreadedMockServer
 from dialforge.cli.main import app
 from dialforge.config import load_config
 from dialforge.runner.progress import Reporter
 from dialforge.runner.ray_executor import KILL_AFTER_ENV, run_on_ray, shard_of
 from dialforge.runner.run import RunOptions, run
 from samples import write_music_config
+from test_call_accounting import booked_calls, calls_per_role
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'dialforge[ray]')"
@@ -71,6 +74,9 @@ async def test_ray_shards_give_the_local_dataset_and_resume_per_shard(tmp_path: 
 
     third = await run_on_ray(config, out, RunOptions(dry_run=True), quiet(), address=None, workers=2)
     assert (third.finished, third.skipped) == (0, 12) and content(out) == expected
+    ledger = orjson.loads((out / "usage.json").read_bytes())
+    assert len(ledger["sessions"]) == 2, "each session that made calls, its shards' calls merged in"
+    assert calls_per_role(ledger["total"]) == booked_calls(out), "the saved ledger counts what the records book"
 
 
 @pytest.mark.slow
@@ -102,3 +108,39 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(
     assert result.exit_code == 2
     assert result.stderr.strip().endswith("pip install 'dialforge[ray]'") and len(result.stderr.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_wrong_key_in_a_shard_stops_the_run_the_right_key_continues_it_and_failed_ones_are_retried(
+    tmp_path: Path, chinook_path: Path, threaded_mock_server: Callable[..., ThreadedMockServer]
+) -> None:
+    server = threaded_mock_server(api_key="right-key")
+    models = (
+        f"models: {{default: {{model: mock-model, base_urls: {server.base_url}, api_key_env: DIALFORGE_TEST_KEY}}, "
+        "judge: {api_key_env: DIALFORGE_TEST_JUDGE_KEY}}\n"  # DIALFORGE_ variables reach the workers
+    )
+    config = write_music_config(tmp_path, chinook_path, per_domain=6, extra="ray: {workers: 2}\n" + models)
+    out = tmp_path / "ray"
+    command = ["run", str(config), "--executor", "ray", "--out", str(out)]
+    env = {"DIALFORGE_TEST_KEY": "right-key", "DIALFORGE_TEST_JUDGE_KEY": "wrong-key"}
+
+    stopped = CliRunner().invoke(app, command, env=env)
+    assert stopped.exit_code == 1, stopped.output
+    assert server.base_url in stopped.stderr and "HTTP 401" in stopped.stderr
+    assert "DIALFORGE_TEST_JUDGE_KEY" in stopped.stderr and "models.judge" in stopped.stderr
+    assert not (out / "dialogues.jsonl").read_bytes(), "no dialogue is marked finished in any shard"
+
+    env["DIALFORGE_TEST_JUDGE_KEY"] = "right-key"
+    server.queue_faults("context_length")  # one dialogue's request is over the context length: it alone fails
+    resumed = CliRunner().invoke(app, command, env=env)
+    assert resumed.exit_code == 0, resumed.output
+    rows = {row["id"]: row for row in content(out)}
+    refused = [key for key, row in rows.items() if "maximum context length" in (row.get("failure") or "")]
+    assert len(rows) == 6 and len(refused) == 1
+
+    retried = CliRunner().invoke(app, [*command, "--retry-failed"], env=env)
+    assert retried.exit_code == 0, retried.output
+    after = {row["id"]: row for row in content(out)}
+    assert after.keys() == rows.keys() and "maximum context length" not in (after[refused[0]].get("failure") or "")
+    assert {k: v for k, v in after.items() if k != refused[0]} == {k: v for k, v in rows.items() if k != refused[0]}
