@@ -10,8 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from dialforge.actors.judge import JUDGMENT_FORMAT, Judge
-from dialforge.environments.base import StateDiff, TableDiff
-from dialforge.environments.sql.verification import CheckOutcome, Verification
+from dialforge.environments.base import CheckOutcome, StateDiff, TableDiff, Verification
 from dialforge.json_schema.checks import schema_violations
 from dialforge.llm import ModelUnavailable, ScriptedModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
@@ -313,8 +312,7 @@ async def test_a_model_error_propagates() -> None:
 
 def test_a_failed_check_after_a_well_handled_tool_error_is_left_to_the_judge() -> None:
     from dialforge.actors.judge import apply_rules
-    from dialforge.environments.base import StateDiff
-    from dialforge.environments.sql.verification import CheckOutcome, Verification
+    from dialforge.environments.base import CheckOutcome, StateDiff, Verification
 
     verification = Verification(
         initial_digest="a",

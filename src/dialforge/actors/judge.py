@@ -25,8 +25,7 @@ from typing import Any, ClassVar, get_args
 
 import orjson
 
-from dialforge.environments.base import TableDiff, is_error_text
-from dialforge.environments.sql.verification import CheckOutcome, Verification
+from dialforge.environments.base import CheckOutcome, TableDiff, Verification, is_error_text
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel

@@ -34,7 +34,17 @@ from pydantic.errors import PydanticUserError
 from pydantic_core import to_jsonable_python
 
 from dialforge.environments.arguments import call_problem
-from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolResult
+from dialforge.environments.base import (
+    CheckOutcome,
+    ExecutedCall,
+    RestoreError,
+    StateDiff,
+    TableDiff,
+    ToolResult,
+    Verification,
+)
+from dialforge.model.messages import Message
+from dialforge.model.tasks import SQLCheck
 from dialforge.model.tools import ToolSpec
 
 S = TypeVar("S")
@@ -414,6 +424,8 @@ class PythonEnvironment(Generic[S]):
             tools[tool.spec.name] = tool
         self.name = name
         self.state = state
+        self.initial: PythonEnvironment[S] | None = None
+        """the state this one was forked from, which ``verify`` diffs against"""
         self._tools = tools
         self._specs = {tool_name: tool.spec for tool_name, tool in tools.items()}
 
@@ -437,7 +449,7 @@ class PythonEnvironment(Generic[S]):
     def tools(self) -> list[ToolSpec]:
         return [tool.spec for tool in self._tools.values()]
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
         if (problem := call_problem(name, arguments, self._specs)) is not None:
             return problem
         tool = self._tools[name]
@@ -461,15 +473,61 @@ class PythonEnvironment(Generic[S]):
         fork_state = getattr(self.state, "fork", None)
         clone = copy.copy(self)
         clone.state = fork_state() if callable(fork_state) else copy.deepcopy(self.state)
+        clone.initial = self
         return clone
 
     def digest(self) -> str:
         """blake2b of the state's canonical JSON (keys sorted); ``TypeError`` when the state is not JSON."""
         return hashlib.blake2b(_canonical_json(self.state), digest_size=16).hexdigest()
 
-    def diff(self, other: Environment) -> StateDiff:
+    def diff(self, other: PythonEnvironment[S]) -> StateDiff:
         """What changed from ``other``'s state to this one's, per table (see the class docstring)."""
-        if not isinstance(other, PythonEnvironment):
-            raise TypeError(f"a PythonEnvironment can only be compared with another, not {type(other).__name__}")
         before, after = _canonical_json(other.state), _canonical_json(self.state)
         return StateDiff() if before == after else _state_diff(orjson.loads(before), orjson.loads(after))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Only the digest: the state is rebuilt by running the dialogue's calls again, and checked against it."""
+        return {"kind": "python", "digest": self.digest()}
+
+    def verify(self, checks: Sequence[SQLCheck]) -> Verification:
+        """The diff from the state this one was forked from; SQL checks cannot run on Python state and fail."""
+        initial = self.initial or self
+        refused = "a SQL check cannot run on Python tools"
+        outcomes = [
+            CheckOutcome(description=check.description, sql=check.sql, passed=False, detail=refused) for check in checks
+        ]
+        return Verification(
+            initial_digest=initial.digest(), final_digest=self.digest(), diff=self.diff(initial), checks=outcomes
+        )
+
+    def close(self) -> None:
+        """The state is plain memory, freed with the environment."""
+
+
+class PythonEnvironments(Generic[S]):
+    """A domain of Python tools: each dialogue works on its own fork of the root's state; Python tools are
+    deterministic code, so a stored dialogue is rebuilt by running its calls again on a fresh fork, and the
+    result is checked against the stored digest."""
+
+    prompts: tuple[str, ...] = ()
+
+    def __init__(self, root: PythonEnvironment[S]) -> None:
+        self.root = root
+
+    def tools(self) -> list[ToolSpec]:
+        return self.root.tools()
+
+    def new(self, *, seed: int, clock: str) -> PythonEnvironment[S]:
+        return self.root.fork()
+
+    async def restore(
+        self, snapshot: dict[str, Any], *, seed: int, calls: Sequence[ExecutedCall]
+    ) -> PythonEnvironment[S]:
+        if snapshot.get("kind") != "python":
+            raise RestoreError(f"not a Python environment's snapshot: kind {snapshot.get('kind')!r}")
+        environment = self.root.fork()
+        for name, arguments in calls:
+            await environment.call(name, arguments)
+        if environment.digest() != snapshot.get("digest"):
+            raise RestoreError("running its tool calls again did not reproduce the stored state")
+        return environment

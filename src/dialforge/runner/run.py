@@ -19,6 +19,7 @@ import yaml
 
 from dialforge.actors.personas import Persona
 from dialforge.config import DialforgeConfig
+from dialforge.environments.sql.environment import SQLEnvironments
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import ROLES
 from dialforge.llm.role_models import RoleModels
@@ -93,8 +94,8 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
         {role: models[role] for role in ROLES}, mode=config.mode, settings=config.dialogue, personas=personas
     )
     for plan in plans:
-        environment = plan.database.environment(plan.sql_tools) if plan.database is not None else None
-        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environment, plan.domain.description))
+        environments = SQLEnvironments(plan.database, plan.sql_tools) if plan.database is not None else None
+        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environments, plan.domain.description))
     return engine
 
 
