@@ -158,9 +158,7 @@ async def test_a_failed_sql_check_makes_the_dialogue_invalid_and_is_named() -> N
     judgment = await Judge(model).judge(state(), verification=checked)
 
     assert judgment.judgment == "invalid"
-    assert (
-        "failed SQL check on the final database: 'check 2' (SELECT 0: the check returned False)" in judgment.reasoning
-    )
+    assert "failed check on the final data: 'check 2' (SELECT 0: the check returned False)" in judgment.reasoning
     assert "check 1" not in judgment.reasoning
     assert judgment.checks == {"check 1": True, "check 2": False}
     assert judgment.verification == checked.model_dump(mode="json")

@@ -285,7 +285,7 @@ async def test_arguments_must_be_an_object(env: PythonEnvironment[Any]) -> None:
     [
         ("get_order", {"order_id": 7}, "not_found", "get_order: no order 7"),
         ("place_order", {"book_id": 9, "quantity": 1, "address": SHIP_TO}, "not_found", "place_order: no book 9"),
-        ("place_order", {"book_id": 2, "quantity": 1, "address": SHIP_TO}, "invalid_arguments", "only 0 copies"),
+        ("place_order", {"book_id": 2, "quantity": 1, "address": SHIP_TO}, "constraint_violation", "only 0 copies"),
         ("cancel_order", {"order_id": 100, "reason": "late"}, "refused", "order 100 has already shipped"),
         (
             "average_order_size",

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message
-from dialforge.model.tasks import SQLCheck
+from dialforge.model.tasks import Check
 from dialforge.model.tools import ToolSpec
 
 ToolErrorKind = Literal[
@@ -114,9 +114,16 @@ class CheckOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str
-    sql: str
+    sql: str = ""
+    python: str | None = None
+    """a Python check's function and arguments (``PythonCheck.source``); ``sql`` is empty then"""
     passed: bool
     detail: str
+
+    @property
+    def source(self) -> str:
+        """The check as written."""
+        return self.python if self.python is not None else self.sql
 
 
 class Verification(BaseModel):
@@ -162,7 +169,7 @@ class Environment(Protocol):
         """What changed from ``other`` (usually the dialogue's initial state) to this one."""
         ...
 
-    def verify(self, checks: Sequence[SQLCheck]) -> Verification | None:
+    def verify(self, checks: Sequence[Check]) -> Verification | None:
         """The checks on this (final) state and the diff from the dialogue's start; ``None`` where nothing real
         can be checked (a model played the tools)."""
         ...

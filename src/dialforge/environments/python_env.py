@@ -16,16 +16,20 @@ function (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import contextlib
 import copy
 import hashlib
 import inspect
+import pickle
 import re
 import types
 from collections import abc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import orjson
@@ -40,11 +44,16 @@ from dialforge.environments.base import (
     RestoreError,
     StateDiff,
     TableDiff,
+    ToolErrorKind,
     ToolResult,
     Verification,
 )
+from dialforge.environments.forked_state import ForkedDict, RootDigest, canonical_json, is_plain_json, state_digest
+from dialforge.environments.python_errors import ErrorRule, failure_from
+from dialforge.environments.references import UnresolvedReference
+from dialforge.environments.references import resolve as resolve_reference
 from dialforge.model.messages import Message
-from dialforge.model.tasks import SQLCheck
+from dialforge.model.tasks import Check, PythonCheck
 from dialforge.model.tools import ToolSpec
 
 S = TypeVar("S")
@@ -238,11 +247,18 @@ class _Tool:
     function: Callable[..., Any]
     parameters: tuple[_Parameter, ...]
     state: Literal["positional", "keyword"] | None  # how the function takes the state, if it does
+    state_parameter: str | None = None
+    method: bool = False
+    """a toolkit's method: the toolkit object comes first"""
 
-    def bind(self, arguments: dict[str, Any], state: Any) -> tuple[list[Any], dict[str, Any]]:
+    def bind(self, arguments: dict[str, Any], state: Any, toolkit: Any) -> tuple[list[Any], dict[str, Any]]:
         """Positional and keyword arguments for the function, converted by pydantic (``_ConversionError`` if not)."""
-        args: list[Any] = [state] if self.state == "positional" else []
-        kwargs: dict[str, Any] = {"state": state} if self.state == "keyword" else {}
+        args: list[Any] = [toolkit] if self.method else []
+        if self.state == "positional":
+            args.append(state)
+        kwargs: dict[str, Any] = {}
+        if self.state == "keyword" and self.state_parameter is not None:
+            kwargs[self.state_parameter] = state
         reasons: list[str] = []
         for parameter in self.parameters:
             if parameter.name in arguments:
@@ -282,7 +298,11 @@ def _resolve(function: Callable[..., Any], annotation: Any) -> Any:
         raise NameError(f"cannot resolve the annotation {annotation!r}: {exc}") from None
 
 
-def _tool_from_function(function: Callable[..., Any]) -> _Tool:
+def _tool_from_function(
+    function: Callable[..., Any], *, state_parameter: str | None = "state", method: bool = False
+) -> _Tool:
+    """A tool from ``function``'s signature and docstring; the parameter named ``state_parameter`` receives the
+    state and is hidden from the agent; a ``method`` (of a toolkit class) gets the toolkit as its first argument."""
     name = getattr(function, "__name__", None)
     if not isinstance(name, str):
         raise TypeError(f"{function!r} has no __name__: a tool is named after its function, so pass a def")
@@ -293,9 +313,21 @@ def _tool_from_function(function: Callable[..., Any]) -> _Tool:
     summary, descriptions = _parse_docstring(inspect.getdoc(function) or "")
 
     declared = list(signature.parameters.values())
+    if method:
+        if not declared or declared[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            raise TypeError(f"{name}: a toolkit method takes the toolkit (self) first")
+        declared.pop(0)
     state_kind: Literal["positional", "keyword"] | None = None
-    if declared and declared[0].name == "state":
-        state_kind = "keyword" if declared.pop(0).kind is inspect.Parameter.KEYWORD_ONLY else "positional"
+    at = next((i for i, p in enumerate(declared) if state_parameter is not None and p.name == state_parameter), None)
+    if at is not None:
+        taken = declared.pop(at)
+        if taken.kind is inspect.Parameter.POSITIONAL_ONLY and at > 0:
+            raise TypeError(f"{name}: the state parameter {state_parameter!r} is positional-only but not first")
+        first = at == 0 and taken.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        state_kind = "positional" if taken.kind is inspect.Parameter.POSITIONAL_ONLY or first else "keyword"
 
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -333,21 +365,7 @@ def _tool_from_function(function: Callable[..., Any]) -> _Tool:
         with contextlib.suppress(TypeError, NameError):  # the return schema is optional
             returns = _schema_for(_resolve(function, signature.return_annotation))
     spec = ToolSpec(name=name, description=summary, parameters=object_schema, returns=returns)
-    return _Tool(spec, function, tuple(bound), state_kind)
-
-
-def _failure_from(tool: str, exc: Exception) -> ToolResult:
-    """An exception raised by a tool, as the error an agent would get from a real API."""
-    keyed = isinstance(exc, KeyError) and len(exc.args) == 1  # str(KeyError) would quote its argument
-    text = str(exc.args[0]) if keyed else str(exc) or type(exc).__name__
-    exception = type(exc).__name__
-    if isinstance(exc, LookupError):
-        return ToolResult.failure("not_found", f"{tool}: {text}", exception=exception)
-    if isinstance(exc, PermissionError):
-        return ToolResult.failure("refused", f"{tool}: {text}", exception=exception)
-    if isinstance(exc, ValueError):
-        return ToolResult.failure("invalid_arguments", f"{tool}: {text}", exception=exception)
-    return ToolResult.failure("execution_error", f"{tool} failed with {exception}: {text}", exception=exception)
+    return _Tool(spec, function, tuple(bound), state_kind, state_parameter, method)
 
 
 # --- state diffs ---------------------------------------------------------------------------------------------
@@ -403,111 +421,308 @@ def _state_diff(before: Any, after: Any) -> StateDiff:
 # --- the environment -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Toolset:
+    """What a domain's Python environments share: the tools, how a toolkit object is made from a dialogue's state
+    (for tools that are a toolkit's methods), the rules that turn exceptions into error kinds, and the folder that
+    check references in task files start from."""
+
+    name: str
+    tools: dict[str, _Tool]
+    toolkit: Callable[[Any], Any] | None = None
+    errors: tuple[ErrorRule, ...] = ()
+    base_dir: Path | None = None
+    checks: dict[str, Callable[..., Any] | str] = field(default_factory=dict)
+    """check functions by reference, or why the reference could not be followed"""
+
+    @classmethod
+    def of_functions(
+        cls,
+        functions: Sequence[Callable[..., Any]],
+        *,
+        name: str = "python",
+        state_parameter: str | None = "state",
+        errors: Sequence[ErrorRule] = (),
+        base_dir: Path | None = None,
+    ) -> Toolset:
+        tools = _unique([_tool_from_function(f, state_parameter=state_parameter) for f in functions], name)
+        return cls(name, tools, errors=tuple(errors), base_dir=base_dir)
+
+    @classmethod
+    def of_toolkit(
+        cls, toolkit: type, *, name: str | None = None, errors: Sequence[ErrorRule] = (), base_dir: Path | None = None
+    ) -> Toolset:
+        """The public methods ``toolkit`` defines itself (not those it inherits), called on a toolkit object built
+        per dialogue as ``toolkit(state)``."""
+        methods = [value for key, value in vars(toolkit).items() if key[:1] != "_" and inspect.isfunction(value)]
+        if not methods:
+            raise ValueError(f"{toolkit.__qualname__} defines no public methods to use as tools")
+        tools = _unique([_tool_from_function(m, state_parameter=None, method=True) for m in methods], toolkit.__name__)
+        return cls(name or toolkit.__name__, tools, toolkit=toolkit, errors=tuple(errors), base_dir=base_dir)
+
+    def check_function(self, reference: str) -> Callable[..., Any] | str:
+        """The function a Python check names, or why there is none (resolved once per reference)."""
+        if reference not in self.checks:
+            try:
+                function = resolve_reference(reference, base_dir=self.base_dir)
+            except UnresolvedReference as exc:
+                self.checks[reference] = str(exc)
+            else:
+                self.checks[reference] = function if callable(function) else f"{reference} is not a function"
+        return self.checks[reference]
+
+
+def _unique(tools: Sequence[_Tool], name: str) -> dict[str, _Tool]:
+    if not tools:
+        raise ValueError(f"the Python tools {name!r} need at least one function")
+    unique: dict[str, _Tool] = {}
+    for tool in tools:
+        if tool.spec.name in unique:
+            raise ValueError(f"two functions are named {tool.spec.name!r}; tool names must be unique")
+        unique[tool.spec.name] = tool
+    return unique
+
+
+def _module_functions(module: types.ModuleType) -> list[Callable[..., Any]]:
+    """Every public function defined in ``module`` (``__all__`` when it has one; imported ones never)."""
+    public = getattr(module, "__all__", None)
+    return [
+        value
+        for key, value in vars(module).items()
+        if inspect.isfunction(value)
+        and value.__module__ == module.__name__
+        and (key in public if public is not None else not key.startswith("_"))
+    ]
+
+
+def _copy(state: Any) -> Any:
+    """A deep copy: pickle's round trip (several times faster than ``copy.deepcopy``), or a deep copy when the
+    state cannot be pickled."""
+    if isinstance(state, ForkedDict):
+        state = orjson.loads(orjson.dumps(state))
+    try:
+        return pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return copy.deepcopy(state)
+
+
 class PythonEnvironment(Generic[S]):
     """Python functions as tools over a state object; see the module docstring for how specs are derived.
 
-    ``diff`` works on the states' JSON form (as in ``digest``). When a state is a dict of *tables* (lists of row
-    objects with unique ``id`` fields, or objects of id -> row object), each changed table gets its inserted,
-    updated (``{key, before, after}``) and deleted rows; other top-level entries that changed are reported as
-    ``updated`` entries ``{key: <entry name>, before, after}`` of a pseudo-table ``state``. A state that is not a
-    dict is a single such entry ``{key: "state", before, after}``.
+    Forks: the state's own ``fork()`` if it has one; a state that is plain JSON is forked copy-on-access
+    (``forked_state.py``: nothing is copied until a tool reaches it); anything else is copied whole. The digest
+    is the state's own ``digest()`` if it has one, else computed from its JSON when asked for and kept until the
+    next call. ``snapshot`` does not hash the state at all: it keeps a running hash of the calls and their
+    results, which ``PythonEnvironments.restore`` checks by running the calls again.
+
+    ``diff`` works on the states' JSON form. When a state is a dict of *tables* (lists of row objects with unique
+    ``id`` fields, or objects of id -> row object), each changed table gets its inserted, updated
+    (``{key, before, after}``) and deleted rows; other top-level entries that changed are reported as ``updated``
+    entries ``{key: <entry name>, before, after}`` of a pseudo-table ``state``. A state that is not a dict is a
+    single such entry ``{key: "state", before, after}``.
     """
 
-    def __init__(self, functions: Sequence[Callable[..., Any]], state: S | None = None, *, name: str = "python"):
-        if not functions:
-            raise ValueError(f"PythonEnvironment {name!r} needs at least one function")
-        tools: dict[str, _Tool] = {}
-        for function in functions:
-            tool = _tool_from_function(function)
-            if tool.spec.name in tools:
-                raise ValueError(f"two functions are named {tool.spec.name!r}; tool names must be unique")
-            tools[tool.spec.name] = tool
-        self.name = name
-        self.state = state
+    def __init__(
+        self,
+        functions: Sequence[Callable[..., Any]] | Toolset,
+        state: S | None = None,
+        *,
+        name: str = "python",
+        state_parameter: str | None = "state",
+        errors: Sequence[ErrorRule] = (),
+    ):
+        self.toolset = (
+            functions
+            if isinstance(functions, Toolset)
+            else Toolset.of_functions(functions, name=name, state_parameter=state_parameter, errors=errors)
+        )
+        self.name = self.toolset.name
         self.initial: PythonEnvironment[S] | None = None
-        """the state this one was forked from, which ``verify`` diffs against"""
-        self._tools = tools
-        self._specs = {tool_name: tool.spec for tool_name, tool in tools.items()}
+        """the environment this one was forked from, which ``verify`` diffs against"""
+        self._specs = {tool_name: tool.spec for tool_name, tool in self.toolset.tools.items()}
+        self._calls = 0
+        self._journal = ""
+        self.state = state  # type: ignore[assignment]
+
+    @property
+    def state(self) -> S:
+        """The state; reading it from outside may change it, so the digest is computed again next time."""
+        self._forget()
+        return self._state
+
+    @state.setter
+    def state(self, state: S) -> None:
+        self._state = state
+        self._toolkit = self.toolset.toolkit(state) if self.toolset.toolkit is not None else None
+        self._forget()
+
+    def _forget(self) -> None:
+        self._digest: str | None = None
+        self._plain: bool | None = None
+        self._root_digest: RootDigest | None = None
 
     @classmethod
     def from_module(
-        cls, module: types.ModuleType, state: S | None = None, *, name: str | None = None
+        cls,
+        module: types.ModuleType,
+        state: S | None = None,
+        *,
+        name: str | None = None,
+        state_parameter: str | None = "state",
+        errors: Sequence[ErrorRule] = (),
     ) -> PythonEnvironment[S]:
         """Every public function defined in ``module`` (``__all__`` when it has one; imported ones never)."""
-        public = getattr(module, "__all__", None)
-        functions = [
-            value
-            for key, value in vars(module).items()
-            if inspect.isfunction(value)
-            and value.__module__ == module.__name__
-            and (key in public if public is not None else not key.startswith("_"))
-        ]
+        functions = _module_functions(module)
         if not functions:
             raise ValueError(f"module {module.__name__} defines no public functions to use as tools")
-        return cls(functions, state, name=name or module.__name__)
+        return cls(functions, state, name=name or module.__name__, state_parameter=state_parameter, errors=errors)
+
+    @classmethod
+    def from_toolkit(
+        cls, toolkit: type, state: S | None = None, *, name: str | None = None, errors: Sequence[ErrorRule] = ()
+    ) -> PythonEnvironment[S]:
+        """The public methods ``toolkit`` defines, on ``toolkit(state)``: each dialogue's fork builds its own."""
+        return cls(Toolset.of_toolkit(toolkit, name=name, errors=errors), state)
 
     def tools(self) -> list[ToolSpec]:
-        return [tool.spec for tool in self._tools.values()]
+        return [tool.spec for tool in self.toolset.tools.values()]
 
     async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
+        self._digest = None
+        result = await self._run(name, arguments)
+        self._calls += 1
+        parts = (self._journal.encode(), name.encode(), canonical_json(arguments), result.to_text().encode())
+        entry = b"\0".join(parts)
+        self._journal = hashlib.blake2b(entry, digest_size=16).hexdigest()
+        return result
+
+    async def _run(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         if (problem := call_problem(name, arguments, self._specs)) is not None:
             return problem
-        tool = self._tools[name]
+        tool = self.toolset.tools[name]
         try:
-            args, kwargs = tool.bind(arguments, self.state)
+            args, kwargs = tool.bind(arguments, self._state, self._toolkit)
         except _ConversionError as exc:
             return ToolResult.failure("invalid_arguments", f"{name}: {exc}", violations=exc.reasons)
         try:
-            result = tool.function(*args, **kwargs)
+            if inspect.iscoroutinefunction(tool.function):
+                result = await tool.function(*args, **kwargs)
+            else:  # off the event loop: other dialogues go on; this one's calls run one at a time
+                result = await asyncio.to_thread(tool.function, *args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:  # the agent reads the error and recovers, as it would from a real API
-            return _failure_from(name, exc)
+            return failure_from(name, exc, self.toolset.errors)
         try:
             return ToolResult(content=_to_json(result))
         except TypeError as exc:
             return ToolResult.failure("execution_error", f"{name} returned a value that is not JSON: {exc}")
 
     def fork(self) -> PythonEnvironment[S]:
-        """Same tools over a copy of the state: the state's own ``fork()`` if it has one, else a deep copy."""
-        fork_state = getattr(self.state, "fork", None)
-        clone = copy.copy(self)
-        clone.state = fork_state() if callable(fork_state) else copy.deepcopy(self.state)
+        """Same tools over a state of its own (see the class docstring); the fork's calls never reach this one."""
+        state = self._state
+        own_fork = getattr(state, "fork", None)
+        if callable(own_fork):
+            forked = own_fork()
+        elif self._is_plain_root():
+            forked = ForkedDict(state)  # type: ignore[arg-type]
+        else:
+            forked = _copy(state)
+        clone = PythonEnvironment(self.toolset, forked)
         clone.initial = self
         return clone
 
+    def _is_plain_root(self) -> bool:
+        if self._plain is None:
+            self._plain = self.initial is None and isinstance(self._state, dict) and is_plain_json(self._state)
+        return self._plain
+
     def digest(self) -> str:
-        """blake2b of the state's canonical JSON (keys sorted); ``TypeError`` when the state is not JSON."""
-        return hashlib.blake2b(_canonical_json(self.state), digest_size=16).hexdigest()
+        """The state's own ``digest()``, or one of its JSON form that ignores key order (see ``forked_state``);
+        ``TypeError`` when the state is not JSON. Kept until the next call."""
+        if self._digest is None:
+            self._digest = self._compute_digest()
+        return self._digest
+
+    def _compute_digest(self) -> str:
+        state = self._state
+        own_digest = getattr(state, "digest", None)
+        if callable(own_digest):
+            return str(own_digest())
+        root = self.initial
+        if isinstance(state, ForkedDict) and root is not None and state.base is root._state:
+            if root._root_digest is None:
+                root._root_digest = RootDigest(root._state)
+            return root._root_digest.of(state)
+        if isinstance(state, dict):
+            with contextlib.suppress(TypeError):
+                return state_digest(state)
+        return hashlib.blake2b(_canonical_json(state), digest_size=16).hexdigest()
 
     def diff(self, other: PythonEnvironment[S]) -> StateDiff:
         """What changed from ``other``'s state to this one's, per table (see the class docstring)."""
-        before, after = _canonical_json(other.state), _canonical_json(self.state)
+        state = self._state
+        if isinstance(state, ForkedDict) and state.base is other._state:
+            return _forked_diff(state)
+        before, after = _canonical_json(other._state), _canonical_json(state)
         return StateDiff() if before == after else _state_diff(orjson.loads(before), orjson.loads(after))
 
     def snapshot(self) -> dict[str, Any]:
-        """Only the digest: the state is rebuilt by running the dialogue's calls again, and checked against it."""
-        return {"kind": "python", "digest": self.digest()}
+        """The digest of the state the dialogue started from, and a running hash of its calls and their results:
+        the state is rebuilt by running the calls again, and checked against both."""
+        root = self.initial or self
+        return {"kind": "python", "initial": root.digest(), "calls": self._calls, "journal": self._journal}
 
-    def verify(self, checks: Sequence[SQLCheck]) -> Verification:
-        """The diff from the state this one was forked from; SQL checks cannot run on Python state and fail."""
+    def verify(self, checks: Sequence[Check]) -> Verification:
+        """The diff from the state this one was forked from, and each Python check called on the final state."""
         initial = self.initial or self
-        refused = "a SQL check cannot run on Python tools"
-        outcomes = [
-            CheckOutcome(description=check.description, sql=check.sql, passed=False, detail=refused) for check in checks
-        ]
-        return Verification(
-            initial_digest=initial.digest(), final_digest=self.digest(), diff=self.diff(initial), checks=outcomes
-        )
+        diff = self.diff(initial)
+        outcomes = [self._outcome(check, diff) for check in checks]
+        return Verification(initial_digest=initial.digest(), final_digest=self.digest(), diff=diff, checks=outcomes)
+
+    def _outcome(self, check: Check, diff: StateDiff) -> CheckOutcome:
+        if not isinstance(check, PythonCheck):
+            refused = "a SQL check cannot run on Python tools"
+            return CheckOutcome(description=check.description, sql=check.source, passed=False, detail=refused)
+        function = self.toolset.check_function(check.python)
+        if isinstance(function, str):
+            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=function)
+        try:
+            value = function(self._state, diff, **check.arguments)
+        except Exception as exc:
+            detail = f"the check raised {type(exc).__name__}: {exc}"
+            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=detail)
+        self._digest = None  # a check that changed the state must not leave a stale digest
+        shown = repr(value)
+        detail = f"the check returned {shown if len(shown) <= 200 else shown[:200] + '...'}"
+        return CheckOutcome(description=check.description, python=check.source, passed=bool(value), detail=detail)
 
     def close(self) -> None:
         """The state is plain memory, freed with the environment."""
 
 
+def _forked_diff(fork: ForkedDict) -> StateDiff:
+    """``_state_diff`` on only the entries (and, in tables, the rows) the fork changed."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key in fork.changed():
+        old = fork.base.get(key)
+        new = dict.get(fork, key)
+        if isinstance(new, ForkedDict) and new.base is old:
+            rows = new.changed()
+            old = {row: old[row] for row in rows if row in old}
+            new = {row: dict.__getitem__(new, row) for row in rows if dict.__contains__(new, row)}
+        if key in fork.base:
+            before[key] = old
+        if dict.__contains__(fork, key):
+            after[key] = new
+    return _state_diff(orjson.loads(orjson.dumps(before)), orjson.loads(orjson.dumps(after)))
+
+
 class PythonEnvironments(Generic[S]):
     """A domain of Python tools: each dialogue works on its own fork of the root's state; Python tools are
-    deterministic code, so a stored dialogue is rebuilt by running its calls again on a fresh fork, and the
-    result is checked against the stored digest."""
+    deterministic code, so a stored dialogue is rebuilt by running its calls again on a fresh fork, and checked
+    against the stored start digest and the running hash of the calls' results."""
 
     prompts: tuple[str, ...] = ()
 
@@ -525,9 +740,118 @@ class PythonEnvironments(Generic[S]):
     ) -> PythonEnvironment[S]:
         if snapshot.get("kind") != "python":
             raise RestoreError(f"not a Python environment's snapshot: kind {snapshot.get('kind')!r}")
+        if "journal" in snapshot and snapshot.get("initial") != self.root.digest():
+            raise RestoreError(
+                "the domain's Python state is not the one this dialogue started from (its digest differs); "
+                "resume with the state the run started with, or start a new run in another --out directory"
+            )
         environment = self.root.fork()
         for name, arguments in calls:
             await environment.call(name, arguments)
-        if environment.digest() != snapshot.get("digest"):
-            raise RestoreError("running its tool calls again did not reproduce the stored state")
+        reproduced = (
+            environment._journal == snapshot["journal"]
+            if "journal" in snapshot
+            else environment.digest() == snapshot.get("digest")
+        )
+        if not reproduced:
+            raise RestoreError(
+                "running its tool calls again did not give the results stored with it: the tools are not "
+                "deterministic (a random id, the time of day) or their code changed since"
+            )
         return environment
+
+
+# --- from the config -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorRuleSpec:
+    """An error rule as written in the config: an exception class by reference or builtin name, a pattern."""
+
+    kind: ToolErrorKind
+    exception: str | None = None
+    message: str | None = None
+
+
+def load_environments(
+    *,
+    name: str,
+    tools: str,
+    state: str | None = None,
+    state_parameter: str | None = "state",
+    errors: Sequence[ErrorRuleSpec] = (),
+    base_dir: Path | None = None,
+) -> PythonEnvironments[Any]:
+    """A domain's Python environments from the config's references; ``ValueError`` naming the key and the fix
+    when one cannot be followed or names nothing usable as tools."""
+    rules = tuple(_error_rule(spec, index, base_dir) for index, spec in enumerate(errors))
+    try:
+        target = resolve_reference(tools, base_dir=base_dir)
+    except UnresolvedReference as exc:
+        raise ValueError(f"python.tools: {exc}") from None
+    try:
+        initial = _load_state(state, base_dir) if state is not None else None
+    except UnresolvedReference as exc:
+        raise ValueError(f"python.state: {exc}") from None
+    try:
+        if isinstance(target, type):
+            toolset = Toolset.of_toolkit(target, name=name, errors=rules, base_dir=base_dir)
+        else:
+            if isinstance(target, types.ModuleType):
+                functions = _module_functions(target)
+            elif isinstance(target, list | tuple):
+                functions = list(target)
+            elif inspect.isfunction(target) or inspect.ismethod(target):
+                functions = [target]
+            else:
+                functions = []
+            if not functions or not all(callable(function) for function in functions):
+                raise ValueError(
+                    f"{tools!r} is a {type(target).__name__}, not a toolkit class, a module, a function or a list of "
+                    "functions; name one of those (a toolkit class is built per dialogue as Toolkit(state))"
+                )
+            toolset = Toolset.of_functions(
+                functions, name=name, state_parameter=state_parameter, errors=rules, base_dir=base_dir
+            )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"python.tools: {exc}") from None
+    return PythonEnvironments(PythonEnvironment(toolset, initial))
+
+
+def _load_state(reference: str, base_dir: Path | None) -> Any:
+    """A ``.json`` file's data, or what a ``module:function`` reference returns when called (its value, if it is
+    not callable)."""
+    if reference.endswith(".json"):
+        path = Path(reference) if Path(reference).is_absolute() or base_dir is None else base_dir / reference
+        try:
+            return orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            missing = f"no such file: {path} (relative paths start at the config file's folder)"
+            raise UnresolvedReference(missing) from None
+        except orjson.JSONDecodeError as exc:
+            raise UnresolvedReference(f"{path} is not valid JSON: {exc}") from None
+    value = resolve_reference(reference, base_dir=base_dir)
+    if not callable(value):
+        return value
+    try:
+        return value()
+    except Exception as exc:
+        raise UnresolvedReference(f"{reference}() raised {type(exc).__name__}: {exc}") from None
+
+
+def _error_rule(spec: ErrorRuleSpec, index: int, base_dir: Path | None) -> ErrorRule:
+    where = f"python.errors[{index}]"
+    exception: Any = None
+    if spec.exception is not None:
+        builtin = getattr(builtins, spec.exception, None)
+        try:
+            exception = builtin if builtin is not None else resolve_reference(spec.exception, base_dir=base_dir)
+        except UnresolvedReference as exc:
+            raise ValueError(f"{where}.exception: {exc}") from None
+        if not (isinstance(exception, type) and issubclass(exception, BaseException)):
+            raise ValueError(f"{where}.exception: {spec.exception!r} is not an exception class")
+    try:
+        message = re.compile(spec.message, re.IGNORECASE) if spec.message is not None else None
+    except re.error as exc:
+        raise ValueError(f"{where}.message: not a regular expression: {exc}") from None
+    return ErrorRule(spec.kind, exception, message)

@@ -43,7 +43,7 @@ from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message, UserMessage
-from dialforge.model.tasks import SQLCheck
+from dialforge.model.tasks import Check
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section, service_section
 
@@ -228,7 +228,7 @@ class SimulatedEnvironment:
             "log": orjson.loads(orjson.dumps(self._log)),
         }
 
-    def verify(self, checks: Sequence[SQLCheck]) -> None:
+    def verify(self, checks: Sequence[Check]) -> None:
         """Nothing real to check: the results were written by a model."""
         return None
 

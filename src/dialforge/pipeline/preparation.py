@@ -6,9 +6,10 @@ model-backed item is kept in the checkpoint store (a resumed run does not ask ag
 what it produced and dropped, and the generator's usage it took (kept with its items, so a resumed run
 still reports what they cost).
 
-Tool sources, in order of precedence: a tools file; for SQL domains, tools a model writes over the
-database (or scaffolded ones); otherwise questions -> tool specs per question -> merge ->
-complementary tools -> return schemas.
+Tool sources: for SQL domains, a tools file or tools a model writes over the database (or scaffolded ones);
+for Python domains, the functions the config names (their specs read from signatures and docstrings);
+otherwise a tools file, or questions -> tool specs per question -> merge -> complementary tools -> return
+schemas. A domain whose tools run for real carries its ``EnvironmentFactory`` in its plan.
 """
 
 from __future__ import annotations
@@ -40,11 +41,14 @@ from dialforge.actors.generators.tasks import (
 )
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
+from dialforge.environments.base import EnvironmentFactory
+from dialforge.environments.python_env import ErrorRuleSpec, PythonEnvironments, load_environments
 from dialforge.environments.sql.data_view import DataView
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.mentions import goal_spread
 from dialforge.environments.sql.scaffold import scaffold_notes, scaffold_tools
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.errors import ConfigError
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.domain import Domain, domain_slug
@@ -62,7 +66,8 @@ _TASKS = TypeAdapter(list[Task])
 
 @dataclass
 class DomainPlan:
-    """A domain ready for dialogues; ``sql_tools`` and ``database`` are set for SQL domains."""
+    """A domain ready for dialogues; ``sql_tools`` and ``database`` are set for SQL domains, ``environments``
+    (where its tools run for real) for SQL and Python domains."""
 
     domain: Domain
     tools: list[ToolSpec]
@@ -72,7 +77,26 @@ class DomainPlan:
     questions: list[str] = field(default_factory=list)
     sql_tools: list[SQLTool] = field(default_factory=list)
     database: SQLDatabase | None = None
+    environments: EnvironmentFactory | None = None
     reports: list[StageReport] = field(default_factory=list)
+
+
+def python_environments(config: DomainConfig) -> PythonEnvironments[Any]:
+    """The environments of a domain with Python tools (``domains[].python``); ``ConfigError`` naming the key and
+    the fix when a reference cannot be followed."""
+    python = config.python
+    assert python is not None
+    try:
+        return load_environments(
+            name=config.name,
+            tools=python.tools,
+            state=python.state,
+            state_parameter=python.state_parameter,
+            errors=[ErrorRuleSpec(rule.kind, rule.exception, rule.message) for rule in python.errors],
+            base_dir=python.base_dir,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"domain {config.name!r}: {exc}") from None
 
 
 def stage_seed(run_seed: int, *parts: str) -> int:
@@ -150,6 +174,9 @@ class Preparation:
         plan = DomainPlan(domain=domain, tools=[], policy="", tasks=[], followups=[])
         if config.database is not None:
             await self._sql_tools(config, plan)
+        elif config.python is not None:
+            plan.environments = python_environments(config)
+            plan.tools = plan.environments.tools()
         elif config.tools is not None:
             plan.tools = load_tool_specs(config.tools, config.name)
         else:
@@ -238,6 +265,7 @@ class Preparation:
                 StageReport(stage="sql_tools_scaffolded", domain=plan.domain.name, produced=len(plan.sql_tools))
             )
         plan.tools = [tool.to_spec() for tool in plan.sql_tools]
+        plan.environments = SQLEnvironments(plan.database, plan.sql_tools)
 
     async def _generated_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
         domain, name, seed = plan.domain, plan.domain.name, self.config.seed
@@ -314,8 +342,8 @@ class Preparation:
             plan.reports[-1].rejected.append(Rejection(label="field types across tools", reasons=conflicts))
 
     async def _policy(self, config: DomainConfig, plan: DomainPlan) -> None:
-        if config.policy is not None:
-            plan.policy = config.policy
+        if (supplied := config.policy_text) is not None:
+            plan.policy = supplied
             return
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
         batch = await self._stage(

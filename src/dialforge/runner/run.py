@@ -19,7 +19,6 @@ import yaml
 
 from dialforge.actors.personas import Persona
 from dialforge.config import DialforgeConfig
-from dialforge.environments.sql.environment import SQLEnvironments
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import ROLES
 from dialforge.llm.role_models import RoleModels
@@ -94,8 +93,9 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
         {role: models[role] for role in ROLES}, mode=config.mode, settings=config.dialogue, personas=personas
     )
     for plan in plans:
-        environments = SQLEnvironments(plan.database, plan.sql_tools) if plan.database is not None else None
-        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environments, plan.domain.description))
+        engine.add_domain(
+            DomainSetup(plan.domain.name, plan.tools, plan.policy, plan.environments, plan.domain.description)
+        )
     return engine
 
 

@@ -49,7 +49,7 @@ from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
-from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Difficulty, GoalKind, Rubric, SQLCheck, Task
+from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Check, Difficulty, GoalKind, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section
 
@@ -429,7 +429,7 @@ class _TaskCheck:
             asked_by=asked_by,
             tools=tools,
             asks_to_see=asks_to_see,
-            checks=checks,
+            checks=list[Check](checks),
         )
         return Checked(entry, label, task)
 

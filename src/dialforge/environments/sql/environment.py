@@ -58,7 +58,7 @@ from dialforge.environments.sql.schema import (
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.model.messages import Message
-from dialforge.model.tasks import SQLCheck
+from dialforge.model.tasks import Check, SQLCheck
 from dialforge.model.tools import ToolSpec
 
 _WAL_FORMAT = 2
@@ -472,13 +472,9 @@ class SQLEnvironment:
         value = next(iter(rows[0].values()))
         return _truthy(value), f"the check returned {value!r}"
 
-    def verify(self, checks: Sequence[SQLCheck]) -> Verification:
+    def verify(self, checks: Sequence[Check]) -> Verification:
         """The checks on this state, read-only, and the rows changed from the database as it was."""
-        outcomes = [
-            CheckOutcome(description=check.description, sql=check.sql, passed=passed, detail=detail)
-            for check in checks
-            for passed, detail in [self.check(check.sql)]
-        ]
+        outcomes = [self._outcome(check) for check in checks]
         initial = SQLEnvironment(self.database, self._toolset, self.limits)
         try:
             return Verification(
@@ -486,6 +482,13 @@ class SQLEnvironment:
             )
         finally:
             initial.close()
+
+    def _outcome(self, check: Check) -> CheckOutcome:
+        if not isinstance(check, SQLCheck):
+            refused = "a Python check cannot run on a SQL database"
+            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=refused)
+        passed, detail = self.check(check.sql)
+        return CheckOutcome(description=check.description, sql=check.sql, passed=passed, detail=detail)
 
     def fork(self, *, clock: datetime | None = None) -> SQLEnvironment:
         """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes.
