@@ -716,7 +716,7 @@ def _forked_diff(fork: ForkedDict) -> StateDiff:
             before[key] = old
         if dict.__contains__(fork, key):
             after[key] = new
-    return _state_diff(orjson.loads(orjson.dumps(before)), orjson.loads(orjson.dumps(after)))
+    return _state_diff(orjson.loads(_canonical_json(before)), orjson.loads(_canonical_json(after)))  # keys sorted
 
 
 class PythonEnvironments(Generic[S]):

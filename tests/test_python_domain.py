@@ -1,0 +1,185 @@
+"""A domain of Python tools from the config (the library example): its references and their errors, a whole
+run offline, and a dialogue interrupted mid-way that resumes by running its calls again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dialforge.cli.main import app
+from dialforge.config import ConfigError, DialogueConfig, load_config
+from dialforge.llm.scripted import ScriptedModel
+from dialforge.model.dialogue import DialogueState
+from dialforge.pipeline.engine import DialogueEngine, DomainSetup
+from dialforge.pipeline.preparation import python_environments
+from dialforge.pipeline.supplied import load_tasks
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "library"
+CONFIG = EXAMPLE / "library.yaml"
+runner = CliRunner()
+
+
+def records(run_dir: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (run_dir / "dialogues.jsonl").read_bytes().splitlines()]
+
+
+def variant(tmp_path: Path, **python: Any) -> Path:
+    """The example's config with its python: entry changed, written next to a copy of its files."""
+    data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+    for name in ("library.py", "library_checks.py", "library_state.json", "library_policy.md", "library_tasks.jsonl"):
+        (tmp_path / name).write_bytes((EXAMPLE / name).read_bytes())
+    data["domains"][0]["python"].update(python)
+    path = tmp_path / "library.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_the_example_domain_gives_its_functions_as_tools_over_its_state() -> None:
+    domain = load_config(CONFIG).domains[0]
+    environments = python_environments(domain)
+    names = [tool.name for tool in environments.tools()]
+    assert names == [
+        "find_members", "get_member", "search_books", "borrow_book", "renew_loan", "return_book", "place_hold",
+        "cancel_hold", "pay_balance",
+    ]  # fmt: skip
+    assert all(tool.returns for tool in environments.tools()), "type hints give every return schema"
+    assert "library" not in str([tool.parameters for tool in environments.tools()]), "the state stays hidden"
+
+
+async def test_every_example_check_is_false_on_the_initial_records_unless_it_asserts_no_change() -> None:
+    domain = load_config(CONFIG).domains[0]
+    assert domain.tasks is not None
+    tasks = load_tasks(domain.tasks)
+    verification = python_environments(domain).new(seed=0, clock="").verify([c for t in tasks for c in t.checks])
+    unchanged = {check.source for task in tasks if task.checks_unchanged for check in task.checks}
+    for outcome in verification.checks:
+        assert outcome.passed == (outcome.source in unchanged or outcome.description.startswith("Dmitri")), outcome
+    assert verification.diff.empty
+
+
+@pytest.mark.parametrize(
+    ("python", "message"),
+    [
+        ({"tools": "no_such_package.tools:Toolkit"}, "python.tools: no module named 'no_such_package'"),
+        ({"tools": "library.py:LibraryTools"}, "has no attribute 'LibraryTools'"),
+        ({"tools": "library.py:LOAN_DAYS"}, "is a int, not a toolkit class, a module, a function or a list"),
+        ({"tools": "missing.py"}, "no such file"),
+        ({"state": "no_state.json"}, "python.state: no such file"),
+        ({"errors": [{"exception": "library.py:LOAN_LIMITS", "kind": "refused"}]}, "is not an exception class"),
+    ],
+    ids=["module", "attribute", "not-tools", "file", "state", "error-rule"],
+)
+def test_a_reference_that_cannot_be_followed_is_a_config_error_naming_the_key(
+    tmp_path: Path, python: dict[str, Any], message: str
+) -> None:
+    domain = load_config(variant(tmp_path, **python)).domains[0]
+    with pytest.raises(ConfigError, match="domain 'library': ") as error:
+        python_environments(domain)
+    assert message in str(error.value)
+
+
+def test_python_tools_and_a_database_are_two_sources_of_tools(tmp_path: Path) -> None:
+    path = variant(tmp_path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["domains"][0]["tools"] = "library_tasks.jsonl"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match="python and tools are two sources of tools"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("mode", ["user+exec", "task"])
+def test_a_dry_run_runs_the_python_tools_and_their_checks(tmp_path: Path, mode: str) -> None:
+    config = variant(tmp_path)
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["mode"] = mode
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = records(out)
+    assert len(rows) == 8 and {row["env"]["kind"] for row in rows} == {"python"}
+    assert sum(row["env"]["calls"] for row in rows) > 0, "the agent's calls ran on the Python tools"
+    judged = [row["judgment"] for row in rows if row["judgment"] is not None]
+    assert judged and all(j["verification"]["checks"] for j in judged)
+    assert {c["python"].split("(")[0] for j in judged for c in j["verification"]["checks"]} <= {
+        f"library_checks.py:{name}" for name in ("open_loan", "no_open_loan", "returned", "due_on", "balance",
+                                                 "owes_under", "hold")
+    }  # fmt: skip
+
+
+# --- a dialogue interrupted mid-way ----------------------------------------------------------------------------
+
+
+def user(message: str, complete: bool = False) -> str:
+    return orjson.dumps({"user_message": message, "is_task_complete": complete}).decode()
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": tool, "arguments": arguments}]}
+
+
+VALID = orjson.dumps({"reasoning": "Done as asked.", "items": [], "judgment": "valid"}).decode()
+
+
+USERS = [user("I'd like The Remains of the Day; ada.okafor@example.com."), user("Yes."), user("Thanks!", True)]
+AGENTS = [
+    call("find_members", email="ada.okafor@example.com"),
+    call("search_books", query="remains of the day"),
+    {"content": "Shall I lend you The Remains of the Day (B0004)?"},
+    call("borrow_book", member_id="M0001", book_id="B0004"),
+    {"content": "Done: it is due on 2025-04-04."},
+]
+
+
+def engine(users: int = 0, agents: int = 0) -> DialogueEngine:
+    """A fresh engine, as a new process would build it: its own environments, no live dialogue; its models
+    start after the replies an earlier process used."""
+    domain = load_config(CONFIG).domains[0]
+    models = {
+        "user": ScriptedModel(USERS[users:], role="user"),
+        "agent": ScriptedModel(AGENTS[agents:], role="agent"),
+        "judge": ScriptedModel([VALID], role="judge"),
+        "tool": ScriptedModel([], role="tool"),
+        "generator": ScriptedModel([], role="generator"),
+    }
+    built = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(), personas=[])
+    environments = python_environments(domain)
+    built.add_domain(DomainSetup("library", environments.tools(), "", environments))
+    return built
+
+
+async def steps(engine: DialogueEngine, state: DialogueState, count: int | None = None) -> DialogueState:
+    while state.next_actor != "done" and count != 0:
+        state = await engine.step(state)
+        count = None if count is None else count - 1
+    return state
+
+
+async def test_a_dialogue_resumed_mid_way_runs_its_calls_again_and_ends_as_an_uninterrupted_one() -> None:
+    domain = load_config(CONFIG).domains[0]
+    assert domain.tasks is not None
+    task = load_tasks(domain.tasks)[0]
+    uninterrupted = engine()
+    whole = await steps(uninterrupted, uninterrupted.start("library", [task], dialogue_id="d", seed=3))
+
+    first = engine()
+    state = first.start("library", [task], dialogue_id="d", seed=3)
+    state = await steps(first, state, 7)  # two calls ran; the person said yes; the agent is next
+    assert state.env["calls"] == 2 and state.next_actor == "agent"
+    resumed = engine(users=2, agents=3)
+    stored = DialogueState.model_validate_json(state.model_dump_json())
+    final = await steps(resumed, stored)
+
+    assert final.status == whole.status == "completed"
+    assert final.env == whole.env and final.env["calls"] == 3
+    assert final.judgment is not None and final.judgment.checks == {"Ada has The Remains of the Day on loan": True}
+    assert final.judgment.verification == whole.judgment.verification  # type: ignore[union-attr]
+
+    tampered = stored.model_copy(update={"env": {**stored.env, "journal": "0" * 32}})
+    failed = await steps(engine(users=2, agents=3), tampered)
+    assert failed.status == "failed" and "did not give the results" in (failed.failure or "")
