@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
-from dialforge.environments.forked_state import ForkedDict, RootDigest, is_plain_json, state_digest
+from dialforge.environments.forked_state import ForkedDict, RootDigest, changes, is_plain_json, state_digest
 from dialforge.environments.python_env import PythonEnvironment
 
 
@@ -26,6 +27,12 @@ def records() -> dict[str, Any]:
         "users": {"ann": {"name": "Ann", "orders": ["#W1"]}, "bob": {"name": "Bob", "orders": ["#W2"]}},
         "log": [{"id": 1, "event": "opened"}],
     }
+
+
+def changes_of(fork: ForkedDict) -> Any:
+    found = changes(fork, fork.base)
+    assert found is not None
+    return found
 
 
 def plain(value: Any) -> Any:
@@ -62,13 +69,13 @@ def test_a_fork_sees_its_own_writes_and_the_digest_follows_them() -> None:
     root = records()
     digests = RootDigest(root)
     fork = ForkedDict(root)
-    assert digests.of(fork) == state_digest(root)
+    assert digests.of(changes_of(fork)) == state_digest(root)
     fork["orders"]["#W1"]["status"] = "cancelled"
     fork["users"]["cy"] = {"name": "Cy", "orders": []}
     del fork["users"]["bob"]
     fork["today"] = "2025-03-15"
     assert plain(fork)["orders"]["#W1"]["status"] == "cancelled"
-    assert digests.of(fork) == state_digest(plain(fork)) != state_digest(root)
+    assert digests.of(changes_of(fork)) == state_digest(plain(fork)) != state_digest(root)
 
 
 def test_reading_without_changing_keeps_the_roots_digest() -> None:
@@ -76,7 +83,7 @@ def test_reading_without_changing_keeps_the_roots_digest() -> None:
     fork = ForkedDict(root)
     _ = [user["orders"] for user in fork["users"].values()], fork["orders"]["#W1"]["address"]["city"]
     assert fork.changed() == set()
-    assert RootDigest(root).of(fork) == state_digest(root)
+    assert RootDigest(root).of(changes_of(fork)) == state_digest(root)
 
 
 def test_undoing_a_change_gives_the_roots_digest_back() -> None:
@@ -84,7 +91,7 @@ def test_undoing_a_change_gives_the_roots_digest_back() -> None:
     fork = ForkedDict(root)
     fork["orders"]["#W1"]["status"] = "cancelled"
     fork["orders"]["#W1"]["status"] = "pending"
-    assert RootDigest(root).of(fork) == state_digest(root)
+    assert RootDigest(root).of(changes_of(fork)) == state_digest(root)
 
 
 def noop() -> None:
@@ -124,3 +131,77 @@ def test_only_plain_json_is_forked_on_access() -> None:
     assert not is_plain_json({1: "int key"})
     assert not is_plain_json({"when": (2025, 3)})
     assert not is_plain_json({"tags": {"a"}})
+
+
+# --- a pydantic database, as tau2-bench's --------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    city: str
+    state: str
+
+
+class User(BaseModel):
+    name: str
+    address: Address
+    orders: list[str]
+
+
+class Order(BaseModel):
+    status: str
+    items: list[str]
+
+
+class Shop(BaseModel):
+    users: dict[str, User]
+    orders: dict[str, Order]
+    version: int = 1
+
+
+class ShopTools:
+    def __init__(self, db: Shop) -> None:
+        self.db = db
+
+    def cancel(self, order_id: str) -> Order:
+        """Cancel an order."""
+        order = self.db.orders[order_id]
+        order.status = "cancelled"
+        return order
+
+    def move(self, user_id: str, city: str, state: str) -> User:
+        """Change a user's address."""
+        self.db.users[user_id].address = Address(city=city, state=state)
+        return self.db.users[user_id]
+
+    def find(self, name: str) -> str:
+        """Find a user id by name (a scan of every user)."""
+        return next(key for key, user in self.db.users.items() if user.name == name)
+
+
+def shop() -> Shop:
+    return Shop(
+        users={
+            f"u{i}": User(name=f"N{i}", address=Address(city="Oslo", state="NO"), orders=[f"o{i}"]) for i in range(50)
+        },
+        orders={f"o{i}": Order(status="pending", items=["a", "b"]) for i in range(50)},
+    )
+
+
+async def test_a_pydantic_state_is_forked_on_access_and_digested_as_a_whole_copy_would_be() -> None:
+    root = PythonEnvironment.from_toolkit(ShopTools, shop())
+    fork = root.fork()
+    assert isinstance(fork.state.orders, ForkedDict), "forked on access, not copied"
+    await fork.call("find", {"name": "N7"})
+    await fork.call("cancel", {"order_id": "o3"})
+    await fork.call("move", {"user_id": "u4", "city": "Albany", "state": "NY"})
+    assert root.state == shop(), "the root is untouched"
+
+    twin = PythonEnvironment.from_toolkit(ShopTools, shop())
+    twin.state.orders["o3"].status = "cancelled"
+    twin.state.users["u4"].address = Address(city="Albany", state="NY")
+    assert fork.digest() == twin.digest() != root.digest()
+    assert fork.diff(root) == twin.diff(root)
+    assert fork.diff(root).counts() == {
+        "orders": {"inserted": 0, "updated": 1, "deleted": 0},
+        "users": {"inserted": 0, "updated": 1, "deleted": 0},
+    }

@@ -1,36 +1,68 @@
-"""Copy-on-access forks of a JSON state, with a digest and a diff that cost what the dialogue touched.
+"""Copy-on-access forks of a tool environment's state, with a digest and a diff that cost what a dialogue touched.
 
 A Python tool environment gives every dialogue its own state. Copying a state of a few MB per dialogue (a
 deep copy took 170 ms for 3.5 MB), and hashing all of it after every call, would cost far more than the model
-calls around it. A ``ForkedDict`` instead shares the root's values until a tool reaches them: a nested dict
-is wrapped in a ``ForkedDict`` of its own when first read, any other container (a list) is copied when first
-read, and scalars are immutable. A tool therefore never holds a value it could change in the root, while a
-dialogue that reads ten orders of six thousand copies ten.
+calls around it. A fork instead shares the root's values until a tool reaches them: a ``ForkedDict`` wraps a
+nested dict in a ``ForkedDict`` of its own when first read and copies any other mutable value (a list, a
+pydantic model) when first read; scalars are immutable. A tool therefore never holds a value it could change
+in the root, while a dialogue that reads ten orders of six thousand copies ten.
 
-Because every level records which of its keys were set, deleted or reached, the digest and the diff only
-look at those: the digest is a sum of per-entry hashes (equal for equal states, whatever led to them), so
-the fork's is the root's with the touched entries' terms replaced.
+Two kinds of state are forked this way (``forkable``): a dict whose JSON form is itself (string keys, lists,
+strings, numbers, booleans, null), and a pydantic model (such as tau2-bench's ``RetailDB``), whose dict fields
+become ``ForkedDict``s of a shallow copy. Their *entries* are the dict's items or the model's fields.
 
-Only states whose JSON form is themselves (dicts with string keys, lists, strings, numbers, booleans, null)
-are forked this way; ``is_plain_json`` says which.
+Because every level records which of its keys were set, deleted or reached, the digest and the diff only look
+at those: the digest is a sum of per-entry hashes (equal for equal states, whatever led to them), so a fork's
+is the root's with the changed entries' terms replaced.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 _MODULUS = 1 << 128
-_COPIES = (list,)
-"""containers copied whole when first read (dicts are wrapped instead)"""
+_SCALARS = (str, int, float, bool, type(None))
+
+
+# --- JSON forms ----------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """orjson's fallback: sets sorted (so digests are stable), then whatever pydantic can serialise.
+
+    That covers pydantic models (``mode="json"``), ``Decimal``, ``Path``, iterators...; orjson itself handles
+    dicts, lists, tuples, dataclasses, enums, ``datetime`` and ``UUID``.
+    """
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=canonical_json)
+    try:
+        return to_jsonable_python(value)
+    except ValueError:
+        raise TypeError(f"{type(value).__qualname__} is not JSON-serialisable") from None
+
+
+def _dumps(value: Any, option: int) -> bytes:
+    try:
+        return orjson.dumps(value, default=_jsonable, option=option | orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:  # orjson rewords the fallback's message: keep the one naming the type
+        raise TypeError(str(exc.__cause__ or exc)) from None
 
 
 def canonical_json(value: Any) -> bytes:
-    """Keys sorted, so equal values give equal bytes whatever their insertion order."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    """Keys sorted and stringified, so equal values give equal bytes whatever their insertion order."""
+    return _dumps(value, orjson.OPT_SORT_KEYS)
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON data (dicts, lists, scalars), keeping the key order the value has."""
+    return orjson.loads(_dumps(value, 0))
 
 
 def is_plain_json(value: Any) -> bool:
@@ -46,54 +78,64 @@ def _only_plain(value: Any) -> bool:
         return all(isinstance(key, str) and _only_plain(item) for key, item in value.items())
     if isinstance(value, list):
         return all(_only_plain(item) for item in value)
-    return value is None or isinstance(value, str | int | float | bool)
+    return isinstance(value, _SCALARS)
 
 
-class ForkedDict(dict[str, Any]):
+# --- forks ---------------------------------------------------------------------------------------------------
+
+
+class ForkedDict(dict[Any, Any]):
     """A dict that shares its values with ``base`` until they are read or replaced (see the module docstring).
 
     Every method that hands out or replaces a value goes through ``__getitem__``/``__setitem__``; ``__iter__``
-    is defined so that ``dict(x)``, ``{**x}`` and ``update(x)`` take the path that calls them too.
+    is defined so that ``dict(x)``, ``{**x}`` and ``update(x)`` take the path that calls them too. ``plain``:
+    the base is plain JSON, so a list is copied by orjson (faster than ``copy.deepcopy``).
     """
 
-    __slots__ = ("base", "touched")
+    __slots__ = ("base", "plain", "touched")
 
-    def __init__(self, base: dict[str, Any]) -> None:
+    def __init__(self, base: dict[Any, Any], *, plain: bool = True) -> None:
         super().__init__(base)
         self.base = base
-        self.touched: set[str] = set()
+        self.plain = plain
+        self.touched: set[Any] = set()
         """keys whose value is this fork's own (copied, wrapped, set) or that were deleted"""
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
-        if key in self.touched or not isinstance(value, dict | list):
+        if key in self.touched or isinstance(value, _SCALARS):
             return value
-        own = ForkedDict(value) if isinstance(value, dict) else orjson.loads(orjson.dumps(value))
+        if type(value) is dict:
+            own: Any = ForkedDict(value, plain=self.plain)
+        elif self.plain:
+            own = orjson.loads(orjson.dumps(value))
+        else:
+            own = copy.deepcopy(value)
         dict.__setitem__(self, key, own)
         self.touched.add(key)
         return own
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         dict.__setitem__(self, key, value)
         self.touched.add(key)
 
-    def __delitem__(self, key: str) -> None:
+    def __delitem__(self, key: Any) -> None:
         dict.__delitem__(self, key)
         self.touched.add(key)
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Any]:
         return dict.__iter__(self)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         return self[key] if dict.__contains__(self, key) else default
 
     def values(self) -> list[Any]:  # type: ignore[override]
         return [self[key] for key in list(dict.keys(self))]
 
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
         return [(key, self[key]) for key in list(dict.keys(self))]
 
-    def pop(self, key: str, *default: Any) -> Any:
+    def pop(self, key: Any, *default: Any) -> Any:
         if key not in self:
             if default:
                 return default[0]
@@ -102,13 +144,13 @@ class ForkedDict(dict[str, Any]):
         del self[key]
         return value
 
-    def popitem(self) -> tuple[str, Any]:
+    def popitem(self) -> tuple[Any, Any]:
         if not self:
             raise KeyError("popitem(): dictionary is empty")
         key = next(reversed(dict.keys(self)))
         return key, self.pop(key)
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
+    def setdefault(self, key: Any, default: Any = None) -> Any:
         if key in self:
             return self[key]
         self[key] = default
@@ -119,7 +161,7 @@ class ForkedDict(dict[str, Any]):
         for key, value in [*pairs, *more.items()]:
             self[key] = value
 
-    def __ior__(self, other: Any) -> ForkedDict:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> ForkedDict:  # type: ignore[misc]
         self.update(other)
         return self
 
@@ -127,23 +169,73 @@ class ForkedDict(dict[str, Any]):
         self.touched.update(dict.keys(self))
         dict.clear(self)
 
-    def copy(self) -> dict[str, Any]:
+    def copy(self) -> dict[Any, Any]:
         return dict(self.items())
 
-    def changed(self) -> set[str]:
+    def changed(self) -> set[Any]:
         """The keys whose value may differ from the base's: set, deleted, or reached and since changed."""
-        keys = set()
-        for key in self.touched:
-            if key not in self.base or not dict.__contains__(self, key):
-                keys.add(key)
-                continue
-            value = dict.__getitem__(self, key)
-            if isinstance(value, ForkedDict):
-                if value.base is not self.base[key] or value.changed():
-                    keys.add(key)
-            elif value is not self.base[key] and value != self.base[key]:
-                keys.add(key)
-        return keys
+        return {key for key in self.touched if _differs(self, key)}
+
+
+def _differs(fork: ForkedDict, key: Any) -> bool:
+    if key not in fork.base or not dict.__contains__(fork, key):
+        return True
+    return _changed(dict.__getitem__(fork, key), fork.base[key])
+
+
+def _changed(value: Any, before: Any) -> bool:
+    if isinstance(value, ForkedDict) and value.base is before:
+        return bool(value.changed())
+    return value is not before and value != before
+
+
+def forkable(state: Any) -> bool:
+    """Whether ``fork`` can fork ``state`` copy-on-access: plain JSON dicts and pydantic models."""
+    return isinstance(state, BaseModel) or (type(state) is dict and is_plain_json(state))
+
+
+def fork(state: Any) -> Any:
+    """A copy-on-access fork of a ``forkable`` state."""
+    if isinstance(state, BaseModel):
+        fields = {name: getattr(state, name) for name in type(state).model_fields}
+        forked = {
+            name: ForkedDict(value, plain=False) if type(value) is dict else copy.deepcopy(value)
+            for name, value in fields.items()
+            if not isinstance(value, _SCALARS)
+        }
+        return state.model_copy(update=forked)
+    return ForkedDict(state)
+
+
+def entries(state: dict[Any, Any] | BaseModel) -> dict[Any, Any]:
+    """A state's top-level entries: a dict's items (the dict itself), a pydantic model's fields."""
+    if isinstance(state, BaseModel):
+        return {name: getattr(state, name) for name in type(state).model_fields}
+    return state
+
+
+Changes = tuple[dict[Any, Any], dict[Any, Any], dict[Any, set[Any] | None]]
+"""A fork's entries, its root's, and per changed entry the changed keys of a forked table (None: as a whole)."""
+
+
+def changes(state: Any, root: Any) -> Changes | None:
+    """What a fork of ``root`` changed: its entries, the root's, and per changed entry the changed keys of a
+    forked table (None: the entry changed as a whole). None when ``state`` is not a fork of ``root``."""
+    if isinstance(state, ForkedDict) and state.base is root:
+        after: dict[Any, Any] = dict(dict.items(state))
+        before: dict[Any, Any] = root
+        changed = state.changed()
+    elif isinstance(state, BaseModel) and type(state) is type(root):
+        after, before = entries(state), entries(root)
+        changed = {name for name, value in after.items() if _changed(value, before[name])}
+    else:
+        return None
+    tables: dict[Any, set[Any] | None] = {}
+    for key in changed:
+        value = after.get(key)
+        forked_table = isinstance(value, ForkedDict) and key in before and value.base is before[key]
+        tables[key] = value.changed() if forked_table else None  # type: ignore[union-attr]
+    return after, before, tables
 
 
 # --- digests -------------------------------------------------------------------------------------------------
@@ -153,55 +245,59 @@ def _hash(*parts: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(b"\0".join(parts), digest_size=16).digest(), "big")
 
 
-def _term(key: str, value: Any, depth: int) -> int:
+def _table_term(key: Any, table_sum: int) -> int:
+    return _hash(b"d", canonical_json(key), table_sum.to_bytes(16, "big"))
+
+
+def _term(key: Any, value: Any, depth: int) -> int:
     """One entry's share of its dict's sum: dicts down to ``depth`` levels are sums themselves."""
     if isinstance(value, dict) and depth > 0:
         return _table_term(key, dict_sum(value, depth - 1))
     return _hash(b"v", canonical_json(key), canonical_json(value))
 
 
-def dict_sum(value: dict[str, Any], depth: int = 1, keys: Iterable[str] | None = None) -> int:
+def dict_sum(value: dict[Any, Any], depth: int = 1, keys: Iterable[Any] | None = None) -> int:
     """The sum of the entries' terms (of ``keys`` only, when given), modulo 2**128."""
     # dict's own accessors: a fork's unread values are the base's, equal to what reading them would copy
-    entries = dict.items(value) if keys is None else ((k, dict.__getitem__(value, k)) for k in keys if k in value)
-    return sum(_term(key, item, depth) for key, item in entries) % _MODULUS
+    if keys is None:
+        pairs: Iterable[tuple[Any, Any]] = dict.items(value)
+    else:
+        pairs = ((key, dict.__getitem__(value, key)) for key in keys if dict.__contains__(value, key))
+    return sum(_term(key, item, depth) for key, item in pairs) % _MODULUS
+
+
+def state_digest(state: Any) -> str:
+    """A sum of per-entry terms for a dict or a pydantic model (see ``RootDigest``), else a hash of the JSON."""
+    if isinstance(state, dict | BaseModel):
+        return f"{dict_sum(entries(state), 1):032x}"
+    return f"{_hash(b'v', canonical_json(state)):032x}"
 
 
 class RootDigest:
     """The root state's per-entry terms, computed once, from which each fork's digest is derived."""
 
-    def __init__(self, root: dict[str, Any]) -> None:
+    def __init__(self, root: Any) -> None:
         self.root = root
-        self.tables = {key: dict_sum(value, 0) for key, value in root.items() if isinstance(value, dict)}
+        top = entries(root)
+        self.tables = {key: dict_sum(value, 0) for key, value in top.items() if isinstance(value, dict)}
         self.terms = {
             key: _table_term(key, self.tables[key]) if key in self.tables else _term(key, value, 0)
-            for key, value in root.items()
+            for key, value in top.items()
         }
         self.total = sum(self.terms.values()) % _MODULUS
 
-    def of(self, fork: ForkedDict) -> str:
-        """The digest of ``fork`` (a fork of the root): the root's, with the changed entries' terms replaced."""
+    def of(self, found: Changes) -> str:
+        """The digest of a fork of the root from its ``changes``: the root's, with the changed entries' terms
+        replaced."""
+        after, before, tables = found
         total = self.total
-        for key in fork.changed():
+        for key, rows in tables.items():
             total -= self.terms.get(key, 0)
-            if dict.__contains__(fork, key):
-                total += self._term_of(key, dict.__getitem__(fork, key))
+            if key not in after:
+                continue
+            if rows is not None:
+                table = self.tables[key] - dict_sum(before[key], 0, rows) + dict_sum(after[key], 0, rows)
+                total += _table_term(key, table % _MODULUS)
+            else:
+                total += _term(key, after[key], 1)
         return f"{total % _MODULUS:032x}"
-
-    def _term_of(self, key: str, value: Any) -> int:
-        if isinstance(value, ForkedDict) and key in self.tables and value.base is self.root[key]:
-            changed = value.changed()
-            table = self.tables[key] - dict_sum(value.base, 0, changed) + dict_sum(value, 0, changed)
-            return _table_term(key, table % _MODULUS)
-        return _term(key, value, 1)
-
-
-def _table_term(key: str, table_sum: int) -> int:
-    return _hash(b"d", canonical_json(key), table_sum.to_bytes(16, "big"))
-
-
-def state_digest(value: Any) -> str:
-    """The digest ``RootDigest`` gives: a sum of per-entry terms for a dict, else a hash of the JSON."""
-    if isinstance(value, dict):
-        return f"{dict_sum(value, 1):032x}"
-    return f"{_hash(b'v', canonical_json(value)):032x}"

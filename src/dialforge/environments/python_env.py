@@ -1,8 +1,10 @@
-"""Tools that are plain Python functions, acting on a state object that forks per dialogue.
+"""Tools that are plain Python functions, acting on a state object that each dialogue has its own copy of.
 
-This is how users plug an existing environment in: each function becomes a tool whose spec is read from its
-signature and docstring. A function whose first parameter is named ``state`` receives the environment's state
-object (hidden from the agent); ``fork()`` gives each dialogue its own copy of that state.
+This is how users plug an existing environment in (``domains[].python`` in the config): each function becomes a
+tool whose spec is read from its signature and docstring. The state reaches a function through the parameter
+named by ``state_parameter`` (``state`` by default), hidden from the agent; or the tools are the public methods
+of a toolkit class, built per dialogue around that dialogue's state as ``Toolkit(state)``, so no argument of a
+tool is ever taken for the state.
 
 Schemas come from type hints: ``int``, ``float``, ``str``, ``bool``, ``None``, unions (``X | None``),
 ``list[T]``/``tuple``/``set``, ``dict[str, T]``, ``Literal[...]`` and ``Enum`` (enums of values); anything else
@@ -10,8 +12,8 @@ Schemas come from type hints: ``int``, ``float``, ``str``, ``bool``, ``None``, u
 its ``$defs`` inlined. Arguments are validated against the schema, then converted by pydantic, so a model
 parameter receives a model instance and an ``Enum`` parameter a member.
 
-Sync functions run on the event loop: a slow one holds up other dialogues, so wrap blocking work in an async
-function (``asyncio.to_thread``).
+Sync functions run in a worker thread (``asyncio.to_thread``), so a slow one does not hold up other dialogues;
+a dialogue's own calls run one at a time. Exceptions become the error kinds of ``python_errors.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from typing import Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 import orjson
 from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticUserError
-from pydantic_core import to_jsonable_python
 
 from dialforge.environments.arguments import call_problem
 from dialforge.environments.base import (
@@ -48,7 +49,17 @@ from dialforge.environments.base import (
     ToolResult,
     Verification,
 )
-from dialforge.environments.forked_state import ForkedDict, RootDigest, canonical_json, is_plain_json, state_digest
+from dialforge.environments.forked_state import (
+    Changes,
+    ForkedDict,
+    RootDigest,
+    canonical_json,
+    changes,
+    fork,
+    forkable,
+    state_digest,
+    to_json,
+)
 from dialforge.environments.python_errors import ErrorRule, failure_from
 from dialforge.environments.references import UnresolvedReference
 from dialforge.environments.references import resolve as resolve_reference
@@ -62,40 +73,6 @@ _JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number"
 _ARRAYS = {list, tuple, set, frozenset, abc.Sequence, abc.MutableSequence, abc.Set, abc.MutableSet}
 _SETS = {set, frozenset, abc.Set, abc.MutableSet}
 _OBJECTS = {dict, abc.Mapping, abc.MutableMapping}
-
-
-# --- JSON values ---------------------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    """orjson's fallback: sets sorted (so digests are stable), then whatever pydantic can serialise.
-
-    That covers pydantic models (``mode="json"``), ``Decimal``, ``Path``, iterators...; orjson itself handles
-    dicts, lists, tuples, dataclasses, enums, ``datetime`` and ``UUID``.
-    """
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=_canonical_json)
-    try:
-        return to_jsonable_python(value)
-    except ValueError:
-        raise TypeError(f"{type(value).__qualname__} is not JSON-serialisable") from None
-
-
-def _dumps(value: Any, option: int) -> bytes:
-    try:
-        return orjson.dumps(value, default=_jsonable, option=option | orjson.OPT_NON_STR_KEYS)
-    except orjson.JSONEncodeError as exc:  # orjson rewords the fallback's message: keep the one naming the type
-        raise TypeError(str(exc.__cause__ or exc)) from None
-
-
-def _canonical_json(value: Any) -> bytes:
-    """Keys sorted and stringified, so equal values give equal bytes whatever their insertion order."""
-    return _dumps(value, orjson.OPT_SORT_KEYS)
-
-
-def _to_json(value: Any) -> Any:
-    """Plain JSON data (dicts, lists, scalars), keeping the key order the function chose."""
-    return orjson.loads(_dumps(value, 0))
 
 
 # --- docstrings ----------------------------------------------------------------------------------------------
@@ -351,7 +328,7 @@ def _tool_from_function(
             required.append(parameter.name)
         else:
             with contextlib.suppress(TypeError):  # a default the agent cannot be told about still applies
-                schema["default"] = _to_json(parameter.default)
+                schema["default"] = to_json(parameter.default)
         properties[parameter.name] = schema
         bound.append(
             _Parameter(parameter.name, adapter, parameter.kind is inspect.Parameter.POSITIONAL_ONLY, parameter.default)
@@ -393,7 +370,7 @@ def _table_diff(before: dict[Any, Any], after: dict[Any, Any]) -> TableDiff:
         updated=[
             {"key": key, "before": before[key], "after": row}
             for key, row in after.items()
-            if key in before and _canonical_json(before[key]) != _canonical_json(row)
+            if key in before and canonical_json(before[key]) != canonical_json(row)
         ],
         deleted=[row for key, row in before.items() if key not in after],
     )
@@ -411,7 +388,7 @@ def _state_diff(before: Any, after: Any) -> StateDiff:
         if old_rows is not None and new_rows is not None:
             if not (table := _table_diff(old_rows, new_rows)).empty:
                 tables[name] = table
-        elif _canonical_json(old) != _canonical_json(new):
+        elif canonical_json(old) != canonical_json(new):
             others.updated.append({"key": name, "before": old, "after": new})
     if not others.empty:
         tables["state"] = others
@@ -499,7 +476,7 @@ def _copy(state: Any) -> Any:
     """A deep copy: pickle's round trip (several times faster than ``copy.deepcopy``), or a deep copy when the
     state cannot be pickled."""
     if isinstance(state, ForkedDict):
-        state = orjson.loads(orjson.dumps(state))
+        state = to_json(state)
     try:
         return pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     except (pickle.PicklingError, TypeError, AttributeError):
@@ -557,9 +534,21 @@ class PythonEnvironment(Generic[S]):
         self._forget()
 
     def _forget(self) -> None:
-        self._digest: str | None = None
-        self._plain: bool | None = None
+        self._stale()
+        self._forkable: bool | None = None
         self._root_digest: RootDigest | None = None
+
+    def _stale(self) -> None:
+        """The state may have changed: what was derived from it is computed again when asked for."""
+        self._digest: str | None = None
+        self._found: tuple[Any, Changes | None] | None = None
+
+    def _changes_from(self, other: Any) -> Changes | None:
+        """What this state changed from ``other`` (a state), when it is a copy-on-access fork of it; kept until
+        the next call, as digest and diff both ask."""
+        if self._found is None or self._found[0] is not other:
+            self._found = (other, changes(self._state, other))
+        return self._found[1]
 
     @classmethod
     def from_module(
@@ -588,7 +577,7 @@ class PythonEnvironment(Generic[S]):
         return [tool.spec for tool in self.toolset.tools.values()]
 
     async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
-        self._digest = None
+        self._stale()
         result = await self._run(name, arguments)
         self._calls += 1
         parts = (self._journal.encode(), name.encode(), canonical_json(arguments), result.to_text().encode())
@@ -614,7 +603,7 @@ class PythonEnvironment(Generic[S]):
         except Exception as exc:  # the agent reads the error and recovers, as it would from a real API
             return failure_from(name, exc, self.toolset.errors)
         try:
-            return ToolResult(content=_to_json(result))
+            return ToolResult(content=to_json(result))
         except TypeError as exc:
             return ToolResult.failure("execution_error", f"{name} returned a value that is not JSON: {exc}")
 
@@ -624,18 +613,18 @@ class PythonEnvironment(Generic[S]):
         own_fork = getattr(state, "fork", None)
         if callable(own_fork):
             forked = own_fork()
-        elif self._is_plain_root():
-            forked = ForkedDict(state)  # type: ignore[arg-type]
+        elif self._forks_on_access():
+            forked = fork(state)
         else:
             forked = _copy(state)
         clone = PythonEnvironment(self.toolset, forked)
         clone.initial = self
         return clone
 
-    def _is_plain_root(self) -> bool:
-        if self._plain is None:
-            self._plain = self.initial is None and isinstance(self._state, dict) and is_plain_json(self._state)
-        return self._plain
+    def _forks_on_access(self) -> bool:
+        if self._forkable is None:
+            self._forkable = self.initial is None and forkable(self._state)
+        return self._forkable
 
     def digest(self) -> str:
         """The state's own ``digest()``, or one of its JSON form that ignores key order (see ``forked_state``);
@@ -650,21 +639,19 @@ class PythonEnvironment(Generic[S]):
         if callable(own_digest):
             return str(own_digest())
         root = self.initial
-        if isinstance(state, ForkedDict) and root is not None and state.base is root._state:
+        if root is not None and root._forks_on_access():
             if root._root_digest is None:
                 root._root_digest = RootDigest(root._state)
-            return root._root_digest.of(state)
-        if isinstance(state, dict):
-            with contextlib.suppress(TypeError):
-                return state_digest(state)
-        return hashlib.blake2b(_canonical_json(state), digest_size=16).hexdigest()
+            if (found := self._changes_from(root._state)) is not None:
+                return root._root_digest.of(found)
+        return state_digest(state)
 
     def diff(self, other: PythonEnvironment[S]) -> StateDiff:
         """What changed from ``other``'s state to this one's, per table (see the class docstring)."""
         state = self._state
-        if isinstance(state, ForkedDict) and state.base is other._state:
-            return _forked_diff(state)
-        before, after = _canonical_json(other._state), _canonical_json(state)
+        if (found := self._changes_from(other._state)) is not None:
+            return _forked_diff(*found)
+        before, after = canonical_json(other._state), canonical_json(state)
         return StateDiff() if before == after else _state_diff(orjson.loads(before), orjson.loads(after))
 
     def snapshot(self) -> dict[str, Any]:
@@ -692,7 +679,7 @@ class PythonEnvironment(Generic[S]):
         except Exception as exc:
             detail = f"the check raised {type(exc).__name__}: {exc}"
             return CheckOutcome(description=check.description, python=check.source, passed=False, detail=detail)
-        self._digest = None  # a check that changed the state must not leave a stale digest
+        self._stale()  # a check that changed the state must not leave a stale digest
         shown = repr(value)
         detail = f"the check returned {shown if len(shown) <= 200 else shown[:200] + '...'}"
         return CheckOutcome(description=check.description, python=check.source, passed=bool(value), detail=detail)
@@ -701,22 +688,17 @@ class PythonEnvironment(Generic[S]):
         """The state is plain memory, freed with the environment."""
 
 
-def _forked_diff(fork: ForkedDict) -> StateDiff:
-    """``_state_diff`` on only the entries (and, in tables, the rows) the fork changed."""
-    before: dict[str, Any] = {}
-    after: dict[str, Any] = {}
-    for key in fork.changed():
-        old = fork.base.get(key)
-        new = dict.get(fork, key)
-        if isinstance(new, ForkedDict) and new.base is old:
-            rows = new.changed()
-            old = {row: old[row] for row in rows if row in old}
-            new = {row: dict.__getitem__(new, row) for row in rows if dict.__contains__(new, row)}
-        if key in fork.base:
-            before[key] = old
-        if dict.__contains__(fork, key):
-            after[key] = new
-    return _state_diff(orjson.loads(_canonical_json(before)), orjson.loads(_canonical_json(after)))  # keys sorted
+def _forked_diff(after: dict[Any, Any], before: dict[Any, Any], tables: dict[Any, set[Any] | None]) -> StateDiff:
+    """``_state_diff`` on only the entries (and, in forked tables, the rows) a fork changed."""
+    old: dict[Any, Any] = {}
+    new: dict[Any, Any] = {}
+    for key, rows in tables.items():
+        if rows is None:
+            old[key], new[key] = before.get(key), after.get(key)
+            continue
+        old[key] = {row: dict.__getitem__(before[key], row) for row in rows if row in before[key]}
+        new[key] = {row: dict.__getitem__(after[key], row) for row in rows if dict.__contains__(after[key], row)}
+    return _state_diff(orjson.loads(canonical_json(old)), orjson.loads(canonical_json(new)))  # keys sorted, as a whole
 
 
 class PythonEnvironments(Generic[S]):
