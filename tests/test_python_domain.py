@@ -83,6 +83,17 @@ def test_a_reference_that_cannot_be_followed_is_a_config_error_naming_the_key(
     assert message in str(error.value)
 
 
+def test_a_state_that_cannot_be_copied_per_dialogue_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "locked.py").write_text(
+        "import threading\n\n\ndef load():\n    return {'lock': threading.Lock()}\n\n\n"
+        'def peek(state: dict) -> str:\n    """Look."""\n    return \'ok\'\n',
+        encoding="utf-8",
+    )
+    domain = load_config(variant(tmp_path, tools="locked.py:peek", state="locked.py:load")).domains[0]
+    with pytest.raises(ConfigError, match=r"python\.state: a dict cannot be copied for each dialogue .* fork\(\)"):
+        python_environments(domain)
+
+
 def test_python_tools_and_a_database_are_two_sources_of_tools(tmp_path: Path) -> None:
     path = variant(tmp_path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -797,7 +797,18 @@ def load_environments(
             )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"python.tools: {exc}") from None
-    return PythonEnvironments(PythonEnvironment(toolset, initial))
+    try:
+        root = PythonEnvironment(toolset, initial)
+    except Exception as exc:
+        raise ValueError(f"python.tools: {tools}(state) raised {type(exc).__name__}: {exc}") from None
+    try:
+        root.fork()  # found now rather than in the first dialogue
+    except Exception as exc:
+        raise ValueError(
+            f"python.state: a {type(initial).__name__} cannot be copied for each dialogue ({type(exc).__name__}: "
+            f"{exc}); give it a fork() method that returns an independent copy"
+        ) from None
+    return PythonEnvironments(root)
 
 
 def _load_state(reference: str, base_dir: Path | None) -> Any:
