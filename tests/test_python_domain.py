@@ -3,6 +3,7 @@ run offline, and a dialogue interrupted mid-way that resumes by running its call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,15 @@ from typer.testing import CliRunner
 
 from dialforge.cli.main import app
 from dialforge.config import ConfigError, DialogueConfig, load_config
+from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.scripted import ScriptedModel
 from dialforge.model.dialogue import DialogueState
+from dialforge.model.messages import Message, UserMessage
+from dialforge.pipeline.artifacts import ArtifactStore
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup
-from dialforge.pipeline.preparation import python_environments
+from dialforge.pipeline.preparation import Preparation, python_environments
 from dialforge.pipeline.supplied import load_tasks
+from prompt_checks import filled_in
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "library"
 CONFIG = EXAMPLE / "library.yaml"
@@ -194,3 +199,60 @@ async def test_a_dialogue_resumed_mid_way_runs_its_calls_again_and_ends_as_an_un
     tampered = stored.model_copy(update={"env": {**stored.env, "journal": "0" * 32}})
     failed = await steps(engine(users=2, agents=3), tampered)
     assert failed.status == "failed" and "did not give the results" in (failed.failure or "")
+
+
+# --- goals written over a view of the state ----------------------------------------------------------------------
+
+
+class StateReader(ScriptedModel):
+    """A goal writer that names, in each goal, a member its view of the library's records shows (one not named
+    before, as near-duplicate goals are dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__((), role="generator")
+        self.named: set[str] = set()
+
+    async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
+        assert isinstance(messages[0], UserMessage)
+        view = state_shown(messages[0].content)
+        names = [orjson.loads(line.split(": ", 1)[1])["name"] for line in members_shown(view)]
+        name = next(name for name in names if name not in self.named)
+        self.named.add(name)
+        goal = {
+            "description": f"You are {name} and want to hear which books you have on loan and when they are due.",
+            "difficulty": "easy",
+            "subtasks": ["Ask which books you have on loan"],
+            "success_criteria": [f"{name} is told the books on loan and their due dates"],
+            "tools": ["find_members", "get_member"],
+            "asks_to_see": [],
+        }
+        self._add(orjson.dumps({"tasks": [goal]}).decode(), "view")
+        return await super()._send(messages, options)
+
+
+def state_shown(prompt: str) -> str:
+    return filled_in(filled_in(prompt, "tasks_descriptive")["data_section"], "tasks_parts", "state")["data_view"]
+
+
+def members_shown(view: str) -> list[str]:
+    block = view.split("members (", 1)[1].split("\n\n", 1)[0]
+    return [line for line in block.splitlines()[1:] if line.startswith('"M')]
+
+
+async def test_goals_for_python_tools_are_written_over_views_of_the_state(tmp_path: Path) -> None:
+    config = load_config(variant(tmp_path))
+    config.domains[0].tasks = None
+    config.generation.tasks_per_domain, config.generation.tasks_per_batch = 3, 1
+    config.generation.hard_goals, config.generation.followups_per_domain = 0, 0
+    writer = StateReader()
+    (plan,) = await Preparation(config, writer, ArtifactStore(tmp_path / "run")).run()
+
+    views = [state_shown(request.messages[0].content) for request in writer.requests]
+    assert len(views) == 3 and len(set(views)) == 3, "each batch is shown records of its own"
+    records = orjson.loads((EXAMPLE / "library_state.json").read_bytes())
+    for view in views:
+        assert "members (12 records" in view and len(view) <= 4 * config.generation.data_view_tokens + 400
+        for line in members_shown(view):
+            member_id, record = line.split(": ", 1)
+            assert records["members"][orjson.loads(member_id)] == orjson.loads(record)
+    assert len(plan.tasks) == 3

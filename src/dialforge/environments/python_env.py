@@ -63,6 +63,7 @@ from dialforge.environments.forked_state import (
 from dialforge.environments.python_errors import ErrorRule, failure_from
 from dialforge.environments.references import UnresolvedReference
 from dialforge.environments.references import resolve as resolve_reference
+from dialforge.environments.state_view import state_view
 from dialforge.model.messages import Message
 from dialforge.model.tasks import Check, PythonCheck
 from dialforge.model.tools import ToolSpec
@@ -716,6 +717,10 @@ class PythonEnvironments(Generic[S]):
 
     def new(self, *, seed: int, clock: str) -> PythonEnvironment[S]:
         return self.root.fork()
+
+    def view(self, *, seed: int, tokens: int) -> str:
+        """What goal writers are shown of the initial state (``state_view.py``)."""
+        return state_view(self.root._state, seed=seed, tokens=tokens)
 
     async def restore(
         self, snapshot: dict[str, Any], *, seed: int, calls: Sequence[ExecutedCall]

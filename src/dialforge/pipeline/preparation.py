@@ -215,13 +215,17 @@ class Preparation:
         """A goal stage in ``parts``, one request each, concurrently: each part's writer sees a view of the data
         drawn with the part's own seed (the run's, the domain's, the part's index), showing first what the views
         before it did not; the view is part of the part's key, so a resumed run asks for exactly the parts it
-        lacks. Reported once, with how the goals spread over the data."""
+        lacks. Reported once, with how the goals spread over the data. A domain of Python tools shows a view of its
+        state's records instead (``environments/state_view.py``)."""
         name, database, tokens = plan.domain.name, plan.database, self.settings.data_view_tokens
         seeds = [stage_seed(self.config.seed, name, stage, str(index)) for index in range(len(parts))]
         views: list[DataView] = []
         if database is not None:
             for seed in seeds:
                 views.append(database.data_view(seed=seed, tokens=tokens, earlier=views))
+        elif isinstance(plan.environments, PythonEnvironments):
+            environments = plan.environments
+            views = [DataView(text=environments.view(seed=seed, tokens=tokens)) for seed in seeds]
 
         async def one(index: int, part: P) -> ItemBatch[Task]:
             view = views[index] if views else None
