@@ -63,7 +63,7 @@ async def test_every_example_check_is_false_on_the_initial_records_unless_it_ass
     verification = python_environments(domain).new(seed=0, clock="").verify([c for t in tasks for c in t.checks])
     unchanged = {check.source for task in tasks if task.checks_unchanged for check in task.checks}
     for outcome in verification.checks:
-        assert outcome.passed == (outcome.source in unchanged or outcome.description.startswith("Dmitri")), outcome
+        assert outcome.passed == (outcome.source in unchanged), outcome
     assert verification.diff.empty
 
 
@@ -256,3 +256,38 @@ async def test_goals_for_python_tools_are_written_over_views_of_the_state(tmp_pa
             member_id, record = line.split(": ", 1)
             assert records["members"][orjson.loads(member_id)] == orjson.loads(record)
     assert len(plan.tasks) == 3
+
+
+DONE_AS_ASKED: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "library-01": [("borrow_book", {"member_id": "M0001", "book_id": "B0004"})],
+    "library-02": [("return_book", {"loan_id": "L0002"})],
+    "library-03": [("renew_loan", {"loan_id": "L0003"})],
+    "library-04": [("renew_loan", {"loan_id": "L0005"})],
+    "library-05": [
+        ("place_hold", {"member_id": "M0005", "book_id": "B0012"}),
+        ("pay_balance", {"member_id": "M0005", "amount": 3.0}),
+        ("place_hold", {"member_id": "M0005", "book_id": "B0012"}),
+    ],
+    "library-06": [("borrow_book", {"member_id": "M0004", "book_id": "B0006"})],
+    "library-07": [("borrow_book", {"member_id": "M0007", "book_id": "B0018"})],
+    "library-08": [("borrow_book", {"member_id": "M0006", "book_id": "B0019"})],
+    "library-09": [("renew_loan", {"loan_id": "L0001"})],
+}
+"""Each example goal's calls, as an agent doing it well makes them (the refused ones fail)."""
+
+
+async def test_every_example_goal_done_as_asked_passes_its_checks() -> None:
+    domain = load_config(CONFIG).domains[0]
+    assert domain.tasks is not None
+    environments = python_environments(domain)
+    names = {tool.name for tool in environments.tools()}
+    for task in load_tasks(domain.tasks):
+        assert set(task.tools) <= names, task.id
+        environment = environments.new(seed=0, clock="")
+        results = [await environment.call(name, arguments) for name, arguments in DONE_AS_ASKED[task.id]]
+        refused = [result.error.kind for result in results if result.error is not None]
+        expected = {"library-04": ["constraint_violation"], "library-05": ["constraint_violation"],
+                    "library-06": ["refused"], "library-08": ["constraint_violation"]}  # fmt: skip
+        assert refused == expected.get(task.id, []), (task.id, results)
+        verification = environment.verify(task.checks)
+        assert verification.passed, (task.id, verification.checks)

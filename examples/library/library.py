@@ -6,8 +6,9 @@ own copy of the records (``state_parameter: library`` in library.yaml) and is hi
 
 The rules are the library's: a member may borrow while their account is active, owes less than the fine limit
 and has fewer loans than their membership allows; a loan can be renewed twice, never when it is overdue or
-another member holds the title; a hold is only for a title with no copy on the shelf; a returned late book
-costs a fee per day, added to the member's balance.
+another member holds the title; a hold is only for a title with no copy on the shelf, and like a loan needs an
+active account and a balance under the limit; a returned late book costs a fee per day, added to the member's
+balance.
 """
 
 from __future__ import annotations
@@ -326,6 +327,8 @@ def place_hold(library: dict, member_id: str, book_id: str) -> Hold:
     member = _record(library, "members", member_id, "member")
     _may_borrow(member)
     book = _book(library, book_id)
+    if member["balance"] >= FINE_LIMIT:
+        raise RuleViolation(f"{member['name']} owes ${member['balance']:.2f}; a hold needs a balance under $10.00")
     if book.on_shelf > 0:
         raise RuleViolation(f"{book.title!r} has {book.on_shelf} copies on the shelf; borrow one instead")
     for hold in library["holds"].values():
