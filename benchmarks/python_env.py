@@ -30,7 +30,8 @@ from typing import Any
 import orjson
 
 from dialforge.config import DialforgeConfig
-from dialforge.environments.python_env import PythonEnvironment, load_environments
+from dialforge.environments.python_config import load_environments
+from dialforge.environments.python_env import PythonEnvironment
 from dialforge.model import Task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -19,7 +19,6 @@ a dialogue's own calls run one at a time. Exceptions become the error kinds of `
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import copy
 import hashlib
@@ -45,7 +44,6 @@ from dialforge.environments.base import (
     RestoreError,
     StateDiff,
     TableDiff,
-    ToolErrorKind,
     ToolResult,
     Verification,
 )
@@ -461,7 +459,7 @@ def _unique(tools: Sequence[_Tool], name: str) -> dict[str, _Tool]:
     return unique
 
 
-def _module_functions(module: types.ModuleType) -> list[Callable[..., Any]]:
+def module_functions(module: types.ModuleType) -> list[Callable[..., Any]]:
     """Every public function defined in ``module`` (``__all__`` when it has one; imported ones never)."""
     public = getattr(module, "__all__", None)
     return [
@@ -562,7 +560,7 @@ class PythonEnvironment(Generic[S]):
         errors: Sequence[ErrorRule] = (),
     ) -> PythonEnvironment[S]:
         """Every public function defined in ``module`` (``__all__`` when it has one; imported ones never)."""
-        functions = _module_functions(module)
+        functions = module_functions(module)
         if not functions:
             raise ValueError(f"module {module.__name__} defines no public functions to use as tools")
         return cls(functions, state, name=name or module.__name__, state_parameter=state_parameter, errors=errors)
@@ -746,110 +744,3 @@ class PythonEnvironments(Generic[S]):
                 "deterministic (a random id, the time of day) or their code changed since"
             )
         return environment
-
-
-# --- from the config -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorRuleSpec:
-    """An error rule as written in the config: an exception class by reference or builtin name, a pattern."""
-
-    kind: ToolErrorKind
-    exception: str | None = None
-    message: str | None = None
-
-
-def load_environments(
-    *,
-    name: str,
-    tools: str,
-    state: str | None = None,
-    state_parameter: str | None = "state",
-    errors: Sequence[ErrorRuleSpec] = (),
-    base_dir: Path | None = None,
-) -> PythonEnvironments[Any]:
-    """A domain's Python environments from the config's references; ``ValueError`` naming the key and the fix
-    when one cannot be followed or names nothing usable as tools."""
-    rules = tuple(_error_rule(spec, index, base_dir) for index, spec in enumerate(errors))
-    try:
-        target = resolve_reference(tools, base_dir=base_dir)
-    except UnresolvedReference as exc:
-        raise ValueError(f"python.tools: {exc}") from None
-    try:
-        initial = _load_state(state, base_dir) if state is not None else None
-    except UnresolvedReference as exc:
-        raise ValueError(f"python.state: {exc}") from None
-    try:
-        if isinstance(target, type):
-            toolset = Toolset.of_toolkit(target, name=name, errors=rules, base_dir=base_dir)
-        else:
-            if isinstance(target, types.ModuleType):
-                functions = _module_functions(target)
-            elif isinstance(target, list | tuple):
-                functions = list(target)
-            elif inspect.isfunction(target) or inspect.ismethod(target):
-                functions = [target]
-            else:
-                functions = []
-            if not functions or not all(callable(function) for function in functions):
-                raise ValueError(
-                    f"{tools!r} is a {type(target).__name__}, not a toolkit class, a module, a function or a list of "
-                    "functions; name one of those (a toolkit class is built per dialogue as Toolkit(state))"
-                )
-            toolset = Toolset.of_functions(
-                functions, name=name, state_parameter=state_parameter, errors=rules, base_dir=base_dir
-            )
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"python.tools: {exc}") from None
-    try:
-        root = PythonEnvironment(toolset, initial)
-    except Exception as exc:
-        raise ValueError(f"python.tools: {tools}(state) raised {type(exc).__name__}: {exc}") from None
-    try:
-        root.fork()  # found now rather than in the first dialogue
-    except Exception as exc:
-        raise ValueError(
-            f"python.state: a {type(initial).__name__} cannot be copied for each dialogue ({type(exc).__name__}: "
-            f"{exc}); give it a fork() method that returns an independent copy"
-        ) from None
-    return PythonEnvironments(root)
-
-
-def _load_state(reference: str, base_dir: Path | None) -> Any:
-    """A ``.json`` file's data, or what a ``module:function`` reference returns when called (its value, if it is
-    not callable)."""
-    if reference.endswith(".json"):
-        path = Path(reference) if Path(reference).is_absolute() or base_dir is None else base_dir / reference
-        try:
-            return orjson.loads(path.read_bytes())
-        except FileNotFoundError:
-            missing = f"no such file: {path} (relative paths start at the config file's folder)"
-            raise UnresolvedReference(missing) from None
-        except orjson.JSONDecodeError as exc:
-            raise UnresolvedReference(f"{path} is not valid JSON: {exc}") from None
-    value = resolve_reference(reference, base_dir=base_dir)
-    if not callable(value):
-        return value
-    try:
-        return value()
-    except Exception as exc:
-        raise UnresolvedReference(f"{reference}() raised {type(exc).__name__}: {exc}") from None
-
-
-def _error_rule(spec: ErrorRuleSpec, index: int, base_dir: Path | None) -> ErrorRule:
-    where = f"python.errors[{index}]"
-    exception: Any = None
-    if spec.exception is not None:
-        builtin = getattr(builtins, spec.exception, None)
-        try:
-            exception = builtin if builtin is not None else resolve_reference(spec.exception, base_dir=base_dir)
-        except UnresolvedReference as exc:
-            raise ValueError(f"{where}.exception: {exc}") from None
-        if not (isinstance(exception, type) and issubclass(exception, BaseException)):
-            raise ValueError(f"{where}.exception: {spec.exception!r} is not an exception class")
-    try:
-        message = re.compile(spec.message, re.IGNORECASE) if spec.message is not None else None
-    except re.error as exc:
-        raise ValueError(f"{where}.message: not a regular expression: {exc}") from None
-    return ErrorRule(spec.kind, exception, message)

@@ -42,7 +42,8 @@ from dialforge.actors.generators.tasks import (
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
 from dialforge.environments.base import EnvironmentFactory
-from dialforge.environments.python_env import ErrorRuleSpec, PythonEnvironments, load_environments
+from dialforge.environments.python_config import ErrorRuleSpec, load_environments
+from dialforge.environments.python_env import PythonEnvironments
 from dialforge.environments.sql.data_view import DataView
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.mentions import goal_spread
