@@ -488,8 +488,9 @@ class PythonEnvironment(Generic[S]):
     Forks: the state's own ``fork()`` if it has one; a plain JSON dict or a pydantic model is forked
     copy-on-access (``forked_state.py``: nothing is copied until a tool reaches it); anything else is copied
     whole. The digest is the state's own ``digest()`` if it has one, else computed from its JSON when asked for
-    (from the entries a fork changed) and kept until the next call. ``snapshot`` does not hash the state at all: it keeps a running hash of the calls and their
-    results, which ``PythonEnvironments.restore`` checks by running the calls again.
+    (from the entries a fork changed) and kept until the next call. ``snapshot`` does not hash the state at all:
+    it keeps a running hash of the calls and their results, which ``PythonEnvironments.restore`` checks by running
+    the calls again.
 
     ``diff`` works on the states' JSON form. When a state is a dict of *tables* (lists of row objects with unique
     ``id`` fields, or objects of id -> row object), each changed table gets its inserted, updated
