@@ -69,7 +69,7 @@ def test_a_fork_sees_its_own_writes_and_the_digest_follows_them() -> None:
     root = records()
     digests = RootDigest(root)
     fork = ForkedDict(root)
-    assert digests.of(changes_of(fork)) == state_digest(root)
+    assert digests.of(changes_of(fork)) == digests.digest == state_digest(root)
     fork["orders"]["#W1"]["status"] = "cancelled"
     fork["users"]["cy"] = {"name": "Cy", "orders": []}
     del fork["users"]["bob"]

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 _MODULUS = 1 << 128
+_ABSENT = object()
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -66,19 +67,12 @@ def to_json(value: Any) -> Any:
 
 
 def is_plain_json(value: Any) -> bool:
-    """Whether ``value`` is its own JSON form (string keys, no tuples, sets or objects)."""
+    """Whether ``value`` is its own JSON form: orjson refuses keys that are not strings and sets, and what it
+    turns into something else (a tuple into a list, a dataclass into a dict) no longer compares equal."""
     try:
-        return orjson.loads(orjson.dumps(value)) == value and _only_plain(value)
+        return bool(orjson.loads(orjson.dumps(value)) == value)
     except (orjson.JSONEncodeError, TypeError):
         return False
-
-
-def _only_plain(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _only_plain(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_only_plain(item) for item in value)
-    return isinstance(value, _SCALARS)
 
 
 # --- forks ---------------------------------------------------------------------------------------------------
@@ -174,13 +168,17 @@ class ForkedDict(dict[Any, Any]):
 
     def changed(self) -> set[Any]:
         """The keys whose value may differ from the base's: set, deleted, or reached and since changed."""
-        return {key for key in self.touched if _differs(self, key)}
-
-
-def _differs(fork: ForkedDict, key: Any) -> bool:
-    if key not in fork.base or not dict.__contains__(fork, key):
-        return True
-    return _changed(dict.__getitem__(fork, key), fork.base[key])
+        keys = set()
+        base = self.base
+        for key in self.touched:
+            value = dict.get(self, key, _ABSENT)
+            before = base.get(key, _ABSENT)
+            if type(value) is ForkedDict and value.base is before:
+                if value.touched and value.changed():  # a record a scan only read is skipped at once
+                    keys.add(key)
+            elif value is _ABSENT or before is _ABSENT or (value is not before and value != before):
+                keys.add(key)
+        return keys
 
 
 def _changed(value: Any, before: Any) -> bool:
@@ -285,6 +283,8 @@ class RootDigest:
             for key, value in top.items()
         }
         self.total = sum(self.terms.values()) % _MODULUS
+        self.digest = f"{self.total:032x}"
+        """the root's own digest, as ``state_digest`` gives it"""
 
     def of(self, found: Changes) -> str:
         """The digest of a fork of the root from its ``changes``: the root's, with the changed entries' terms

@@ -638,13 +638,17 @@ class PythonEnvironment(Generic[S]):
         own_digest = getattr(state, "digest", None)
         if callable(own_digest):
             return str(own_digest())
+        if self.initial is None and self._forks_on_access():
+            return self._terms().digest  # the terms its forks' digests are derived from, computed once
         root = self.initial
-        if root is not None and root._forks_on_access():
-            if root._root_digest is None:
-                root._root_digest = RootDigest(root._state)
-            if (found := self._changes_from(root._state)) is not None:
-                return root._root_digest.of(found)
+        if root is not None and root._forks_on_access() and (found := self._changes_from(root._state)) is not None:
+            return root._terms().of(found)
         return state_digest(state)
+
+    def _terms(self) -> RootDigest:
+        if self._root_digest is None:
+            self._root_digest = RootDigest(self._state)
+        return self._root_digest
 
     def diff(self, other: PythonEnvironment[S]) -> StateDiff:
         """What changed from ``other``'s state to this one's, per table (see the class docstring)."""
