@@ -72,7 +72,7 @@ async def test_every_example_check_is_false_on_the_initial_records_unless_it_ass
     [
         ({"tools": "no_such_package.tools:Toolkit"}, "python.tools: no module named 'no_such_package'"),
         ({"tools": "library.py:LibraryTools"}, "has no attribute 'LibraryTools'"),
-        ({"tools": "library.py:LOAN_DAYS"}, "is a int, not a toolkit class, a module, a function or a list"),
+        ({"tools": "library.py:LOAN_DAYS"}, "is a int, not a toolkit class or object, a module, a function or a list"),
         ({"tools": "missing.py"}, "no such file"),
         ({"state": "no_state.json"}, "python.state: no such file"),
         ({"errors": [{"exception": "library.py:LOAN_LIMITS", "kind": "refused"}]}, "is not an exception class"),
@@ -88,14 +88,29 @@ def test_a_reference_that_cannot_be_followed_is_a_config_error_naming_the_key(
     assert message in str(error.value)
 
 
+UNCOPYABLE = '''
+class Records(dict):
+    def __reduce_ex__(self, protocol):
+        raise TypeError("records are not to be copied")
+
+    def __deepcopy__(self, memo):
+        raise TypeError("records are not to be copied")
+
+
+def load():
+    return Records(members={"ann": {"tier": "gold"}})
+
+
+def peek(state: dict) -> str:
+    """Look."""
+    return "ok"
+'''
+
+
 def test_a_state_that_cannot_be_copied_per_dialogue_is_a_config_error(tmp_path: Path) -> None:
-    (tmp_path / "locked.py").write_text(
-        "import threading\n\n\ndef load():\n    return {'lock': threading.Lock()}\n\n\n"
-        'def peek(state: dict) -> str:\n    """Look."""\n    return \'ok\'\n',
-        encoding="utf-8",
-    )
-    domain = load_config(variant(tmp_path, tools="locked.py:peek", state="locked.py:load")).domains[0]
-    with pytest.raises(ConfigError, match=r"python\.state: a dict cannot be copied for each dialogue .* fork\(\)"):
+    (tmp_path / "records.py").write_text(UNCOPYABLE, encoding="utf-8")
+    domain = load_config(variant(tmp_path, tools="records.py:peek", state="records.py:load")).domains[0]
+    with pytest.raises(ConfigError, match=r"python\.state: a Records cannot be copied for each dialogue .* fork\(\)"):
         python_environments(domain)
 
 
@@ -291,3 +306,72 @@ async def test_every_example_goal_done_as_asked_passes_its_checks() -> None:
         assert refused == expected.get(task.id, []), (task.id, results)
         verification = environment.verify(task.checks)
         assert verification.passed, (task.id, verification.checks)
+
+
+COUNTER = '''
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Counter:
+    counts: dict = field(default_factory=dict)
+
+    def bump(self, name: str) -> int:
+        """Add one to a counter.
+
+        Args:
+            name: the counter.
+        """
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return self.counts[name]
+
+
+class Opaque:
+    pass
+
+
+COUNTER = Counter()
+OPAQUE = Opaque()
+CONSTANTS = 3
+
+
+def peek(state: object) -> str:
+    """Look at the state."""
+    return "ok"
+'''
+
+
+async def test_a_toolkit_object_is_its_own_state_copied_per_dialogue(tmp_path: Path) -> None:
+    (tmp_path / "counter.py").write_text(COUNTER, encoding="utf-8")
+    config = variant(tmp_path, tools="counter.py:COUNTER", state=None, errors=[])
+    environments = python_environments(load_config(config).domains[0])
+    first, second = environments.new(seed=0, clock=""), environments.new(seed=1, clock="")
+    assert (await first.call("bump", {"name": "a"})).content == 1
+    assert (await first.call("bump", {"name": "a"})).content == 2
+    assert (await second.call("bump", {"name": "a"})).content == 1
+    assert environments.root.state.counts == {}
+    assert first.verify([]).diff.tables["state"].updated == [{"key": "counts", "before": {}, "after": {"a": 2}}]
+
+
+@pytest.mark.parametrize(
+    ("python", "message"),
+    [
+        ({"tools": "counter.py:COUNTER"}, "python.tools: 'counter.py:COUNTER' is a toolkit object, which carries"),
+        ({"tools": "counter.py:peek", "state": "counter.py:OPAQUE"}, "python.state: a Opaque has no JSON form"),
+        ({"tools": "counter.py:CONSTANTS", "state": None}, "is a int, not a toolkit class or object"),
+    ],
+    ids=["object-and-state", "state-not-json", "not-tools"],
+)
+def test_what_cannot_be_tools_or_state_is_named(tmp_path: Path, python: dict[str, Any], message: str) -> None:
+    (tmp_path / "counter.py").write_text(COUNTER, encoding="utf-8")
+    domain = load_config(variant(tmp_path, errors=[], **python)).domains[0]
+    with pytest.raises(ConfigError, match="domain 'library': ") as error:
+        python_environments(domain)
+    assert message in str(error.value)
+
+
+def test_a_module_without_public_functions_is_named(tmp_path: Path) -> None:
+    (tmp_path / "empty.py").write_text("from os import path\n", encoding="utf-8")
+    domain = load_config(variant(tmp_path, tools="empty.py", errors=[])).domains[0]
+    with pytest.raises(ConfigError, match=r"'empty\.py' defines no public functions to use as tools"):
+        python_environments(domain)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from dialforge.environments.base import ToolErrorKind
+from dialforge.environments.forked_state import canonical_json
 from dialforge.environments.python_env import PythonEnvironment, PythonEnvironments, Toolset, module_functions
 from dialforge.environments.python_errors import ErrorRule
 from dialforge.environments.references import UnresolvedReference
@@ -54,25 +55,27 @@ def load_environments(
     try:
         if isinstance(target, type):
             toolset = Toolset.of_toolkit(target, name=name, errors=rules, base_dir=base_dir)
-        else:
-            if isinstance(target, types.ModuleType):
-                functions = module_functions(target)
-            elif isinstance(target, list | tuple):
-                functions = list(target)
-            elif inspect.isfunction(target) or inspect.ismethod(target):
-                functions = [target]
-            else:
-                functions = []
-            if not functions or not all(callable(function) for function in functions):
+        elif _is_toolkit_object(target):
+            if initial is not None:
                 raise ValueError(
-                    f"{tools!r} is a {type(target).__name__}, not a toolkit class, a module, a function or a list of "
-                    "functions; name one of those (a toolkit class is built per dialogue as Toolkit(state))"
+                    f"{tools!r} is a toolkit object, which carries its own state; name its class instead to build "
+                    "it on python.state, or leave python.state out"
                 )
+            toolset = Toolset.of_toolkit(type(target), name=name, errors=rules, base_dir=base_dir, stateful=True)
+            initial = target
+        else:
             toolset = Toolset.of_functions(
-                functions, name=name, state_parameter=state_parameter, errors=rules, base_dir=base_dir
+                _functions(tools, target), name=name, state_parameter=state_parameter, errors=rules, base_dir=base_dir
             )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"python.tools: {exc}") from None
+    try:
+        canonical_json(initial)
+    except TypeError as exc:
+        raise ValueError(
+            f"python.state: a {type(initial).__name__} has no JSON form ({exc}), which the digest and the diff of "
+            "each dialogue's state are made from: make it plain data, a dataclass or a pydantic model"
+        ) from None
     try:
         root = PythonEnvironment(toolset, initial)
     except Exception as exc:
@@ -85,6 +88,30 @@ def load_environments(
             f"{exc}); give it a fork() method that returns an independent copy"
         ) from None
     return PythonEnvironments(root)
+
+
+def _is_toolkit_object(target: Any) -> bool:
+    """An instance of a class of its own whose public methods are the tools (not a module, function or list)."""
+    kind = type(target)
+    return kind.__module__ not in ("builtins", "types") and any(
+        key[:1] != "_" and inspect.isfunction(value) for key, value in vars(kind).items()
+    )
+
+
+def _functions(reference: str, target: Any) -> list[Any]:
+    if isinstance(target, types.ModuleType):
+        functions = module_functions(target)
+        if not functions:
+            raise ValueError(f"{reference!r} defines no public functions to use as tools")
+        return functions
+    if isinstance(target, list | tuple) and target and all(callable(item) for item in target):
+        return list(target)
+    if inspect.isfunction(target) or inspect.ismethod(target):
+        return [target]
+    raise ValueError(
+        f"{reference!r} is a {type(target).__name__}, not a toolkit class or object, a module, a function or a list "
+        "of functions; name one of those (a toolkit class is built per dialogue as Toolkit(state))"
+    )
 
 
 def _load_state(reference: str, base_dir: Path | None) -> Any:

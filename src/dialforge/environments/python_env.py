@@ -426,15 +426,23 @@ class Toolset:
 
     @classmethod
     def of_toolkit(
-        cls, toolkit: type, *, name: str | None = None, errors: Sequence[ErrorRule] = (), base_dir: Path | None = None
+        cls,
+        toolkit: type,
+        *,
+        name: str | None = None,
+        errors: Sequence[ErrorRule] = (),
+        base_dir: Path | None = None,
+        stateful: bool = False,
     ) -> Toolset:
         """The public methods ``toolkit`` defines itself (not those it inherits), called on a toolkit object built
-        per dialogue as ``toolkit(state)``."""
+        per dialogue as ``toolkit(state)``; or, ``stateful``, on the dialogue's own copy of a toolkit object that is
+        the state itself."""
         methods = [value for key, value in vars(toolkit).items() if key[:1] != "_" and inspect.isfunction(value)]
         if not methods:
             raise ValueError(f"{toolkit.__qualname__} defines no public methods to use as tools")
         tools = _unique([_tool_from_function(m, state_parameter=None, method=True) for m in methods], toolkit.__name__)
-        return cls(name or toolkit.__name__, tools, toolkit=toolkit, errors=tuple(errors), base_dir=base_dir)
+        build = _itself if stateful else toolkit
+        return cls(name or toolkit.__name__, tools, toolkit=build, errors=tuple(errors), base_dir=base_dir)
 
     def check_function(self, reference: str) -> Callable[..., Any] | str:
         """The function a Python check names, or why there is none (resolved once per reference)."""
@@ -446,6 +454,10 @@ class Toolset:
             else:
                 self.checks[reference] = function if callable(function) else f"{reference} is not a function"
         return self.checks[reference]
+
+
+def _itself(state: Any) -> Any:
+    return state
 
 
 def _unique(tools: Sequence[_Tool], name: str) -> dict[str, _Tool]:
