@@ -72,7 +72,8 @@ class PythonToolsConfig(BaseModel):
     tools: str = Field(
         min_length=1,
         description="a toolkit class (built per dialogue as Toolkit(state); its own public methods are the tools), "
-        "a module (its public functions), a function, or a list of functions",
+        "a toolkit object (copied per dialogue; it is the state), a module (its public functions), a function, "
+        "or a list of functions",
     )
     state: str | None = Field(
         default=None,
