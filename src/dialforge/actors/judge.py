@@ -75,6 +75,8 @@ TOOL_RESULT_CHARS = 3000
 """A tool result longer than this is cut in the prompt: enough to check facts, not a whole table dump."""
 DIFF_ROWS_SHOWN = 10
 """Rows shown per table and kind of change; the counts are always complete (up to the diff's own cap)."""
+SOURCE_CHARS = 300
+"""A check as written is cut to this in the prompt (a Python check's arguments can hold a list of actions)."""
 
 
 class Judge:
@@ -156,7 +158,13 @@ def apply_rules(
 
 
 def _outcome(outcome: CheckOutcome) -> str:
-    return f"{outcome.description!r} ({outcome.source}: {outcome.detail})"
+    return f"{outcome.description!r} ({_source(outcome)}: {outcome.detail})"
+
+
+def _source(outcome: CheckOutcome) -> str:
+    """The check as written, cut to ``SOURCE_CHARS``."""
+    source = outcome.source
+    return source if len(source) <= SOURCE_CHARS else source[: SOURCE_CHARS - 1] + "…"
 
 
 def _part(section: str) -> str:
@@ -260,7 +268,7 @@ def render_verification(verification: Verification) -> str:
     if verification.checks:
         lines = ["Checks, run on the data as the conversation left it:"]
         lines += [
-            f"- {'PASSED' if o.passed else 'FAILED'}: {o.description} ({o.source}; {o.detail})"
+            f"- {'PASSED' if o.passed else 'FAILED'}: {o.description} ({_source(o)}; {o.detail})"
             for o in verification.checks
         ]
     else:
