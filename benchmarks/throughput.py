@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -124,9 +125,17 @@ class CheckpointClock:
         store_module.RunStore.flush = flush  # type: ignore[method-assign]
 
 
-async def measure(base_url: str, concurrency: int, per_slot: int, clock: CheckpointClock) -> dict[str, float]:
+async def measure(
+    base_url: str,
+    concurrency: int,
+    per_slot: int,
+    clock: CheckpointClock,
+    make_config: Callable[[Path, str, int, int], DialforgeConfig] = config_for,
+) -> dict[str, float]:
+    """One whole run of ``concurrency * per_slot`` dialogues on the config ``make_config`` writes (Chinook's by
+    default)."""
     with tempfile.TemporaryDirectory() as workdir:
-        config = config_for(Path(workdir), base_url, concurrency, concurrency * per_slot)
+        config = make_config(Path(workdir), base_url, concurrency, concurrency * per_slot)
         ledger = UsageLedger()
         async with RoleModels.from_settings(config.models, ledger=ledger, environ={}) as models:
             plans = await Preparation(config, models["generator"], ArtifactStore(Path(workdir) / "prep")).run()

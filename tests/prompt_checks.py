@@ -62,6 +62,11 @@ def filled_in(prompt: str, name: str, section: str | None = None) -> dict[str, s
     return match.groupdict()
 
 
+def data_shown(prompt: str, name: str) -> dict[str, str]:
+    """The schema and data view a goal writer's prompt ``name`` shows of a database."""
+    return filled_in(filled_in(prompt, name)["data_section"], "tasks_parts", "database")
+
+
 def _pattern_parts(template: str) -> list[tuple[str, str]]:
     """The template as a regular expression in parts, each with the template text it stands for: literal text,
     and a group per placeholder (a back-reference where the placeholder repeats); ``$$`` is a dollar sign."""

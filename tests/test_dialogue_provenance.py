@@ -14,7 +14,7 @@ import dialforge
 import dialforge.prompts as prompts
 from dialforge.cli.main import app
 from dialforge.config import DialogueConfig
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel
 from dialforge.model import Task
@@ -50,9 +50,9 @@ def engine_for(mode: Mode, chinook: SQLDatabase, *, database: bool | None = None
     models = {role: DryRunModel(seed=3, role=role) for role in ROLES}
     engine = DialogueEngine(models, mode=mode, settings=DialogueConfig(max_turns_per_task=60))
     on_database = mode == "user+exec" if database is None else database
-    environment = chinook.environment(TOOLS) if on_database else None
+    environments = SQLEnvironments(chinook, TOOLS) if on_database else None
     tools = [tool.to_spec() for tool in TOOLS]
-    engine.add_domain(DomainSetup(name="music store", tools=tools, environment=environment, description="Records."))
+    engine.add_domain(DomainSetup(name="music store", tools=tools, environments=environments, description="Records."))
     return engine
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dialforge.actors.agent import agent_system_prompt
 from dialforge.config import DialogueConfig
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
@@ -89,7 +89,7 @@ def engine_with(
             name="music store",
             tools=[tool.to_spec() for tool in TOOLS],
             policy="Confirm before changing anything.",
-            environment=chinook.environment(TOOLS),
+            environments=SQLEnvironments(chinook, TOOLS),
         )
     )
     return engine, models
@@ -405,7 +405,9 @@ async def test_the_task_oriented_baseline_over_a_database_runs_its_tools_and_che
     }  # fmt: skip
     engine = DialogueEngine(models, mode="task", personas=[])
     engine.add_domain(
-        DomainSetup(name="music store", tools=[t.to_spec() for t in TOOLS], environment=chinook.environment(TOOLS))
+        DomainSetup(
+            name="music store", tools=[t.to_spec() for t in TOOLS], environments=SQLEnvironments(chinook, TOOLS)
+        )
     )
     state = await engine.run(engine.start("music store", [request], dialogue_id="t2", seed=3))
 
@@ -423,7 +425,9 @@ async def test_a_state_read_back_from_storage_continues_exactly_like_an_uninterr
         models = {role: DryRunModel(seed=5, role=role) for role in ("user", "agent", "judge", "tool", "generator")}
         engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(max_turns=30), personas=[])
         engine.add_domain(
-            DomainSetup(name="music store", tools=[t.to_spec() for t in TOOLS], environment=chinook.environment(TOOLS))
+            DomainSetup(
+                name="music store", tools=[t.to_spec() for t in TOOLS], environments=SQLEnvironments(chinook, TOOLS)
+            )
         )
         return engine
 
@@ -503,7 +507,7 @@ async def test_the_dialogues_today_is_sqls_now_and_the_users_date(chinook: SQLDa
     today = datetime(2025, 11, 21, 10, 0)
     engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(today=today), personas=[])
     engine.add_domain(
-        DomainSetup(name="music store", tools=[stamp.to_spec()], environment=chinook.environment([stamp]))
+        DomainSetup(name="music store", tools=[stamp.to_spec()], environments=SQLEnvironments(chinook, [stamp]))
     )
     task = Task(id="date", description="You want invoice 1 dated today.", tools=["date_invoice"])
     state = await engine.run(engine.start("music store", [task], dialogue_id="d", seed=1))

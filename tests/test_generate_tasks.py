@@ -26,7 +26,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tasks import Rubric, Task
 from dialforge.model.tools import ToolSpec
-from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
+from prompt_checks import assert_in_order, assert_mentions, data_shown, filled_in, fragment_text, prompt_of
 from samples import UPDATE_BILLING_CITY
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
@@ -230,8 +230,9 @@ async def test_sql_tasks_are_grounded_in_the_chinook_data(chinook: SQLDatabase) 
     assert [check.sql for check in move.checks] == [MOVE_INVOICE["checks"][0]["sql"]]
     assert look_up.checks == []
     asked = filled_in(prompt_of(model), "tasks_descriptive")
-    assert "CREATE TABLE Customer" in asked["schema"]
-    assert asked["data_view"] == chinook.data_view(seed=0).text  # a limited view of the data, drawn with the seed
+    shown = data_shown(prompt_of(model), "tasks_descriptive")
+    assert "CREATE TABLE Customer" in shown["schema"]
+    assert shown["data_view"] == chinook.data_view(seed=0).text  # a limited view of the data, drawn with the seed
     assert asked["writes"] == "update_invoice_billing_city"
     schema = model.requests[0].options.response_format
     assert schema is not None and "entities" in schema.json_schema["properties"]["tasks"]["items"]["properties"]

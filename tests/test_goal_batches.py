@@ -23,7 +23,7 @@ from dialforge.model.tasks import HARD_GOAL_KINDS, Task
 from dialforge.model.usage import Usage
 from dialforge.pipeline.artifacts import ArtifactStore
 from dialforge.pipeline.preparation import Preparation
-from prompt_checks import filled_in
+from prompt_checks import data_shown, filled_in
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -108,7 +108,9 @@ class ViewReader(ScriptedModel):
     async def _send(self, messages: Sequence[Message], options: RequestOptions) -> Completion:
         assert isinstance(messages[0], UserMessage)
         asked = filled_in(messages[0].content, "tasks_descriptive")
-        people = customers_shown(asked["data_view"])[: int(asked["count"])]
+        people = customers_shown(data_shown(messages[0].content, "tasks_descriptive")["data_view"])[
+            : int(asked["count"])
+        ]
         self._add(orjson.dumps({"tasks": [self._goal(person) for person in people]}).decode(), "view")
         return await super()._send(messages, options)
 
@@ -158,7 +160,7 @@ async def test_each_batch_is_written_over_a_view_of_its_own_and_the_spread_is_re
     (plan,) = await Preparation(bookstore_config(), writer, store).run()
     store.close()
 
-    views = [filled_in(request.messages[0].content, "tasks_descriptive")["data_view"] for request in writer.requests]
+    views = [data_shown(request.messages[0].content, "tasks_descriptive")["data_view"] for request in writer.requests]
     assert len(views) == 3 and len(set(views)) == 3
     named = {person["email"] for view in views for person in customers_shown(view)[:2]}
     assert len(plan.tasks) == 6 and len(named) == 6

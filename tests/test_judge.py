@@ -10,8 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from dialforge.actors.judge import JUDGMENT_FORMAT, Judge
-from dialforge.environments.base import StateDiff, TableDiff
-from dialforge.environments.sql.verification import CheckOutcome, Verification
+from dialforge.environments.base import CheckOutcome, StateDiff, TableDiff, Verification
 from dialforge.json_schema.checks import schema_violations
 from dialforge.llm import ModelUnavailable, ScriptedModel
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
@@ -159,9 +158,7 @@ async def test_a_failed_sql_check_makes_the_dialogue_invalid_and_is_named() -> N
     judgment = await Judge(model).judge(state(), verification=checked)
 
     assert judgment.judgment == "invalid"
-    assert (
-        "failed SQL check on the final database: 'check 2' (SELECT 0: the check returned False)" in judgment.reasoning
-    )
+    assert "failed check on the final data: 'check 2' (SELECT 0: the check returned False)" in judgment.reasoning
     assert "check 1" not in judgment.reasoning
     assert judgment.checks == {"check 1": True, "check 2": False}
     assert judgment.verification == checked.model_dump(mode="json")
@@ -313,8 +310,7 @@ async def test_a_model_error_propagates() -> None:
 
 def test_a_failed_check_after_a_well_handled_tool_error_is_left_to_the_judge() -> None:
     from dialforge.actors.judge import apply_rules
-    from dialforge.environments.base import StateDiff
-    from dialforge.environments.sql.verification import CheckOutcome, Verification
+    from dialforge.environments.base import CheckOutcome, StateDiff, Verification
 
     verification = Verification(
         initial_digest="a",

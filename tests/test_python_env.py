@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import threading
 import types
 from dataclasses import dataclass
 from enum import Enum
@@ -11,8 +13,10 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from dialforge.environments.base import Environment, StateDiff, TableDiff
-from dialforge.environments.python_env import PythonEnvironment
+from dialforge.environments.base import Environment, RestoreError, StateDiff, TableDiff
+from dialforge.environments.python_env import PythonEnvironment, PythonEnvironments
+from dialforge.environments.python_errors import ErrorRule
+from dialforge.model.tasks import PythonCheck, SQLCheck
 
 # --- the bookstore -------------------------------------------------------------------------------------------
 
@@ -285,7 +289,7 @@ async def test_arguments_must_be_an_object(env: PythonEnvironment[Any]) -> None:
     [
         ("get_order", {"order_id": 7}, "not_found", "get_order: no order 7"),
         ("place_order", {"book_id": 9, "quantity": 1, "address": SHIP_TO}, "not_found", "place_order: no book 9"),
-        ("place_order", {"book_id": 2, "quantity": 1, "address": SHIP_TO}, "invalid_arguments", "only 0 copies"),
+        ("place_order", {"book_id": 2, "quantity": 1, "address": SHIP_TO}, "constraint_violation", "only 0 copies"),
         ("cancel_order", {"order_id": 100, "reason": "late"}, "refused", "order 100 has already shipped"),
         (
             "average_order_size",
@@ -432,3 +436,211 @@ async def test_from_module_uses_the_public_functions_it_defines() -> None:
     assert [tool.name for tool in env.tools()] == ["renew_loan"]
     assert env.name == "library_tools"
     assert (await env.call("renew_loan", {"loan_id": 7})).content == {"loan_id": 7, "days": 28}
+
+
+# --- the state, by name or bound to a toolkit ------------------------------------------------------------------
+
+
+def test_the_state_parameter_is_named_so_a_tool_may_have_its_own_state_argument() -> None:
+    def modify_address(db: dict[str, Any], user_id: str, city: str, state: str) -> dict[str, Any]:
+        """Change a user's address.
+
+        Args:
+            user_id: the user.
+            city: the city.
+            state: the US state, such as NY.
+        """
+        db[user_id] = {"city": city, "state": state}
+        return db[user_id]
+
+    env = PythonEnvironment([modify_address], {}, state_parameter="db")
+    assert set(spec(env, "modify_address")["parameters"]["properties"]) == {"user_id", "city", "state"}
+    fork = env.fork()
+    result = asyncio.run(fork.call("modify_address", {"user_id": "ann", "city": "Albany", "state": "NY"}))
+    assert result.content == {"city": "Albany", "state": "NY"}
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+
+class ToolkitBase:
+    def __init__(self, db: Counter) -> None:
+        self.db = db
+
+    def describe(self) -> str:
+        """Not a tool: inherited from the base class."""
+        return "base"
+
+
+class CounterTools(ToolkitBase):
+    def bump(self, name: str, state: str = "on") -> int:
+        """Add one to a counter.
+
+        Args:
+            name: the counter.
+            state: a label kept with it (a tool's own argument, not the state).
+        """
+        self.db.counts[name] = self.db.counts.get(name, 0) + 1
+        return self.db.counts[name]
+
+    def _helper(self) -> None:
+        """Private: not a tool."""
+
+
+async def test_a_toolkit_class_is_built_per_dialogue_around_its_own_state() -> None:
+    env = PythonEnvironment.from_toolkit(CounterTools, Counter())
+    assert [tool.name for tool in env.tools()] == ["bump"]
+    assert "state" in spec(env, "bump")["parameters"]["properties"]
+    first, second = env.fork(), env.fork()
+    assert (await first.call("bump", {"name": "a", "state": "off"})).content == 1
+    assert (await first.call("bump", {"name": "a"})).content == 2
+    assert (await second.call("bump", {"name": "a"})).content == 1
+    assert env.state.counts == {}
+
+
+async def test_sync_tools_run_off_the_event_loop() -> None:
+    def where(state: None) -> str:
+        """Which thread runs the tool."""
+        return threading.current_thread().name
+
+    result = await PythonEnvironment([where]).fork().call("where", {})
+    assert result.content != threading.current_thread().name
+
+
+# --- error kinds -------------------------------------------------------------------------------------------------
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+class Frozen(Exception):
+    pass
+
+
+def order_action(state: dict[str, Any], order_id: str) -> str:
+    """Act on an order.
+
+    Args:
+        order_id: the order.
+    """
+    raise {
+        "a": ValueError("Order not found"),
+        "b": OrderNotFound(order_id),
+        "c": ValueError("Non-pending order cannot be cancelled"),
+        "d": Frozen("the account is frozen"),
+        "e": RuntimeError("Payment gateway timed out"),
+    }[order_id]
+
+
+@pytest.mark.parametrize(
+    ("order_id", "kind"),
+    [("a", "not_found"), ("b", "not_found"), ("c", "constraint_violation"), ("d", "execution_error")],
+    ids=["not-found-message", "not-found-class", "value-error", "other"],
+)
+async def test_default_error_kinds(order_id: str, kind: str) -> None:
+    result = await PythonEnvironment([order_action], {}).call("order_action", {"order_id": order_id})
+    assert result.error is not None and result.error.kind == kind
+
+
+async def test_error_rules_come_before_the_defaults() -> None:
+    rules = [
+        ErrorRule("refused", Frozen),
+        ErrorRule("refused", ValueError, re.compile("cannot be cancelled", re.IGNORECASE)),
+        ErrorRule("unavailable", message=re.compile("timed out")),
+    ]
+    env = PythonEnvironment([order_action], {}, errors=rules)
+    kinds = {key: (await env.call("order_action", {"order_id": key})).error.kind for key in "acde"}  # type: ignore[union-attr]
+    assert kinds == {"a": "not_found", "c": "refused", "d": "refused", "e": "unavailable"}
+
+
+# --- checks, snapshots, restore ----------------------------------------------------------------------------------
+
+
+def ordered_copies(state: dict[str, Any], diff: StateDiff, book_id: int, quantity: int) -> bool:
+    return (
+        any(o["book_id"] == book_id and o["quantity"] == quantity for o in state["orders"]) and "orders" in diff.tables
+    )
+
+
+def broken_check(state: dict[str, Any], diff: StateDiff) -> bool:
+    raise KeyError("orders")
+
+
+async def test_python_checks_run_on_the_final_state_with_the_diff(env: PythonEnvironment[Any]) -> None:
+    fork = env.fork()
+    await fork.call("place_order", {"book_id": 3, "quantity": 2, "address": SHIP_TO})
+    here = f"{__name__}:"
+    verification = fork.verify(
+        [
+            PythonCheck(
+                description="two Solaris", python=here + "ordered_copies", arguments={"book_id": 3, "quantity": 2}
+            ),
+            PythonCheck(
+                description="two Dune", python=here + "ordered_copies", arguments={"book_id": 1, "quantity": 2}
+            ),
+            PythonCheck(description="raises", python=here + "broken_check"),
+            PythonCheck(description="missing", python=here + "no_such_check"),
+            SQLCheck(description="sql", sql="SELECT 1"),
+        ]
+    )
+    outcomes = {o.description: o for o in verification.checks}
+    assert [outcomes[name].passed for name in ("two Solaris", "two Dune", "raises", "missing", "sql")] == [
+        True, False, False, False, False,
+    ]  # fmt: skip
+    assert outcomes["two Solaris"].source == here + 'ordered_copies({"book_id":3,"quantity":2})'
+    assert "KeyError" in outcomes["raises"].detail
+    assert "no attribute 'no_such_check'" in outcomes["missing"].detail
+    assert verification.diff.counts() == {"orders": {"inserted": 1, "updated": 0, "deleted": 0}, "books": {
+        "inserted": 0, "updated": 1, "deleted": 0}}  # fmt: skip
+    assert verification.initial_digest == env.digest() != verification.final_digest
+
+
+class Journal:
+    """A state with its own fork and digest hooks, counting how often it is digested."""
+
+    def __init__(self, entries: list[str]) -> None:
+        self.entries = entries
+        self.digested = 0
+
+    def fork(self) -> Journal:
+        return Journal(list(self.entries))
+
+    def digest(self) -> str:
+        self.digested += 1
+        return str(len(self.entries))
+
+
+def write(state: Journal, text: str) -> int:
+    """Write an entry."""
+    state.entries.append(text)
+    return len(state.entries)
+
+
+async def test_calls_and_snapshots_never_hash_the_state() -> None:
+    env = PythonEnvironment([write], Journal([]))
+    fork = env.fork()
+    for text in "abc":
+        await fork.call("write", {"text": text})
+        fork.snapshot()
+    assert fork.state.digested == 0
+    assert fork.digest() == fork.digest() == "3"
+    assert fork.state.digested == 1, "the digest is kept until the next call"
+
+
+async def test_restore_runs_the_calls_again_and_checks_their_results() -> None:
+    factory = PythonEnvironments(PythonEnvironment(FUNCTIONS, bookstore()))
+    live = factory.new(seed=1, clock="2025-01-01T00:00:00")
+    calls = [("place_order", {"book_id": 3, "quantity": 2, "address": SHIP_TO}), ("get_order", {"order_id": 101})]
+    for name, arguments in calls:
+        await live.call(name, arguments)
+    restored = await factory.restore(live.snapshot(), seed=1, calls=calls)
+    assert restored.digest() == live.digest() and restored.snapshot() == live.snapshot()
+
+    with pytest.raises(RestoreError, match="did not give the results"):
+        await factory.restore(live.snapshot(), seed=1, calls=calls[:1])
+    changed = PythonEnvironments(PythonEnvironment(FUNCTIONS, {**bookstore(), "books": []}))
+    with pytest.raises(RestoreError, match="not the one this dialogue started from"):
+        await changed.restore(live.snapshot(), seed=1, calls=calls)

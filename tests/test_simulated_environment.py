@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from dialforge.environments.base import Environment, StateDiff, TableDiff
-from dialforge.environments.simulated import SimulatedEnvironment, random_reference_time
+from dialforge.environments.base import Environment, RestoreError, StateDiff, TableDiff
+from dialforge.environments.simulated import SimulatedEnvironment, SimulatedEnvironments, random_reference_time
 from dialforge.json_schema.checks import schema_violations
 from dialforge.json_schema.sampler import sample_json
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
@@ -142,12 +142,12 @@ async def test_the_second_call_sees_the_first_call_and_its_result() -> None:
 async def test_the_reference_time_and_what_the_user_said_are_in_the_prompt() -> None:
     model = ScriptedModel([result(SHIPPED)])
     env = environment(model)
-    env.context = [
+    conversation = [
         UserMessage(content="Today is 2 June 2025. Where is order ORD-20417?"),
         AssistantMessage(content="Let me check that for you."),
     ]
 
-    await env.call("get_order", {"order_id": "ORD-20417"})
+    await env.call("get_order", {"order_id": "ORD-20417"}, conversation=conversation)
 
     prompt = prompt_of(model, -1)
     assert_mentions(filled_in(prompt, "tool_simulator")["now"], "Thursday", NOW)
@@ -201,20 +201,22 @@ async def test_calls_a_real_api_would_reject_never_reach_the_model(
         assert "get_order" in outcome.error.message
 
 
-async def test_a_fork_has_its_own_log() -> None:
+async def test_each_dialogue_has_its_own_log() -> None:
     model = ScriptedModel([result(SHIPPED), result(SHIPPED)])
-    parent = environment(model)
+    factory = SimulatedEnvironments(model, TOOLS, domain="Online bookshop")
+    parent = factory.new(seed=100, clock=NOW)
     await parent.call("get_order", {"order_id": "ORD-20417"})
     before = parent.digest()
 
-    child = parent.fork()
+    child = await factory.restore(parent.snapshot(), seed=100, calls=[])
     await child.call("get_order", {"order_id": "ORD-20417"})
 
     assert len(parent.log) == 1 and len(child.log) == 2
     assert parent.digest() == before != child.digest()
     assert child.diff(parent) == StateDiff(tables={"calls": TableDiff(inserted=[child.log[1]])})
     assert parent.diff(child) == StateDiff(tables={"calls": TableDiff(deleted=[child.log[1]])})
-    assert parent.diff(parent.fork()).empty
+    assert factory.new(seed=1, clock=NOW).diff(factory.new(seed=2, clock=NOW)).empty
+    assert parent.verify([]) is None, "a model played the tools: nothing real to check"
 
 
 def test_the_digest_depends_on_the_log_only_not_on_key_order() -> None:
@@ -235,7 +237,8 @@ async def test_snapshot_and_restore_round_trip_and_continue_the_log() -> None:
     await env.call("get_order", {"order_id": "ORD-2"})
 
     stored = orjson.loads(orjson.dumps(env.snapshot()))
-    restored = SimulatedEnvironment.restore(model, TOOLS, stored, domain="Online bookshop", seed=100)
+    factory = SimulatedEnvironments(model, TOOLS, domain="Online bookshop")
+    restored = await factory.restore(stored, seed=100, calls=[])
 
     assert stored["kind"] == "simulated" and stored["reference_time"] == NOW
     assert restored.digest() == env.digest() and restored.log == env.log
@@ -243,8 +246,8 @@ async def test_snapshot_and_restore_round_trip_and_continue_the_log() -> None:
     assert model.requests[2].options.seed == 102
     assert orjson.dumps(env.log[1]).decode() in prompt_of(model, 2)
     assert len(restored.log) == 3 and len(env.log) == 2
-    with pytest.raises(ValueError, match="not a simulated environment snapshot"):
-        SimulatedEnvironment.restore(model, TOOLS, {"kind": "sql"}, domain="Online bookshop")
+    with pytest.raises(RestoreError):
+        await factory.restore({"kind": "sql"}, seed=100, calls=[])
 
 
 async def test_dry_run_results_satisfy_the_return_schemas() -> None:
@@ -280,9 +283,8 @@ async def test_the_service_description_is_in_the_prompt_only_when_there_is_one()
     env = SimulatedEnvironment(described, TOOLS, domain="Online bookshop", reference_time=NOW, description=about)
     await env.call("get_order", {"order_id": "ORD-20417"})
     assert about in filled_in(prompt_of(described, -1), "tool_simulator")["service"]
-    restored = SimulatedEnvironment.restore(
-        described, TOOLS, env.snapshot(), domain="Online bookshop", description=about
-    )
+    factory = SimulatedEnvironments(described, TOOLS, domain="Online bookshop", description=about)
+    restored = await factory.restore(env.snapshot(), seed=0, calls=[])
     assert restored.description == about
 
     plain = ScriptedModel([result(SHIPPED)])

@@ -252,7 +252,6 @@ def test_a_thousand_forks_hold_only_what_they_wrote(root: SQLEnvironment) -> Non
 
 
 async def test_verification_reports_checks_digests_and_the_row_diff(root: SQLEnvironment) -> None:
-    from dialforge.environments.sql.verification import verify
     from dialforge.model import SQLCheck, Task
 
     task = Task(
@@ -264,10 +263,10 @@ async def test_verification_reports_checks_digests_and_the_row_diff(root: SQLEnv
         ],
     )
     dialogue_state = root.fork()
-    untouched = verify(root, dialogue_state, task.checks)
+    untouched = dialogue_state.verify(task.checks)
     assert not untouched.passed and untouched.diff.empty and untouched.initial_digest == untouched.final_digest
     await dialogue_state.call("refund_invoice", {"invoice_id": 412})
-    verification = verify(root, dialogue_state, task.checks)
+    verification = dialogue_state.verify(task.checks)
     assert verification.passed
     assert [c.passed for c in verification.checks] == [True, True]
     assert verification.diff.counts() == {"Invoice": {"inserted": 0, "updated": 1, "deleted": 0}}

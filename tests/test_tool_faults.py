@@ -11,8 +11,8 @@ import pytest
 
 from dialforge.config import DialogueConfig
 from dialforge.environments.faults import injected_fault
-from dialforge.environments.python_env import PythonEnvironment
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.python_env import PythonEnvironment, PythonEnvironments
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ScriptedModel
 from dialforge.model import DialogueState, Task, ToolMessage
@@ -59,7 +59,7 @@ def engine(
 
 
 def sql_setup(chinook: SQLDatabase) -> DomainSetup:
-    return DomainSetup("music store", [tool.to_spec() for tool in TOOLS], environment=chinook.environment(TOOLS))
+    return DomainSetup("music store", [tool.to_spec() for tool in TOOLS], environments=SQLEnvironments(chinook, TOOLS))
 
 
 def errors(state: DialogueState) -> list[dict[str, Any]]:
@@ -169,7 +169,7 @@ async def test_python_tools_rebuilt_after_a_restart_skip_the_calls_a_fault_stopp
     seed = first_calls(0.5, [True, False], dialogue_id="f4")
     note = Task(id="note", description="You want two notes kept.", tools=["add_note"])
     root: PythonEnvironment[dict[str, Any]] = PythonEnvironment([add_note], {"notes": []})
-    setup = DomainSetup("notes", root.tools(), environment=root)
+    setup = DomainSetup("notes", root.tools(), environments=PythonEnvironments(root))
     models = {"user": ScriptedModel([user("Note 'milk'.")]), "agent": ScriptedModel([call("add_note", text="milk")])}
     first = engine(setup, models=models, tool_faults=0.5)
     state = first.start("notes", [note], dialogue_id="f4", seed=seed)

@@ -9,7 +9,7 @@ import orjson
 
 from dialforge.config import DialogueConfig
 from dialforge.environments.faults import injected_fault
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import ScriptedModel
 from dialforge.model import Task
@@ -53,7 +53,7 @@ async def dialogue(
     }
     engine = DialogueEngine(models, mode="user+exec", settings=DialogueConfig(**faults), personas=[])
     engine.add_domain(
-        DomainSetup("music store", [GET_INVOICE.to_spec()], environment=chinook.environment([GET_INVOICE]))
+        DomainSetup("music store", [GET_INVOICE.to_spec()], environments=SQLEnvironments(chinook, [GET_INVOICE]))
     )
     state = await engine.run(engine.start("music store", [task], dialogue_id=f"d-{task.id}-{seed}", seed=seed))
     return engine.record(state)

@@ -11,8 +11,18 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from dialforge.environments.base import ToolErrorKind
 from dialforge.errors import ConfigError
 from dialforge.llm.accounting import Price
 from dialforge.llm.settings import ModelsConfig
@@ -31,6 +41,63 @@ __all__ = [
 ]
 
 
+class ToolErrorRuleConfig(BaseModel):
+    """Which exceptions a Python tool raises become which error kind for the agent; tried in order, before the
+    defaults (a lookup or 'not found' error: not_found; PermissionError: refused; ValueError: constraint_violation;
+    anything else: execution_error)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ToolErrorKind
+    exception: str | None = Field(
+        default=None, description="an exception class: a builtin name (ValueError) or package.module:Class"
+    )
+    message: str | None = Field(default=None, description="a regular expression searched in the message (any case)")
+
+    @model_validator(mode="after")
+    def _says_what_it_matches(self) -> ToolErrorRuleConfig:
+        if self.exception is None and self.message is None:
+            raise ValueError("a rule needs an exception, a message pattern, or both")
+        return self
+
+
+class PythonToolsConfig(BaseModel):
+    """Python functions as the domain's tools, run for real on a state each dialogue has its own copy of.
+
+    References are ``package.module:name`` or ``path/to/file.py:name`` (from the config file's folder).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tools: str = Field(
+        min_length=1,
+        description="a toolkit class (built per dialogue as Toolkit(state); its own public methods are the tools), "
+        "a toolkit object (copied per dialogue; it is the state), a module (its public functions), a function, "
+        "or a list of functions",
+    )
+    state: str | None = Field(
+        default=None,
+        description="a .json file, or package.module:load_state (called without arguments) giving the initial state",
+    )
+    state_parameter: str | None = Field(
+        default="state",
+        description="the parameter of a plain function that receives the state (hidden from the agent); "
+        "null when no function takes it",
+    )
+    errors: list[ToolErrorRuleConfig] = Field(default_factory=list)
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The config file's folder, where file references start."""
+        return self._base_dir
+
+    @model_validator(mode="after")
+    def _remember_base_dir(self, info: ValidationInfo) -> PythonToolsConfig:
+        self._base_dir = (info.context or {}).get("base_dir")
+        return self
+
+
 class DomainConfig(BaseModel):
     """One domain to generate for. Any file given here replaces the stage that would generate it."""
 
@@ -47,8 +114,10 @@ class DomainConfig(BaseModel):
     questions: Path | None = Field(default=None, description="user questions (JSONL or text, one per line)")
     tools: Path | None = Field(default=None, description="tool specs (JSON list or JSONL; SQL tools carry 'sql')")
     tasks: Path | None = Field(default=None, description="tasks (JSONL of Task objects)")
+    python: PythonToolsConfig | None = Field(default=None, description="Python functions as real tools")
+    policy_file: Path | None = Field(default=None, description="the agent's operating policy, from a file")
 
-    @field_validator("seed_tools", "database", "questions", "tools", "tasks")
+    @field_validator("seed_tools", "database", "questions", "tools", "tasks", "policy_file")
     @classmethod
     def _file_exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         if path is None:
@@ -58,6 +127,22 @@ class DomainConfig(BaseModel):
         if not resolved.is_file():
             raise ValueError(f"no such file: {resolved} (relative paths start at the config file's folder)")
         return resolved
+
+    @model_validator(mode="after")
+    def _one_tool_source(self) -> DomainConfig:
+        if self.python is not None and (self.database is not None or self.tools is not None):
+            other = "database" if self.database is not None else "tools"
+            raise ValueError(f"python and {other} are two sources of tools; give one of them")
+        if self.policy is not None and self.policy_file is not None:
+            raise ValueError("policy and policy_file both give the policy; keep one")
+        return self
+
+    @property
+    def policy_text(self) -> str | None:
+        """The supplied policy, written inline or in its file."""
+        if self.policy_file is not None:
+            return self.policy_file.read_text(encoding="utf-8")
+        return self.policy
 
 
 _DEFAULT_DIFFICULTY_MIX: dict[Difficulty, float] = {"easy": 0.3, "medium": 0.4, "hard": 0.3}

@@ -2,17 +2,17 @@
 
 A model reads everything a careful reviewer needs: the whole conversation with its tool calls and
 results, every task (marking which the user completed) with its rubric items, the tools, the agent's
-policy and, for executed SQL dialogues, the verification (check outcomes and the row diff). It judges
-semantics first, classes each rubric item Critical / Structural / NonCritical / InvalidRubric (an item
+policy and, for executed dialogues (SQL or Python tools), the verification (check outcomes and the row
+diff). It judges semantics first, classes each rubric item Critical / Structural / NonCritical / InvalidRubric (an item
 wrong in itself, which is neither met nor failed), and gives a verdict. Then deterministic rules apply,
 because some facts need no opinion:
 
 1. a failed Critical item makes the dialogue invalid, whatever the model's verdict;
-2. a failed SQL check makes it invalid (execution-grounded evidence beats the model), and the
+2. a failed check makes it invalid (execution-grounded evidence beats the model), and the
    reasoning is extended to name the check; after a tool error the model decides instead (the change may have
    failed for a reason the assistant reported well), except for a check asserting that a refused change did
    not happen (a goal that cannot be done as asked): the change was made, and nothing excuses that;
-3. ``checks`` maps each SQL check description to whether it passed, and ``verification`` keeps the
+3. ``checks`` maps each check description to whether it passed, and ``verification`` keeps the
    whole verification record.
 
 A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
@@ -25,8 +25,7 @@ from typing import Any, ClassVar, get_args
 
 import orjson
 
-from dialforge.environments.base import TableDiff, is_error_text
-from dialforge.environments.sql.verification import CheckOutcome, Verification
+from dialforge.environments.base import CheckOutcome, TableDiff, Verification, is_error_text
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
@@ -76,6 +75,8 @@ TOOL_RESULT_CHARS = 3000
 """A tool result longer than this is cut in the prompt: enough to check facts, not a whole table dump."""
 DIFF_ROWS_SHOWN = 10
 """Rows shown per table and kind of change; the counts are always complete (up to the diff's own cap)."""
+SOURCE_CHARS = 300
+"""A check as written is cut to this in the prompt (a Python check's arguments can hold a list of actions)."""
 
 
 class Judge:
@@ -102,7 +103,7 @@ class Judge:
             [UserMessage(content=prompt)], RequestOptions(response_format=JUDGMENT_FORMAT, seed=state.seed)
         )
         tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
-        unchanged = {check.sql for task in state.tasks if task.checks_unchanged for check in task.checks}
+        unchanged = {check.source for task in state.tasks if task.checks_unchanged for check in task.checks}
         return apply_rules(completion.parsed, verification, tool_errors=tool_errors, unchanged_checks=unchanged)
 
 
@@ -131,8 +132,8 @@ def apply_rules(
         for outcome in verification.checks:
             checks[outcome.description] = checks.get(outcome.description, True) and outcome.passed
         failed_checks = [o for o in verification.checks if not o.passed]
-        refused = [_outcome(o) for o in failed_checks if o.sql in unchanged_checks]
-        failed = [_outcome(o) for o in failed_checks if o.sql not in unchanged_checks]
+        refused = [_outcome(o) for o in failed_checks if o.source in unchanged_checks]
+        failed = [_outcome(o) for o in failed_checks if o.source not in unchanged_checks]
         if refused:
             verdict = "invalid"
             reasoning += "\n\nInvalid by execution: a change the goal's policy or data refuses was made: " + "; ".join(
@@ -140,11 +141,11 @@ def apply_rules(
             )
         if failed and not tool_errors:
             verdict = "invalid"
-            reasoning += "\n\nInvalid by execution: failed SQL check on the final database: " + "; ".join(failed)
+            reasoning += "\n\nInvalid by execution: failed check on the final data: " + "; ".join(failed)
         elif failed:
             # docs/method.md, "Validation": a tool that returned an error, reported accurately with a sensible
             # next step, is a valid dialogue; the check then fails because the change never happened. The judge decides.
-            reasoning += "\n\nSQL checks failed after a tool error (judged on how the error was handled): " + "; ".join(
+            reasoning += "\n\nChecks failed after a tool error (judged on how the error was handled): " + "; ".join(
                 failed
             )
     return Judgment(
@@ -157,7 +158,13 @@ def apply_rules(
 
 
 def _outcome(outcome: CheckOutcome) -> str:
-    return f"{outcome.description!r} ({outcome.sql}: {outcome.detail})"
+    return f"{outcome.description!r} ({_source(outcome)}: {outcome.detail})"
+
+
+def _source(outcome: CheckOutcome) -> str:
+    """The check as written, cut to ``SOURCE_CHARS``."""
+    source = outcome.source
+    return source if len(source) <= SOURCE_CHARS else source[: SOURCE_CHARS - 1] + "…"
 
 
 def _part(section: str) -> str:
@@ -259,13 +266,13 @@ def render_conversation(messages: Sequence[Message]) -> str:
 def render_verification(verification: Verification) -> str:
     """The checks' outcomes and a compact row diff: changed columns only for updates."""
     if verification.checks:
-        lines = ["SQL checks, run on the database as the conversation left it:"]
+        lines = ["Checks, run on the data as the conversation left it:"]
         lines += [
-            f"- {'PASSED' if o.passed else 'FAILED'}: {o.description} ({o.sql}; {o.detail})"
+            f"- {'PASSED' if o.passed else 'FAILED'}: {o.description} ({_source(o)}; {o.detail})"
             for o in verification.checks
         ]
     else:
-        lines = ["SQL checks: none were defined for these tasks."]
+        lines = ["Checks: none were defined for these tasks."]
     lines.append("")
     if verification.diff.empty:
         lines.append("Rows changed: none; the database ends as it began.")

@@ -283,6 +283,12 @@ def _load_config(path: Path, dry_run: bool) -> DialforgeConfig:
             "the goals: no tool runs on them and the goals' SQL checks are not run; mode 'user+exec' runs both.",
             err=True,
         )
+    if settings.mode == "user" and (with_python := [d.name for d in settings.domains if d.python]):
+        typer.echo(
+            f"note: mode 'user' simulates every tool, so the Python tools of {', '.join(with_python)} give only "
+            "their specs: none runs and no check is run; mode 'user+exec' runs them.",
+            err=True,
+        )
     return settings
 
 

@@ -1,17 +1,26 @@
 """What the dialogue engine needs from any tool backend: real SQL, Python functions, or a model.
 
+One lifecycle for every kind: a domain's ``EnvironmentFactory`` makes each dialogue its own ``Environment``
+(``new``) or rebuilds one from what a stored state kept of it (``restore``); the environment answers tool
+calls, says what its state is (``snapshot``, ``digest``), what changed (``diff``), whether a task's checks
+hold (``verify``), and lets go of what it holds (``close``). The engine knows nothing else about it, so a new
+kind of environment is one new module and a config key.
+
 A tool call never raises into the dialogue: problems come back as a ``ToolResult`` carrying a
 structured ``ToolError`` that the agent can read and recover from, as it would from a real API.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.model.dialogue import ToolFaultKind
+from dialforge.model.messages import Message
+from dialforge.model.tasks import Check
 from dialforge.model.tools import ToolSpec
 
 ToolErrorKind = Literal[
@@ -101,24 +110,92 @@ class StateDiff(BaseModel):
         }
 
 
+class CheckOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    sql: str = ""
+    python: str | None = None
+    """a Python check's function and arguments (``PythonCheck.source``); ``sql`` is empty then"""
+    passed: bool
+    detail: str
+
+    @property
+    def source(self) -> str:
+        """The check as written."""
+        return self.python if self.python is not None else self.sql
+
+
+class Verification(BaseModel):
+    """What a dialogue did to its environment, as facts beside the model judge: digests before and after,
+    the diff, and whether each of its tasks' checks holds on the final state. Stored with the dialogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_digest: str
+    final_digest: str
+    diff: StateDiff
+    checks: list[CheckOutcome] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+ExecutedCall = tuple[str, dict[str, Any]]
+"""A tool call that reached the environment and ran: its name and arguments."""
+
+
 @runtime_checkable
 class Environment(Protocol):
-    """Tools plus the state they act on; ``fork`` gives each dialogue its own isolated state.
-
-    A state is compared only with a state of its own kind (a SQL fork's rows mean nothing next to a call log),
-    hence ``Self`` in ``fork`` and ``diff``.
-    """
+    """One dialogue's tools and the state they act on, isolated from every other dialogue's."""
 
     def tools(self) -> list[ToolSpec]: ...
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult: ...
+    async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
+        """Run one call; ``conversation`` (the dialogue so far) is there for backends that need to read it, such
+        as a model playing the service."""
+        ...
 
-    def fork(self) -> Self: ...
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready data, with a ``kind``, from which the factory's ``restore`` rebuilds this state."""
+        ...
 
     def digest(self) -> str:
         """A stable hash of the state: equal states have equal digests, whatever led to them."""
         ...
 
     def diff(self, other: Self) -> StateDiff:
-        """What changed from ``other`` (usually the parent state) to this one."""
+        """What changed from ``other`` (usually the dialogue's initial state) to this one."""
         ...
+
+    def verify(self, checks: Sequence[Check]) -> Verification | None:
+        """The checks on this (final) state and the diff from the dialogue's start; ``None`` where nothing real
+        can be checked (a model played the tools)."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the state holds (connections, processes); the environment is not used again."""
+        ...
+
+
+class EnvironmentFactory(Protocol):
+    """A domain's source of environments: one per dialogue, new or rebuilt after a crash."""
+
+    prompts: tuple[str, ...]
+    """The packaged prompts its environments' requests are made of (a model playing the tools), for provenance."""
+
+    def tools(self) -> list[ToolSpec]: ...
+
+    def new(self, *, seed: int, clock: str) -> Environment:
+        """A fresh state for one dialogue; ``clock`` (ISO time) is the dialogue's 'now'."""
+        ...
+
+    async def restore(self, snapshot: dict[str, Any], *, seed: int, calls: Sequence[ExecutedCall]) -> Environment:
+        """The state ``snapshot`` describes; ``calls`` are the dialogue's calls that ran so far, in order, for
+        kinds that rebuild a state by running them again. Raises ``RestoreError`` when it cannot be rebuilt."""
+        ...
+
+
+class RestoreError(Exception):
+    """A stored state could not be rebuilt (e.g. replaying its calls gave another state)."""

@@ -2,7 +2,8 @@
 
 The model plays the domain's backend service. What keeps it honest is the call log: every earlier call of the
 dialogue and its result goes into the prompt, so the same id yields the same entity and created records persist.
-The log is the whole state: ``fork`` copies it, ``digest`` hashes it, ``snapshot`` persists it.
+The log is the whole state: ``digest`` hashes it, ``snapshot`` persists it, ``SimulatedEnvironments.restore`` reads
+it back.
 
 The reply is requested with a JSON schema, a root ``anyOf`` of two closed objects: ``{"result": <the tool's
 return schema>}`` or ``{"error": {"kind", "message"}}``. Chosen over ``{"result": ... | null, "error": ... |
@@ -19,22 +20,30 @@ round corrects a free one, and the dry-run model reports real kinds instead of r
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import random
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, ClassVar, get_args
+from typing import Any, get_args
 
 import orjson
 
 from dialforge.environments.arguments import call_problem
-from dialforge.environments.base import Environment, StateDiff, TableDiff, ToolError, ToolErrorKind, ToolResult
+from dialforge.environments.base import (
+    ExecutedCall,
+    RestoreError,
+    StateDiff,
+    TableDiff,
+    ToolError,
+    ToolErrorKind,
+    ToolResult,
+)
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message, UserMessage
+from dialforge.model.tasks import Check
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section, service_section
 
@@ -111,12 +120,9 @@ def _lines(values: Sequence[Any]) -> str:
 class SimulatedEnvironment:
     """The domain's backend, played by a model that sees the tool, its return schema and the call log.
 
-    ``context`` is the conversation so far, set by the engine before each call: the user's messages go into
-    the prompt, so that results match what the customer said (names, ids, the order of events).
+    Each call is given the conversation so far: the user's messages go into the prompt, so that results match
+    what the customer said (names, ids, the order of events).
     """
-
-    prompts: ClassVar[tuple[str, ...]] = ("tool_simulator", "tool_simulator_parts", "service_section")
-    """The packaged prompts its requests are made of."""
 
     def __init__(
         self,
@@ -139,7 +145,6 @@ class SimulatedEnvironment:
         self.description = description
         self.reference_time = reference_time
         self.seed = seed
-        self.context: list[Message] = []
         self._log = [dict(entry) for entry in log]
 
     @property
@@ -150,7 +155,7 @@ class SimulatedEnvironment:
     def tools(self) -> list[ToolSpec]:
         return list(self._tools.values())
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
         """The service's answer; calls the real API would reject outright never reach the model.
 
         A reply that stays invalid after the client's repair round becomes an ``execution_error`` and is not
@@ -161,7 +166,7 @@ class SimulatedEnvironment:
         tool = self._tools[name]
         try:
             completion = await self.model.complete(
-                [UserMessage(content=self._prompt(tool, arguments))],
+                [UserMessage(content=self._prompt(tool, arguments, conversation))],
                 RequestOptions(response_format=self._formats[name], seed=self.seed + len(self._log)),
             )
         except ModelOutputError as exc:
@@ -179,8 +184,8 @@ class SimulatedEnvironment:
         self._log.append(entry)
         return result
 
-    def _prompt(self, tool: ToolSpec, arguments: dict[str, Any]) -> str:
-        said = [message.content for message in self.context if message.role == "user"]
+    def _prompt(self, tool: ToolSpec, arguments: dict[str, Any], conversation: Sequence[Message]) -> str:
+        said = [message.content for message in conversation if message.role == "user"]
         returns = (
             _part("returns", schema=orjson.dumps(tool.returns).decode())
             if tool.returns is not None
@@ -198,24 +203,15 @@ class SimulatedEnvironment:
             call=orjson.dumps({"name": tool.name, "arguments": arguments}).decode(),
         )
 
-    def fork(self) -> SimulatedEnvironment:
-        """The same service with its own copy of the log: calls on the fork leave this one untouched."""
-        clone = copy.copy(self)
-        clone._log = list(self._log)
-        clone.context = list(self.context)
-        return clone
-
     def digest(self) -> str:
         """blake2b of the log's canonical JSON: equal logs, equal digests."""
         return hashlib.blake2b(_canonical(self._log), digest_size=16).hexdigest()
 
-    def diff(self, other: Environment) -> StateDiff:
+    def diff(self, other: SimulatedEnvironment) -> StateDiff:
         """Calls this log has beyond what it shares with ``other``'s (inserted), and ``other``'s own (deleted).
 
         Everything lives in one pseudo-table ``calls``; a fork compared with its parent has only insertions.
         """
-        if not isinstance(other, SimulatedEnvironment):
-            raise TypeError(f"a SimulatedEnvironment can only be compared with another, not {type(other).__name__}")
         shared = 0
         for mine, theirs in zip(self._log, other._log, strict=False):
             if _canonical(mine) != _canonical(theirs):
@@ -232,26 +228,46 @@ class SimulatedEnvironment:
             "log": orjson.loads(orjson.dumps(self._log)),
         }
 
-    @classmethod
-    def restore(
-        cls,
-        model: ChatModel,
-        tools: Sequence[ToolSpec],
-        snapshot: dict[str, Any],
-        *,
-        domain: str,
-        description: str = "",
-        seed: int = 0,
+    def verify(self, checks: Sequence[Check]) -> None:
+        """Nothing real to check: the results were written by a model."""
+        return None
+
+    def close(self) -> None:
+        """Holds nothing but its log."""
+
+
+class SimulatedEnvironments:
+    """A domain whose tools a model plays: each dialogue starts with an empty call log at its own 'now'."""
+
+    prompts: tuple[str, ...] = ("tool_simulator", "tool_simulator_parts", "service_section")
+    """The packaged prompts its requests are made of."""
+
+    def __init__(self, model: ChatModel, tools: Sequence[ToolSpec], *, domain: str, description: str = "") -> None:
+        self.model = model
+        self._tools = list(tools)
+        self.domain = domain
+        self.description = description
+
+    def tools(self) -> list[ToolSpec]:
+        return list(self._tools)
+
+    def new(self, *, seed: int, clock: str) -> SimulatedEnvironment:
+        return SimulatedEnvironment(
+            self.model, self._tools, domain=self.domain, reference_time=clock, description=self.description, seed=seed
+        )
+
+    async def restore(
+        self, snapshot: dict[str, Any], *, seed: int, calls: Sequence[ExecutedCall]
     ) -> SimulatedEnvironment:
         """The environment ``snapshot`` describes; it continues the log (and its seeds) where it stopped."""
         if snapshot.get("kind") != "simulated":
-            raise ValueError(f"not a simulated environment snapshot: kind {snapshot.get('kind')!r}")
-        return cls(
-            model,
-            tools,
-            domain=domain,
+            raise RestoreError(f"not a simulated environment's snapshot: kind {snapshot.get('kind')!r}")
+        return SimulatedEnvironment(
+            self.model,
+            self._tools,
+            domain=self.domain,
             reference_time=snapshot["reference_time"],
-            description=description,
+            description=self.description,
             seed=seed,
             log=snapshot["log"],
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 Difficulty = Literal["easy", "medium", "hard"]
@@ -40,6 +41,36 @@ class SQLCheck(BaseModel):
     description: str
     sql: str
 
+    @property
+    def source(self) -> str:
+        """The check as written, which the judge and the records name it by."""
+        return self.sql
+
+
+class PythonCheck(BaseModel):
+    """An assertion on a Python environment's final state: ``python`` names a function (``package.module:name``,
+    or ``path/to/file.py:name`` from the config file's folder), called as ``function(state, diff, **arguments)``
+    with the final state and the ``StateDiff`` from the dialogue's start; passes when it returns a truthy value.
+
+    Example: ``{"description": "loan 7 is returned", "python": "checks:loan_status",
+    "arguments": {"loan_id": "L7", "status": "returned"}}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    python: str = Field(pattern=r"^[^:\s]+:[A-Za-z_][\w.]*$")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        arguments = orjson.dumps(self.arguments, option=orjson.OPT_SORT_KEYS).decode() if self.arguments else ""
+        return f"{self.python}({arguments})"
+
+
+Check = SQLCheck | PythonCheck
+"""A check on a dialogue's final state: SQL for a database, a Python predicate for Python tools."""
+
 
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,10 +98,10 @@ class Task(BaseModel):
         description="the result fields whose values the person asks to be told, named as the tools' results name "
         "them: each must be one that some tool returns (empty: nothing, or not stated)",
     )
-    checks: list[SQLCheck] = Field(
+    checks: list[Check] = Field(
         default_factory=list,
-        description="execution-grounded verification (SQL domains): that the change was made, or, when "
-        "checks_unchanged, that the refused change was not",
+        description="execution-grounded verification (SQL checks for a database, Python checks for Python tools): "
+        "that the change was made, or, when checks_unchanged, that the refused change was not",
     )
 
     @property

@@ -2,9 +2,9 @@
 
 An action is one model call (user simulator, agent, judge) or one tool execution. ``step`` returns a
 new state and leaves its argument untouched, so the runner can persist every state; a state read
-back from storage continues identically because the environment's state travels inside it (a SQL
-fork's pages, a simulated environment's call log) or is rebuilt by replaying the dialogue's calls
-(Python environments, checked against the stored digest).
+back from storage continues identically because the environment's snapshot travels inside it and the
+domain's environment factory rebuilds the environment from it (``environments/base.py``); the engine never
+asks which kind of environment it holds.
 
 The three pipelines of arXiv 2601.08225 (docs/method.md) are a choice of actors, not copies of this loop:
 ``task`` (the agent gets each task as a direct request; simulated tools, or the domain's real ones when it
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import orjson
 
@@ -26,12 +25,16 @@ from dialforge.actors.judge import Judge
 from dialforge.actors.personas import DEFAULT_PERSONAS, DEFAULT_PERSONAS_PROMPT, Persona, pick_persona
 from dialforge.actors.user_simulator import UserSimulator
 from dialforge.config import DialogueConfig
-from dialforge.environments.base import Environment, ToolResult
+from dialforge.environments.base import (
+    Environment,
+    EnvironmentFactory,
+    ExecutedCall,
+    RestoreError,
+    ToolResult,
+    Verification,
+)
 from dialforge.environments.faults import fault_result, injected_fault
-from dialforge.environments.python_env import PythonEnvironment
-from dialforge.environments.simulated import SimulatedEnvironment, random_reference_time
-from dialforge.environments.sql.environment import SQLEnvironment
-from dialforge.environments.sql.verification import Verification, verify
+from dialforge.environments.simulated import SimulatedEnvironments, random_reference_time
 from dialforge.llm.completion import Role
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
@@ -51,12 +54,12 @@ class EngineError(Exception):
 
 @dataclass
 class DomainSetup:
-    """What the engine needs per domain: tools, policy, and for real execution the root environment."""
+    """What the engine needs per domain: tools, policy, and for real execution the environments its tools run in."""
 
     name: str
     tools: list[ToolSpec]
     policy: str = ""
-    environment: SQLEnvironment | PythonEnvironment | None = None
+    environments: EnvironmentFactory | None = None
     description: str = ""
     """what the business is, for the agent and the tool simulator"""
 
@@ -78,35 +81,41 @@ class DialogueEngine:
         self.agent = Agent(scoped["agent"])
         self.judge = Judge(scoped["judge"])
         self.tool_model: ChatModel = scoped["tool"]
-        prompts = [*Agent.prompts, *Judge.prompts]
+        self._prompts = [*Agent.prompts, *Judge.prompts]
         if mode != "task":
-            prompts += [*UserSimulator.prompts, *((DEFAULT_PERSONAS_PROMPT,) if personas is None else ())]
-        self._generators: dict[bool, dict[str, object]] = {
-            simulated: {
-                "dialforge_version": __version__,
-                "models": {role: model.name for role, model in models.items()},
-                "prompts": prompt_digests([*prompts, *(SimulatedEnvironment.prompts if simulated else ())]),
-            }
-            for simulated in (False, True)
-        }
-        """How the dialogues of this engine are made, by whether a model simulates their tools: the code's
-        version, the model per role and a digest of each prompt its roles are given, so that datasets can be
-        compared and a dialogue traced to its code."""
+            self._prompts += [*UserSimulator.prompts, *((DEFAULT_PERSONAS_PROMPT,) if personas is None else ())]
+        self._model_names = {role: model.name for role, model in models.items()}
+        self._generators: dict[str, dict[str, object]] = {}
+        """per domain: how its dialogues are made (the code's version, the model per role and a digest of each
+        prompt its roles and its environments are given), so that datasets can be compared and a dialogue traced
+        to its code"""
         self._domains: dict[str, DomainSetup] = {}
+        self._environments: dict[str, EnvironmentFactory] = {}
+        """per domain: where its dialogues' tools run (its real environments, or a model playing them)"""
         self._live: dict[str, tuple[int, Environment]] = {}
         """dialogue id -> (message count of the state it belongs to, live environment)"""
 
     def generator(self, state: DialogueState) -> dict[str, object]:
-        """The record's ``generator``: the tool simulator's prompts count only where a model played the tools."""
-        return self._generators[state.env.get("kind") == "simulated"]
+        """The record's ``generator``: an environment's prompts count only where a model played the tools."""
+        return self._generators[state.domain]
 
     def add_domain(self, setup: DomainSetup) -> None:
-        if self.mode == "user+exec" and setup.environment is None:
+        if self.mode == "user+exec" and setup.environments is None:
             raise EngineError(
                 f"domain {setup.name!r}: mode user+exec executes tools for real, so it needs a database "
                 "(domains[].database) or a Python environment; use mode 'user' for simulated tools"
             )
         self._domains[setup.name] = setup
+        environments = self._environments[setup.name] = (
+            setup.environments
+            if setup.environments is not None and self.mode != "user"
+            else SimulatedEnvironments(self.tool_model, setup.tools, domain=setup.name, description=setup.description)
+        )
+        self._generators[setup.name] = {
+            "dialforge_version": __version__,
+            "models": self._model_names,
+            "prompts": prompt_digests([*self._prompts, *environments.prompts]),
+        }
 
     # -- starting ---------------------------------------------------------------------------------------------
 
@@ -153,32 +162,11 @@ class DialogueEngine:
             )
             state.stats = dialogue_stats(state)
             return state
-        environment = self._new_environment(setup, state, today)
+        environment = self._environments[domain].new(seed=seed, clock=today)
         self._live[state.id] = (len(state.messages), environment)
-        state.env = self._snapshot(environment)
+        state.env = environment.snapshot()
         state.stats = dialogue_stats(state)
         return state
-
-    def _executes(self, setup: DomainSetup) -> bool:
-        """Whether the domain's tools run for real: always under user+exec (``add_domain`` saw to it that they
-        can), and in the task-oriented baseline whenever the domain has a database or Python tools, since its
-        tasks are written against that data and their checks need it. ``user`` mode simulates them by definition."""
-        return setup.environment is not None and self.mode != "user"
-
-    def _new_environment(self, setup: DomainSetup, state: DialogueState, today: str) -> Environment:
-        if self._executes(setup):
-            assert setup.environment is not None
-            if isinstance(setup.environment, SQLEnvironment):  # its 'now' is the agent's today
-                return setup.environment.fork(clock=datetime.fromisoformat(today))
-            return setup.environment.fork()
-        return SimulatedEnvironment(
-            self.tool_model,
-            setup.tools,
-            domain=setup.name,
-            reference_time=today,
-            description=setup.description,
-            seed=state.seed,
-        )
 
     # -- stepping ---------------------------------------------------------------------------------------------
 
@@ -252,7 +240,7 @@ class DialogueEngine:
 
     def _release(self, state: DialogueState) -> None:
         live = self._live.pop(state.id, None)
-        if live is not None and isinstance(live[1], SQLEnvironment):
+        if live is not None:
             live[1].close()
 
     def _guard(self, state: DialogueState, name: str) -> None:
@@ -342,8 +330,6 @@ class DialogueEngine:
         pending = [call for call in last.tool_calls or () if call.id not in answered]
         call = pending[0]
         environment = await self._environment(state)
-        if isinstance(environment, SimulatedEnvironment):
-            environment.context = state.conversation
         fault = injected_fault(
             self.settings.tool_faults,
             self.settings.tool_fault_kinds,
@@ -360,9 +346,9 @@ class DialogueEngine:
             except ValueError as exc:
                 result = ToolResult.failure("invalid_arguments", str(exc))
             else:
-                result = await environment.call(call.name, arguments)
+                result = await environment.call(call.name, arguments, conversation=state.conversation)
         state.messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=result.to_text()))
-        state.env = self._snapshot(environment)
+        state.env = environment.snapshot()
         self._live[state.id] = (len(state.messages), environment)
         state.next_actor = "tool" if len(pending) > 1 else "agent"
 
@@ -373,62 +359,23 @@ class DialogueEngine:
         self._release(state)
 
     async def _verification(self, state: DialogueState) -> Verification | None:
-        setup = self._domains[state.domain]
-        if not isinstance(setup.environment, SQLEnvironment) or not self._executes(setup):
-            return None
         final = await self._environment(state)
-        assert isinstance(final, SQLEnvironment)
-        checks = [check for task in state.tasks for check in task.checks]
-        return verify(setup.environment, final, checks)
+        return final.verify([check for task in state.tasks for check in task.checks])
 
     # -- environments across crashes ----------------------------------------------------------------------------
-
-    def _snapshot(self, environment: Environment) -> dict[str, object]:
-        """What a state keeps of its environment: SQL pages or the call log; for Python tools only the digest,
-        since replaying the dialogue's calls rebuilds them."""
-        if isinstance(environment, SQLEnvironment | SimulatedEnvironment):
-            return environment.snapshot()
-        return {"kind": "python", "digest": environment.digest()}
 
     async def _environment(self, state: DialogueState) -> Environment:
         """The dialogue's live environment, rebuilt from the state when this process has not got it."""
         live = self._live.get(state.id)
         if live is not None and live[0] == len(state.messages):
             return live[1]  # the environment as this very state left it; anything else is rebuilt
-        setup = self._domains[state.domain]
-        kind = state.env.get("kind")
-        if kind == "sql" and isinstance(setup.environment, SQLEnvironment):
-            environment: Environment = setup.environment.restore(state.env)
-        elif kind == "simulated":
-            environment = SimulatedEnvironment.restore(
-                self.tool_model,
-                setup.tools,
-                state.env,
-                domain=setup.name,
-                description=setup.description,
-                seed=state.seed,
+        try:
+            environment = await self._environments[state.domain].restore(
+                state.env, seed=state.seed, calls=_executed_calls(state)
             )
-        elif kind == "python" and isinstance(setup.environment, PythonEnvironment):
-            environment = await self._replayed(setup.environment, state)
-        else:
-            raise EngineError(f"dialogue {state.id!r}: no way to rebuild a {kind!r} environment for {state.domain!r}")
+        except RestoreError as exc:
+            raise EngineError(f"dialogue {state.id!r} ({state.domain}): {exc}") from None
         self._live[state.id] = (len(state.messages), environment)
-        return environment
-
-    async def _replayed(self, root: PythonEnvironment, state: DialogueState) -> Environment:
-        """Python tools are deterministic code: replay the dialogue's calls (those a fault stopped never ran) and
-        check the digest."""
-        environment = root.fork()
-        faulted = {fault.call_id for fault in state.faults}
-        for message in state.messages:
-            if isinstance(message, AssistantMessage):
-                for call in message.tool_calls or ():
-                    if call.id in faulted:
-                        continue
-                    if any(isinstance(m, ToolMessage) and m.tool_call_id == call.id for m in state.messages):
-                        await environment.call(call.name, call.parsed_arguments())
-        if environment.digest() != state.env.get("digest"):
-            raise EngineError(f"dialogue {state.id!r}: replaying its tool calls did not reproduce the stored state")
         return environment
 
     # -- the record -----------------------------------------------------------------------------------------------
@@ -457,6 +404,21 @@ class DialogueEngine:
             guards=state.guards,
             generator=self.generator(state),
         )
+
+
+def _executed_calls(state: DialogueState) -> list[ExecutedCall]:
+    """The dialogue's tool calls that reached its environment, in order: answered, and not stopped by a fault."""
+    answered = {m.tool_call_id for m in state.messages if isinstance(m, ToolMessage)}
+    faulted = {fault.call_id for fault in state.faults}
+    calls = []
+    for message in state.messages:
+        for call in message.tool_calls or () if isinstance(message, AssistantMessage) else ():
+            if call.id in answered and call.id not in faulted:
+                try:
+                    calls.append((call.name, call.parsed_arguments()))
+                except ValueError:
+                    continue  # arguments that were not JSON never reached the environment
+    return calls
 
 
 def _faults_in(messages: Sequence[Message], faults: Sequence[ToolFault]) -> list[ToolFault]:

@@ -6,9 +6,10 @@ model-backed item is kept in the checkpoint store (a resumed run does not ask ag
 what it produced and dropped, and the generator's usage it took (kept with its items, so a resumed run
 still reports what they cost).
 
-Tool sources, in order of precedence: a tools file; for SQL domains, tools a model writes over the
-database (or scaffolded ones); otherwise questions -> tool specs per question -> merge ->
-complementary tools -> return schemas.
+Tool sources: for SQL domains, a tools file or tools a model writes over the database (or scaffolded ones);
+for Python domains, the functions the config names (their specs read from signatures and docstrings);
+otherwise a tools file, or questions -> tool specs per question -> merge -> complementary tools -> return
+schemas. A domain whose tools run for real carries its ``EnvironmentFactory`` in its plan.
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ from dialforge.actors.generators.tasks import (
 )
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
+from dialforge.environments.base import EnvironmentFactory
+from dialforge.environments.python_config import ErrorRuleSpec, load_environments
+from dialforge.environments.python_env import PythonEnvironments
 from dialforge.environments.sql.data_view import DataView
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.mentions import goal_spread
 from dialforge.environments.sql.scaffold import scaffold_notes, scaffold_tools
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.errors import ConfigError
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.domain import Domain, domain_slug
@@ -68,7 +73,8 @@ _TASKS = TypeAdapter(list[Task])
 
 @dataclass
 class DomainPlan:
-    """A domain ready for dialogues; ``sql_tools`` and ``database`` are set for SQL domains."""
+    """A domain ready for dialogues; ``sql_tools`` and ``database`` are set for SQL domains, ``environments``
+    (where its tools run for real) for SQL and Python domains."""
 
     domain: Domain
     tools: list[ToolSpec]
@@ -78,7 +84,26 @@ class DomainPlan:
     questions: list[str] = field(default_factory=list)
     sql_tools: list[SQLTool] = field(default_factory=list)
     database: SQLDatabase | None = None
+    environments: EnvironmentFactory | None = None
     reports: list[StageReport] = field(default_factory=list)
+
+
+def python_environments(config: DomainConfig) -> PythonEnvironments[Any]:
+    """The environments of a domain with Python tools (``domains[].python``); ``ConfigError`` naming the key and
+    the fix when a reference cannot be followed."""
+    python = config.python
+    assert python is not None
+    try:
+        return load_environments(
+            name=config.name,
+            tools=python.tools,
+            state=python.state,
+            state_parameter=python.state_parameter,
+            errors=[ErrorRuleSpec(rule.kind, rule.exception, rule.message) for rule in python.errors],
+            base_dir=python.base_dir,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"domain {config.name!r}: {exc}") from None
 
 
 def stage_seed(run_seed: int, *parts: str) -> int:
@@ -157,6 +182,9 @@ class Preparation:
         plan = DomainPlan(domain=domain, tools=[], policy="", tasks=[], followups=[])
         if config.database is not None:
             await self._sql_tools(config, plan)
+        elif config.python is not None:
+            plan.environments = python_environments(config)
+            plan.tools = plan.environments.tools()
         elif config.tools is not None:
             plan.tools = load_tool_specs(config.tools, config.name)
         else:
@@ -195,13 +223,17 @@ class Preparation:
         """A goal stage in ``parts``, one request each, concurrently: each part's writer sees a view of the data
         drawn with the part's own seed (the run's, the domain's, the part's index), showing first what the views
         before it did not; the view is part of the part's key, so a resumed run asks for exactly the parts it
-        lacks. Reported once, with how the goals spread over the data."""
+        lacks. Reported once, with how the goals spread over the data. A domain of Python tools shows a view of its
+        state's records instead (``environments/state_view.py``)."""
         name, database, tokens = plan.domain.name, plan.database, self.settings.data_view_tokens
         seeds = [stage_seed(self.config.seed, name, stage, str(index)) for index in range(len(parts))]
         views: list[DataView] = []
         if database is not None:
             for seed in seeds:
                 views.append(database.data_view(seed=seed, tokens=tokens, earlier=views))
+        elif isinstance(plan.environments, PythonEnvironments):
+            environments = plan.environments
+            views = [DataView(text=environments.view(seed=seed, tokens=tokens)) for seed in seeds]
 
         async def one(index: int, part: P) -> ItemBatch[Task]:
             view = views[index] if views else None
@@ -245,6 +277,7 @@ class Preparation:
                 StageReport(stage="sql_tools_scaffolded", domain=plan.domain.name, produced=len(plan.sql_tools))
             )
         plan.tools = [tool.to_spec() for tool in plan.sql_tools]
+        plan.environments = SQLEnvironments(plan.database, plan.sql_tools)
 
     async def _generated_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
         domain, name, seed = plan.domain, plan.domain.name, self.config.seed
@@ -321,8 +354,8 @@ class Preparation:
             plan.reports[-1].rejected.append(Rejection(label="field types across tools", reasons=conflicts))
 
     async def _policy(self, config: DomainConfig, plan: DomainPlan) -> None:
-        if config.policy is not None:
-            plan.policy = config.policy
+        if (supplied := config.policy_text) is not None:
+            plan.policy = supplied
             return
         domain, name, tools = plan.domain, plan.domain.name, plan.tools
         batch = await self._stage(

@@ -44,7 +44,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from dialforge.config import DialforgeConfig
-from dialforge.environments.sql.environment import SQLDatabase
+from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.accounting import UsageLedger, merge_snapshots
 from dialforge.model.dialogue import DialogueState
@@ -52,7 +52,7 @@ from dialforge.model.domain import Domain
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.artifacts import store_error, write_whole
-from dialforge.pipeline.preparation import DomainPlan, Preparation
+from dialforge.pipeline.preparation import DomainPlan, Preparation, python_environments
 from dialforge.runner.progress import Reporter
 from dialforge.runner.run import (
     RunOptions,
@@ -277,8 +277,9 @@ def _plan_data(plan: DomainPlan, config: DialforgeConfig) -> dict[str, Any]:
     }
 
 
-def _plan_from_data(data: dict[str, Any]) -> DomainPlan:
-    return DomainPlan(
+def _plan_from_data(data: dict[str, Any], config: DialforgeConfig) -> DomainPlan:
+    """The plan, with its environments made again in this worker: the database's, or the Python tools'."""
+    plan = DomainPlan(
         domain=Domain.model_validate(data["domain"]),
         tools=_TOOLS.validate_python(data["tools"]),
         policy=data["policy"],
@@ -287,6 +288,12 @@ def _plan_from_data(data: dict[str, Any]) -> DomainPlan:
         sql_tools=_SQL_TOOLS.validate_python(data["sql_tools"]),
         database=SQLDatabase.load(data["database"]) if data["database"] else None,
     )
+    domain = next((d for d in config.domains if d.name == plan.domain.name), None)
+    if plan.database is not None:
+        plan.environments = SQLEnvironments(plan.database, plan.sql_tools)
+    elif domain is not None and domain.python is not None:
+        plan.environments = python_environments(domain)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -306,7 +313,7 @@ def run_shard(config: DialforgeConfig, plan_data: list[dict[str, Any]], job: Sha
 
 async def _run_shard(config: DialforgeConfig, plan_data: list[dict[str, Any]], job: ShardJob, progress: Any) -> int:
     shard = job.shard
-    plans = [_plan_from_data(data) for data in plan_data]
+    plans = [_plan_from_data(data, config) for data in plan_data]
     wanted = set(job.ids)
     work = [
         item

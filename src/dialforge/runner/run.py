@@ -113,8 +113,9 @@ def build_engine(config: DialforgeConfig, models: RoleModels, plans: Sequence[Do
         {role: models[role] for role in ROLES}, mode=config.mode, settings=config.dialogue, personas=personas
     )
     for plan in plans:
-        environment = plan.database.environment(plan.sql_tools) if plan.database is not None else None
-        engine.add_domain(DomainSetup(plan.domain.name, plan.tools, plan.policy, environment, plan.domain.description))
+        engine.add_domain(
+            DomainSetup(plan.domain.name, plan.tools, plan.policy, plan.environments, plan.domain.description)
+        )
     return engine
 
 

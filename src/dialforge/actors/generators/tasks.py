@@ -49,7 +49,7 @@ from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
-from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Difficulty, GoalKind, Rubric, SQLCheck, Task
+from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Check, Difficulty, GoalKind, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section
 
@@ -69,7 +69,6 @@ _ADDRESSES_ASSISTANT = re.compile(r"\b(?:the|an?|your) (?:ai |virtual )?(?:assis
 _FIRST_PERSON = re.compile(r"\bI\b|\b(?i:me|my|mine|myself|we|our|ours)\b")
 """A word only a message in the user's own voice has: a request about the user ("Liam wants ...") has none."""
 _CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
-_NO_DATABASE = "(none: this application's data is not shown to you)"
 _NO_POLICY = "(none given: the assistant helps with whatever its tools serve)"
 _LOOKED_UP_KINDS = ("missing_entity", "ambiguous_entity")
 """Kinds whose goal names a detail at issue (``lookup``), looked up in the database: no row, or several."""
@@ -309,8 +308,7 @@ async def _generate(
         now=_now(today),
         tools=describe_tools(tools, with_returns=True) or "(no tools)",
         writes=", ".join(tool.name for tool in tools if changes_data(tool)) or "none",
-        schema=database.schema.to_prompt() if database is not None else _NO_DATABASE,
-        data_view=view.text if view is not None else _NO_DATABASE,
+        data_section=_data_section(database, view),
         policy=policy.strip() or _NO_POLICY,
         result_fields=readable.listing(),
         count=count,
@@ -350,6 +348,17 @@ async def _generate(
     slug = domain_slug(domain.name)
     batch.items = [task.model_copy(update={"id": task_id(slug, kind, task.description)}) for task in batch.items]
     return batch
+
+
+def _data_section(database: SQLDatabase | None, view: DataView | None) -> str:
+    """What the writer is shown of the data: the database's schema and view, a view of a Python environment's
+    records (``environments/state_view.py``), or that nothing is shown."""
+    if database is not None:
+        assert view is not None
+        return render_section("tasks_parts", "database", schema=database.schema.to_prompt(), data_view=view.text)
+    if view is not None:
+        return render_section("tasks_parts", "state", data_view=view.text)
+    return render_section("tasks_parts", "no_data")
 
 
 def _readable_fields(tools: Sequence[ToolSpec], database: SQLDatabase | None) -> ReadableFields:
@@ -429,7 +438,7 @@ class _TaskCheck:
             asked_by=asked_by,
             tools=tools,
             asks_to_see=asks_to_see,
-            checks=checks,
+            checks=list[Check](checks),
         )
         return Checked(entry, label, task)
 

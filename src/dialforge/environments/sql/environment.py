@@ -3,7 +3,8 @@
 ``SQLDatabase`` is the shared, read-only source (a ``.sqlite`` file, or one built from a SQL
 script). ``SQLEnvironment`` is one state of it: tool calls change it, ``fork`` gives a dialogue
 its own isolated copy, ``digest`` names the state, ``diff`` says which rows changed, and
-``check`` evaluates a task's read-only SQL assertion on it.
+``check`` evaluates a task's read-only SQL assertion on it. ``SQLEnvironments`` is a domain's factory:
+each dialogue's fork, or one rebuilt from the pages its stored state kept.
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ import sqlglot
 from sqlglot import exp
 
 from dialforge.environments.arguments import call_problem
-from dialforge.environments.base import StateDiff, TableDiff, ToolErrorKind, ToolResult
+from dialforge.environments.base import (
+    CheckOutcome,
+    ExecutedCall,
+    RestoreError,
+    StateDiff,
+    TableDiff,
+    ToolErrorKind,
+    ToolResult,
+    Verification,
+)
 from dialforge.environments.sql.data_view import DEFAULT_VIEW_TOKENS, DataView, ViewPlan, draw_view, view_plan
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect, julian_ms, sql_clock
 from dialforge.environments.sql.sandbox import (
@@ -47,6 +57,8 @@ from dialforge.environments.sql.schema import (
 )
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
+from dialforge.model.messages import Message
+from dialforge.model.tasks import Check, SQLCheck
 from dialforge.model.tools import ToolSpec
 
 _WAL_FORMAT = 2
@@ -312,7 +324,7 @@ class SQLEnvironment:
     def sql_tools(self) -> list[SQLTool]:
         return list(self._tools.values())
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+    async def call(self, name: str, arguments: dict[str, Any], *, conversation: Sequence[Message] = ()) -> ToolResult:
         return self.execute(name, arguments)
 
     def execute(self, name: str, arguments: dict[str, Any]) -> ToolResult:
@@ -459,6 +471,24 @@ class SQLEnvironment:
             return False, "the check returned no row"
         value = next(iter(rows[0].values()))
         return _truthy(value), f"the check returned {value!r}"
+
+    def verify(self, checks: Sequence[Check]) -> Verification:
+        """The checks on this state, read-only, and the rows changed from the database as it was."""
+        outcomes = [self._outcome(check) for check in checks]
+        initial = SQLEnvironment(self.database, self._toolset, self.limits)
+        try:
+            return Verification(
+                initial_digest=initial.digest(), final_digest=self.digest(), diff=self.diff(initial), checks=outcomes
+            )
+        finally:
+            initial.close()
+
+    def _outcome(self, check: Check) -> CheckOutcome:
+        if not isinstance(check, SQLCheck):
+            refused = "a Python check cannot run on a SQL database"
+            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=refused)
+        passed, detail = self.check(check.sql)
+        return CheckOutcome(description=check.description, sql=check.sql, passed=passed, detail=detail)
 
     def fork(self, *, clock: datetime | None = None) -> SQLEnvironment:
         """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes.
@@ -615,3 +645,25 @@ def _table_diff(
     for rows in (changes.inserted, changes.updated, changes.deleted):
         del rows[_DIFF_ROWS_CAP:]
     return changes
+
+
+class SQLEnvironments:
+    """A SQL domain's environments: each dialogue works on its own fork of the database, whose SQL 'now' is the
+    dialogue's; a stored state keeps the fork's pages, so it comes back exactly, random() and all."""
+
+    prompts: tuple[str, ...] = ()
+
+    def __init__(self, database: SQLDatabase, tools: Sequence[SQLTool], limits: SandboxLimits | None = None) -> None:
+        self.root = database.environment(tools, limits)
+
+    def tools(self) -> list[ToolSpec]:
+        return self.root.tools()
+
+    def new(self, *, seed: int, clock: str) -> SQLEnvironment:
+        return self.root.fork(clock=datetime.fromisoformat(clock))
+
+    async def restore(self, snapshot: dict[str, Any], *, seed: int, calls: Sequence[ExecutedCall]) -> SQLEnvironment:
+        try:
+            return self.root.restore(snapshot)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RestoreError(f"the stored SQL state cannot be read back: {exc}") from None
