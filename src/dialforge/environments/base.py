@@ -196,6 +196,10 @@ class EnvironmentFactory(Protocol):
         kinds that rebuild a state by running them again. Raises ``RestoreError`` when it cannot be rebuilt."""
         ...
 
+    async def close(self) -> None:
+        """The run is over: end what is still running (servers of dialogues an interruption cut short)."""
+        ...
+
 
 class RestoreError(Exception):
     """A stored state could not be rebuilt (e.g. replaying its calls gave another state)."""

@@ -761,3 +761,6 @@ class PythonEnvironments(Generic[S]):
                 "deterministic (a random id, the time of day) or their code changed since"
             )
         return environment
+
+    async def close(self) -> None:
+        """Nothing outlives its dialogue."""

@@ -271,3 +271,6 @@ class SimulatedEnvironments:
             seed=seed,
             log=snapshot["log"],
         )
+
+    async def close(self) -> None:
+        """Nothing outlives its dialogue."""

@@ -667,3 +667,7 @@ class SQLEnvironments:
             return self.root.restore(snapshot)
         except (ValueError, KeyError, TypeError) as exc:
             raise RestoreError(f"the stored SQL state cannot be read back: {exc}") from None
+
+    async def close(self) -> None:
+        """The root state's connection; every dialogue's fork is closed with its dialogue."""
+        self.root.close()
