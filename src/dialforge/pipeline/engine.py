@@ -378,6 +378,13 @@ class DialogueEngine:
         self._live[state.id] = (len(state.messages), environment)
         return environment
 
+    async def close(self) -> None:
+        """The run is over: every domain's environments end what is still running (servers of dialogues an
+        interruption cut short); the states stored so far are untouched."""
+        self._live.clear()
+        for environments in self._environments.values():
+            await environments.close()
+
     # -- the record -----------------------------------------------------------------------------------------------
 
     def record(self, state: DialogueState) -> Dialogue:
