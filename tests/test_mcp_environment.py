@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from dialforge.environments.mcp import McpEnvironments, McpError, McpSettings
@@ -270,3 +271,42 @@ async def test_the_reference_git_server_works_on_a_repository_per_dialogue(tmp_p
     assert "refs/heads/tea-price" in {path.removeprefix(".git/") for path in changed}
     await factory.close()
     assert server_pids(factory) == []
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "bakery_site" / "bakery_site.yaml"
+
+
+def servers_running(run_dir: Path) -> list[int]:
+    """Processes whose command line names a state directory of this run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(run_dir) in command and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(shutil.which("mcp-server-git") is None, reason="needs mcp-server-git: pip install mcp-server-git")
+def test_the_example_runs_survives_kill_9_and_leaves_no_server_behind(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "dialforge.cli.main", "run", str(EXAMPLE), "--dry-run", "--out", str(run_dir)]
+    first = subprocess.Popen([*command, "--concurrency", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = run_dir / "mcp" / "bakery-website" / "servers"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (servers.is_dir() and any(servers.glob("*.pid"))):
+        time.sleep(0.05)
+    first.kill()  # SIGKILL: nothing of dialforge's own clean-up runs
+    first.wait()
+
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    records = [orjson.loads(line) for line in (run_dir / "dialogues.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and all(record["env"]["kind"] == "mcp" for record in records)
+    checks = [check for record in records for check in record["judgment"]["verification"]["checks"]]
+    assert checks and all(check["command"] for check in checks)
+    assert servers_running(run_dir) == [] and not any(servers.iterdir())
+    assert not any((run_dir / "mcp" / "bakery-website" / "states").iterdir())

@@ -119,7 +119,7 @@ def test_python_tools_and_a_database_are_two_sources_of_tools(tmp_path: Path) ->
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["domains"][0]["tools"] = "library_tasks.jsonl"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(ConfigError, match="python and tools are two sources of tools"):
+    with pytest.raises(ConfigError, match="tools and python are different sources of tools"):
         load_config(path)
 
 

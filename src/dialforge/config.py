@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from dialforge.environments.base import ToolErrorKind
+from dialforge.environments.mcp import McpSettings
 from dialforge.errors import ConfigError
 from dialforge.llm.accounting import Price
 from dialforge.llm.settings import ModelsConfig
@@ -115,6 +116,7 @@ class DomainConfig(BaseModel):
     tools: Path | None = Field(default=None, description="tool specs (JSON list or JSONL; SQL tools carry 'sql')")
     tasks: Path | None = Field(default=None, description="tasks (JSONL of Task objects)")
     python: PythonToolsConfig | None = Field(default=None, description="Python functions as real tools")
+    mcp: McpSettings | None = Field(default=None, description="a Model Context Protocol server's tools, run for real")
     policy_file: Path | None = Field(default=None, description="the agent's operating policy, from a file")
 
     @field_validator("seed_tools", "database", "questions", "tools", "tasks", "policy_file")
@@ -128,11 +130,32 @@ class DomainConfig(BaseModel):
             raise ValueError(f"no such file: {resolved} (relative paths start at the config file's folder)")
         return resolved
 
+    @field_validator("mcp")
+    @classmethod
+    def _mcp_paths_from_config_folder(cls, mcp: McpSettings | None, info: ValidationInfo) -> McpSettings | None:
+        """``state`` found from the config file's folder, and ``{config}`` in commands replaced by that folder."""
+        base = (info.context or {}).get("base_dir")
+        if mcp is None or base is None:
+            return mcp
+        folder = str(Path(base).resolve())
+        update: dict[str, object] = {
+            "setup": [[part.replace("{config}", folder) for part in command] for command in mcp.setup],
+            "env": {key: value.replace("{config}", folder) for key, value in mcp.env.items()},
+        }
+        if mcp.command is not None:
+            update["command"] = [part.replace("{config}", folder) for part in mcp.command]
+        if mcp.state is not None:
+            state = mcp.state if mcp.state.is_absolute() else base / mcp.state
+            if not state.is_dir():
+                raise ValueError(f"mcp.state: no such folder: {state} (relative paths start at the config's folder)")
+            update["state"] = state
+        return mcp.model_copy(update=update)
+
     @model_validator(mode="after")
     def _one_tool_source(self) -> DomainConfig:
-        if self.python is not None and (self.database is not None or self.tools is not None):
-            other = "database" if self.database is not None else "tools"
-            raise ValueError(f"python and {other} are two sources of tools; give one of them")
+        sources = [key for key in ("database", "tools", "python", "mcp") if getattr(self, key) is not None]
+        if len(sources) > 1 and sources != ["database", "tools"]:
+            raise ValueError(f"{' and '.join(sources)} are different sources of tools; give one of them")
         if self.policy is not None and self.policy_file is not None:
             raise ValueError("policy and policy_file both give the policy; keep one")
         return self

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message
-from dialforge.model.tasks import Check
+from dialforge.model.tasks import Check, CommandCheck, PythonCheck, SQLCheck
 from dialforge.model.tools import ToolSpec
 
 ToolErrorKind = Literal[
@@ -117,13 +117,27 @@ class CheckOutcome(BaseModel):
     sql: str = ""
     python: str | None = None
     """a Python check's function and arguments (``PythonCheck.source``); ``sql`` is empty then"""
+    command: str | None = None
+    """a command check's command line (``CommandCheck.source``); ``sql`` is empty then"""
     passed: bool
     detail: str
+
+    @classmethod
+    def of(cls, check: Check, *, passed: bool, detail: str) -> CheckOutcome:
+        """The outcome of ``check``, naming it in the field of its kind."""
+        field = "python" if isinstance(check, PythonCheck) else "command" if isinstance(check, CommandCheck) else "sql"
+        return cls(description=check.description, passed=passed, detail=detail, **{field: check.source})
+
+    @classmethod
+    def cannot_run(cls, check: Check, where: str) -> CheckOutcome:
+        """A check of another kind of state than ``where``: it fails, saying so."""
+        kind = {PythonCheck: "a Python", CommandCheck: "a command", SQLCheck: "a SQL"}[type(check)]
+        return cls.of(check, passed=False, detail=f"{kind} check cannot run on {where}")
 
     @property
     def source(self) -> str:
         """The check as written."""
-        return self.python if self.python is not None else self.sql
+        return self.python if self.python is not None else self.command if self.command is not None else self.sql
 
 
 class Verification(BaseModel):
@@ -198,6 +212,15 @@ class EnvironmentFactory(Protocol):
 
     async def close(self) -> None:
         """The run is over: end what is still running (servers of dialogues an interruption cut short)."""
+        ...
+
+
+@runtime_checkable
+class StateViews(Protocol):
+    """A factory whose initial state goal writers are shown a part of, so that goals name what is really there."""
+
+    def view(self, *, seed: int, tokens: int) -> str:
+        """About ``tokens`` of the initial state as text, drawn with ``seed`` (each batch of goals its own)."""
         ...
 
 

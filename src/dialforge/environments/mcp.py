@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,7 @@ from dialforge.environments.base import (
     Verification,
 )
 from dialforge.model.messages import Message
-from dialforge.model.tasks import SQLCheck
+from dialforge.model.tasks import Check, CommandCheck
 from dialforge.model.tools import ToolSpec
 
 T = TypeVar("T")
@@ -384,6 +385,25 @@ class McpEnvironments:
             environment.replay = snapshot["replay"]
         return environment
 
+    def view(self, *, seed: int, tokens: int) -> str:
+        """The server's resources and the state's files (their text, in a seeded order, as far as ``tokens``
+        allows; a repository's ``.git`` is left out), for the goal writers."""
+        lines = [f"- resource {r['uri']}: {r['name']}. {r['description']}".rstrip() for r in self.resources]
+        if self.settings.state is not None and self.settings.isolation == "per_dialogue":
+            files = [path for path in self._initial_hashes if not path.startswith(".git/")]
+            random.Random(seed).shuffle(files)
+            budget = tokens * 4 - sum(map(len, lines))
+            for relative in files:
+                shown = _shown(self.initial, relative)
+                text = shown.get("text")
+                entry = f"--- {relative} ({shown.get('bytes', 0)} bytes)" + (f"\n{text}" if text is not None else "")
+                if len(entry) > budget:
+                    lines.append(f"--- {relative} ({shown.get('bytes', 0)} bytes, not shown)")
+                    continue
+                lines.append(entry)
+                budget -= len(entry)
+        return "\n".join(lines)
+
     async def shared_connection(self) -> _Connection:
         async with self._shared_lock:
             if self._shared is None or self._shared.closed.is_set():
@@ -532,19 +552,30 @@ class McpEnvironment:
         )
         return StateDiff() if files.empty else StateDiff(tables={"files": files})
 
-    def verify(self, checks: Sequence[SQLCheck]) -> Verification:
-        """The files changed since the dialogue began; SQL checks cannot run on a server's files and fail."""
+    def verify(self, checks: Sequence[Check]) -> Verification:
+        """The files changed since the dialogue began, and each command check run on the final state directory."""
         initial = McpEnvironment(self.factory)
-        refused = "a SQL check cannot run on an MCP server's state"
         return Verification(
             initial_digest=initial.digest(),
             final_digest=self.digest(),
             diff=self.diff(initial),
-            checks=[
-                CheckOutcome(description=check.description, sql=check.sql, passed=False, detail=refused)
-                for check in checks
-            ],
+            checks=[self._outcome(check) for check in checks],
         )
+
+    def _outcome(self, check: Check) -> CheckOutcome:
+        if not isinstance(check, CommandCheck):
+            return CheckOutcome.cannot_run(check, "an MCP server's files")
+        if self.settings.isolation == "shared" or self.settings.state is None:
+            return CheckOutcome.of(check, passed=False, detail="no state directory to check: the server is shared")
+        root = self._state or self.factory.initial
+        argv = [_expand(part, {"state": str(root)}) for part in check.command]
+        try:
+            done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=self.settings.timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return CheckOutcome.of(check, passed=False, detail=f"the check could not run: {exc}")
+        said = (done.stdout.strip() or done.stderr.strip())[-300:]
+        detail = f"the check exited with {done.returncode}" + (f": {said}" if said else "")
+        return CheckOutcome.of(check, passed=done.returncode == 0, detail=detail)
 
     def close(self) -> None:
         """End the server and remove the state copy (in the background: the engine's ``close`` is not async)."""

@@ -685,20 +685,18 @@ class PythonEnvironment(Generic[S]):
 
     def _outcome(self, check: Check, diff: StateDiff) -> CheckOutcome:
         if not isinstance(check, PythonCheck):
-            refused = "a SQL check cannot run on Python tools"
-            return CheckOutcome(description=check.description, sql=check.source, passed=False, detail=refused)
+            return CheckOutcome.cannot_run(check, "Python tools")
         function = self.toolset.check_function(check.python)
         if isinstance(function, str):
-            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=function)
+            return CheckOutcome.of(check, passed=False, detail=function)
         try:
             value = function(self._state, diff, **check.arguments)
         except Exception as exc:
-            detail = f"the check raised {type(exc).__name__}: {exc}"
-            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=detail)
+            return CheckOutcome.of(check, passed=False, detail=f"the check raised {type(exc).__name__}: {exc}")
         self._stale()  # a check that changed the state must not leave a stale digest
         shown = repr(value)
         detail = f"the check returned {shown if len(shown) <= 200 else shown[:200] + '...'}"
-        return CheckOutcome(description=check.description, python=check.source, passed=bool(value), detail=detail)
+        return CheckOutcome.of(check, passed=bool(value), detail=detail)
 
     def close(self) -> None:
         """The state is plain memory, freed with the environment."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Literal
 
 import orjson
@@ -68,8 +69,27 @@ class PythonCheck(BaseModel):
         return f"{self.python}({arguments})"
 
 
-Check = SQLCheck | PythonCheck
-"""A check on a dialogue's final state: SQL for a database, a Python predicate for Python tools."""
+class CommandCheck(BaseModel):
+    """An assertion on an MCP server's final state directory: ``command`` (argv; ``{state}`` is the directory,
+    which is also the working directory) passes when it exits with 0.
+
+    Example: ``{"description": "the fix is committed on a branch of its own",
+    "command": ["git", "rev-parse", "--verify", "fix-typo"]}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    command: list[str] = Field(min_length=1)
+
+    @property
+    def source(self) -> str:
+        return shlex.join(self.command)
+
+
+Check = SQLCheck | PythonCheck | CommandCheck
+"""A check on a dialogue's final state: SQL for a database, a Python predicate for Python tools, a command for an
+MCP server's files."""
 
 
 class Task(BaseModel):

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -41,7 +42,8 @@ from dialforge.actors.generators.tasks import (
 )
 from dialforge.actors.generators.tool_specs import generate_tool_specs, merge_tool_specs
 from dialforge.config import DialforgeConfig, DomainConfig
-from dialforge.environments.base import EnvironmentFactory
+from dialforge.environments.base import EnvironmentFactory, StateViews
+from dialforge.environments.mcp import McpEnvironments, McpError
 from dialforge.environments.python_config import ErrorRuleSpec, load_environments
 from dialforge.environments.python_env import PythonEnvironments
 from dialforge.environments.sql.data_view import DataView
@@ -103,6 +105,16 @@ def python_environments(config: DomainConfig) -> PythonEnvironments[Any]:
             base_dir=python.base_dir,
         )
     except ValueError as exc:
+        raise ConfigError(f"domain {config.name!r}: {exc}") from None
+
+
+async def mcp_environments(config: DomainConfig, workdir: Path) -> McpEnvironments:
+    """The environments of a domain served by an MCP server (``domains[].mcp``), its servers' files and pid files
+    in ``workdir``; ``ConfigError`` naming the server and the fix when it cannot be set up."""
+    assert config.mcp is not None
+    try:
+        return await McpEnvironments.open(config.mcp, workdir)
+    except McpError as exc:
         raise ConfigError(f"domain {config.name!r}: {exc}") from None
 
 
@@ -185,6 +197,10 @@ class Preparation:
         elif config.python is not None:
             plan.environments = python_environments(config)
             plan.tools = plan.environments.tools()
+        elif config.mcp is not None:
+            workdir = self.store.run_dir / "mcp" / domain_slug(config.name)
+            plan.environments = await mcp_environments(config, workdir)
+            plan.tools = plan.environments.tools()
         elif config.tools is not None:
             plan.tools = load_tool_specs(config.tools, config.name)
         else:
@@ -231,7 +247,7 @@ class Preparation:
         if database is not None:
             for seed in seeds:
                 views.append(database.data_view(seed=seed, tokens=tokens, earlier=views))
-        elif isinstance(plan.environments, PythonEnvironments):
+        elif isinstance(plan.environments, StateViews):
             environments = plan.environments
             views = [DataView(text=environments.view(seed=seed, tokens=tokens)) for seed in seeds]
 

@@ -48,11 +48,11 @@ from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm.accounting import UsageLedger, merge_snapshots
 from dialforge.model.dialogue import DialogueState
-from dialforge.model.domain import Domain
+from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.tasks import Task
 from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.artifacts import store_error, write_whole
-from dialforge.pipeline.preparation import DomainPlan, Preparation, python_environments
+from dialforge.pipeline.preparation import DomainPlan, Preparation, mcp_environments, python_environments
 from dialforge.runner.progress import Reporter
 from dialforge.runner.run import (
     RunOptions,
@@ -277,8 +277,9 @@ def _plan_data(plan: DomainPlan, config: DialforgeConfig) -> dict[str, Any]:
     }
 
 
-def _plan_from_data(data: dict[str, Any], config: DialforgeConfig) -> DomainPlan:
-    """The plan, with its environments made again in this worker: the database's, or the Python tools'."""
+async def _plan_from_data(data: dict[str, Any], config: DialforgeConfig, workdir: Path) -> DomainPlan:
+    """The plan, with its environments made again in this worker: the database's, the Python tools' or the MCP
+    server's (whose files and processes this worker keeps in ``workdir``)."""
     plan = DomainPlan(
         domain=Domain.model_validate(data["domain"]),
         tools=_TOOLS.validate_python(data["tools"]),
@@ -293,6 +294,8 @@ def _plan_from_data(data: dict[str, Any], config: DialforgeConfig) -> DomainPlan
         plan.environments = SQLEnvironments(plan.database, plan.sql_tools)
     elif domain is not None and domain.python is not None:
         plan.environments = python_environments(domain)
+    elif domain is not None and domain.mcp is not None:
+        plan.environments = await mcp_environments(domain, workdir / "mcp" / domain_slug(domain.name))
     return plan
 
 
@@ -313,7 +316,7 @@ def run_shard(config: DialforgeConfig, plan_data: list[dict[str, Any]], job: Sha
 
 async def _run_shard(config: DialforgeConfig, plan_data: list[dict[str, Any]], job: ShardJob, progress: Any) -> int:
     shard = job.shard
-    plans = [_plan_from_data(data, config) for data in plan_data]
+    plans = [await _plan_from_data(data, config, Path(job.store_dir)) for data in plan_data]
     wanted = set(job.ids)
     work = [
         item

@@ -225,4 +225,5 @@ async def generate(
         raise stopped.exceptions[0] from None  # what stopped the run, as it was raised (several may be alike)
     finally:
         reporter.stop()
+        await engine.close()  # servers of dialogues an interruption cut short end here; their states are stored
     return summary

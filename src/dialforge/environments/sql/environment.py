@@ -485,10 +485,9 @@ class SQLEnvironment:
 
     def _outcome(self, check: Check) -> CheckOutcome:
         if not isinstance(check, SQLCheck):
-            refused = "a Python check cannot run on a SQL database"
-            return CheckOutcome(description=check.description, python=check.source, passed=False, detail=refused)
+            return CheckOutcome.cannot_run(check, "a SQL database")
         passed, detail = self.check(check.sql)
-        return CheckOutcome(description=check.description, sql=check.sql, passed=passed, detail=detail)
+        return CheckOutcome.of(check, passed=passed, detail=detail)
 
     def fork(self, *, clock: datetime | None = None) -> SQLEnvironment:
         """An isolated copy of this state: it shares unchanged pages with this one and sees none of its later writes.
