@@ -1,12 +1,17 @@
 """MCP environments: server start per dialogue, calls through the client, memory per live server.
 
-    python benchmarks/mcp_env.py [--servers 16] [--calls 500]
+    python benchmarks/mcp_env.py [--servers 16] [--calls 500] [--pipeline 32,256]
 
 Servers: the SDK notes server of the tests (tests/data/mcp/notes_server.py) and, when installed, the reference
 ``mcp-server-git`` on a small repository. For each: the seconds from a dialogue's first call to its answer
 (copy of the state, server start, initialize, the call; median and max over ``--servers`` dialogues started
 together, ``max_servers`` equal to that count), calls per second and dialforge's CPU per call on one live server
 (``--calls`` sequential reads), and the resident memory of each live server process (median).
+
+Then whole runs (``--pipeline``: the concurrencies to try): user+exec dialogues against ``dialforge mock-server``
+(real HTTP client, real store, benchmarks/throughput.py's harness), one notes-server process per dialogue, at most
+32 alive at once (``max_servers``), one dialogue per slot: dialogues per second and dialforge's CPU per model call
+(the servers' own CPU is theirs).
 """
 
 from __future__ import annotations
@@ -18,9 +23,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from dialforge.config import DialforgeConfig
 from dialforge.environments.mcp import McpEnvironment, McpEnvironments, McpSettings
+from dialforge.model.tasks import Task
+
+sys.path.insert(0, str(Path(__file__).parent))
+from throughput import CheckpointClock, start_server
+from throughput import measure as measure_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "mcp"
@@ -67,10 +79,42 @@ async def measure(
     )
 
 
+def notes_config(notes: Path) -> Callable[[Path, str, int, int], DialforgeConfig]:
+    def make(workdir: Path, base_url: str, concurrency: int, dialogues: int) -> DialforgeConfig:
+        tasks = [
+            Task(id="a", description="You want a note 'dentist' saying 'Tuesday 9:30'.", tools=["add_note"]),
+            Task(id="b", description="You want to read your groceries note.", tools=["list_notes", "read_note"]),
+        ]
+        (workdir / "tasks.jsonl").write_text("".join(task.model_dump_json() + "\n" for task in tasks))
+        server = {"command": [sys.executable, str(DATA / "notes_server.py"), "{state}"], "state": str(notes)}
+        return DialforgeConfig.model_validate(
+            {
+                "mode": "user+exec",
+                "domains": [
+                    {
+                        "name": "notes",
+                        "mcp": server | {"max_servers": 32, "tools": {"exclude": ["wait", "crash"]}},
+                        "tasks": str(workdir / "tasks.jsonl"),
+                        "policy": "Confirm before saving anything.",
+                    }
+                ],
+                "generation": {"tasks_per_dialogue": [1, 2]},
+                "dialogue": {"per_domain": dialogues, "max_turns": 24},
+                "models": {
+                    "default": {"model": "mock-model", "base_urls": base_url, "max_concurrency": concurrency * 2}
+                },
+            }
+        )
+
+    return make
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=16)
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--pipeline", default="32,256", help="concurrencies of whole runs; empty: none")
+    parser.add_argument("--latency-ms", type=int, default=200)
     args = parser.parse_args()
     print(f"{args.servers} dialogues starting together; {args.calls} sequential calls on one server\n")
     print("| server | first call (median / max) | calls/s | dialforge CPU per call | RSS per server |")
@@ -96,6 +140,27 @@ async def main() -> None:
         await measure("mcp-server-git", settings, ("git_status", {}), args.servers, args.calls)
     else:
         print("(mcp-server-git not installed: pip install mcp-server-git)")
+    concurrencies = [int(part) for part in args.pipeline.split(",") if part]
+    if not concurrencies:
+        return
+    server, base_url = start_server(args.latency_ms)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            notes = Path(folder) / "notes"
+            notes.mkdir()
+            (notes / "groceries.txt").write_text("milk, eggs")
+            for concurrency in concurrencies:
+                row = await measure_pipeline(
+                    base_url, concurrency, 1, CheckpointClock(), make_config=notes_config(notes)
+                )
+                print(
+                    f"pipeline at concurrency {concurrency} (32 servers at most): {row['dialogues']:.0f} dialogues "
+                    f"({row['failed']:.0f} failed), {row['dialogues/s']:.2f} dialogues/s, {row['calls/s']:.0f} "
+                    f"model calls/s, {row['cpu ms/call']:.2f} dialforge CPU ms per model call"
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
