@@ -72,3 +72,10 @@ def test_command_checks_run_on_the_final_state_directory(tmp_path: Path) -> None
     assert outcomes[1].detail == "the check exited with 1"
     assert outcomes[2].sql == "SELECT 1" and "cannot run" in outcomes[2].detail
     assert CheckOutcome.model_validate(outcomes[0].model_dump()).source == outcomes[0].command
+
+
+def test_a_relative_work_directory_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers run in their state directory, so a relative --out would point them nowhere."""
+    monkeypatch.chdir(tmp_path)
+    factory = McpEnvironments(McpSettings(command=["srv"]), Path("out") / "mcp" / "repo")
+    assert factory.workdir == tmp_path / "out" / "mcp" / "repo" and factory.initial.is_absolute()

@@ -310,3 +310,20 @@ def test_the_example_runs_survives_kill_9_and_leaves_no_server_behind(tmp_path: 
     assert checks and all(check["command"] for check in checks)
     assert servers_running(run_dir) == [] and not any(servers.iterdir())
     assert not any((run_dir / "mcp" / "bakery-website" / "states").iterdir())
+
+
+@pytest.mark.skipif(
+    shutil.which("mcp-server-time") is None, reason="needs mcp-server-time: pip install mcp-server-time"
+)
+async def test_the_reference_time_server_is_shared_by_every_dialogue(tmp_path: Path) -> None:
+    settings = McpSettings(command=["mcp-server-time", "--local-timezone", "Europe/London"], isolation="shared")
+    factory = await McpEnvironments.open(settings, tmp_path / "work")
+    first, second = factory.new(seed=1, clock=""), factory.new(seed=2, clock="")
+    converted = await first.call(
+        "convert_time", {"source_timezone": "Europe/London", "time": "09:30", "target_timezone": "Asia/Tokyo"}
+    )
+    assert converted.ok and "Asia/Tokyo" in str(converted.content)
+    assert (await second.call("get_current_time", {"timezone": "Europe/Paris"})).ok
+    assert first.digest() == second.digest(), "a shared server has no per-dialogue state"
+    await factory.close()
+    assert server_pids(factory) == []

@@ -295,11 +295,11 @@ class McpEnvironments:
 
     def __init__(self, settings: McpSettings, workdir: Path) -> None:
         self.settings = settings
-        self.workdir = workdir
-        self.initial = workdir / "initial"
-        self._states = workdir / "states"
-        self._pids = workdir / "servers"
-        self._errlog = workdir / "servers.log"
+        self.workdir = workdir.resolve()  # servers run in their state directory: every path they get is absolute
+        self.initial = self.workdir / "initial"
+        self._states = self.workdir / "states"
+        self._pids = self.workdir / "servers"
+        self._errlog = self.workdir / "servers.log"
         self._slots = asyncio.Semaphore(settings.max_servers)
         self._tools: list[ToolSpec] = []
         self._listed: list[Any] = []
