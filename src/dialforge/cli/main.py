@@ -67,24 +67,25 @@ def run(
     ] = False,
 ) -> None:
     """Generate (or resume) a dataset as the config describes."""
+    import importlib.util
+
+    from dialforge.runner.run import RunOptions
+
+    if executor is Executor.ray and importlib.util.find_spec("ray") is None:
+        typer.echo("dialforge run --executor ray needs Ray: pip install 'dialforge[ray]'", err=True)
+        raise typer.Exit(2)
+    settings = _load_config(config, dry_run)
+    run_dir = out or Path("runs") / config.stem
+    options = RunOptions(
+        dry_run=dry_run,
+        limit=limit,
+        concurrency=concurrency,
+        force_new_config=force_new_config,
+        retry_failed=retry_failed,
+    )
     if executor is Executor.ray:
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            typer.echo("dialforge run --executor ray needs Ray: pip install 'dialforge[ray]'", err=True)
-            raise typer.Exit(2)
         from dialforge.runner.ray_executor import RayExecutorError, run_on_ray
-        from dialforge.runner.run import RunOptions
 
-        settings = _load_config(config, dry_run)
-        run_dir = out or Path("runs") / config.stem
-        options = RunOptions(
-            dry_run=dry_run,
-            limit=limit,
-            concurrency=concurrency,
-            force_new_config=force_new_config,
-            retry_failed=retry_failed,
-        )
         try:
             _execute(
                 lambda reporter: run_on_ray(
@@ -97,18 +98,8 @@ def run(
             typer.echo(f"{exc}; resume with: {_command_line(context, run_dir)}", err=True)
             raise typer.Exit(1) from None
         return
-    from dialforge.runner.run import RunOptions
     from dialforge.runner.run import run as run_config
 
-    settings = _load_config(config, dry_run)
-    run_dir = out or Path("runs") / config.stem
-    options = RunOptions(
-        dry_run=dry_run,
-        limit=limit,
-        concurrency=concurrency,
-        force_new_config=force_new_config,
-        retry_failed=retry_failed,
-    )
     _execute(lambda reporter: run_config(settings, run_dir, options, reporter), context, run_dir)
 
 

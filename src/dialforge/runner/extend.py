@@ -26,7 +26,7 @@ from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.pipeline.conversations import ImportedConversation, read_conversations
 from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed, write_stage_reports
 from dialforge.runner.progress import Reporter
-from dialforge.runner.run import RunOptions, RunSummary, _concurrency, build_engine, generate, run_session
+from dialforge.runner.run import RunOptions, RunSummary, build_engine, generate_as_asked, run_session
 from dialforge.runner.store import RunStore
 from dialforge.runner.work import DialogueWork
 
@@ -45,17 +45,7 @@ async def extend(
         reporter.stage(f"writing continuation goals for {len(imported)} conversations")
         work = await _continuations(config, ScopedUsage(models["generator"], "generator"), store, plans[0], imported)
         write_stage_reports(store, plans)
-        limit = options.limit or config.dialogue.limit
-        return await generate(
-            engine,
-            store,
-            work,
-            limit,
-            _concurrency(config, options),
-            reporter,
-            ledger,
-            retry_failed=options.retry_failed,
-        )
+        return await generate_as_asked(config, options, engine, store, work, reporter, ledger)
 
 
 async def _continuations(

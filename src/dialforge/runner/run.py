@@ -160,17 +160,29 @@ async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, repor
             tasks_per_dialogue=config.generation.tasks_per_dialogue,
             run_seed=config.seed,
         )
-        limit = options.limit or config.dialogue.limit
-        return await generate(
-            engine,
-            store,
-            work,
-            limit,
-            _concurrency(config, options),
-            reporter,
-            ledger,
-            retry_failed=options.retry_failed,
-        )
+        return await generate_as_asked(config, options, engine, store, work, reporter, ledger)
+
+
+async def generate_as_asked(
+    config: DialforgeConfig,
+    options: RunOptions,
+    engine: DialogueEngine,
+    store: RunStore,
+    work: Sequence[DialogueWork],
+    reporter: Reporter,
+    ledger: UsageLedger,
+) -> RunSummary:
+    """``generate`` with the limit, concurrency and retry choice of the config and the command line."""
+    return await generate(
+        engine,
+        store,
+        work,
+        options.limit or config.dialogue.limit,
+        _concurrency(config, options),
+        reporter,
+        ledger,
+        retry_failed=options.retry_failed,
+    )
 
 
 async def generate(
