@@ -17,6 +17,7 @@ from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
 from dialforge.prompts import render_section
+from dialforge.report.stats import failure_reason
 from prompt_checks import assert_mentions, filled_in, prompt_of
 from samples import DATE_INVOICE
 
@@ -218,6 +219,38 @@ async def test_a_repeated_tool_call_ends_the_dialogue_as_failed(chinook: SQLData
     assert 'get_invoice({"invoice_id":412})' in state.failure
     record = engine.record(state)
     assert record.messages[-1].role == "tool", "the unanswered repeated call is left out of the record"
+
+
+@pytest.mark.parametrize(
+    ("users", "agents", "party", "calls"),
+    [
+        ([user("Hello?"), user("Anyone?"), user("Still there?")], [{"content": "One moment please."}] * 3, "agent", 6),
+        ([user("Hello?")] * 3, [{"content": "Hi!"}, {"content": "Yes?"}, {"content": "?"}], "user", 5),
+    ],
+)
+async def test_the_same_message_said_again_and_again_stops_the_dialogue(
+    chinook: SQLDatabase, users: list[Any], agents: list[Any], party: str, calls: int
+) -> None:
+    engine, models = engine_with(chinook, users=users, agents=agents, max_repeated_messages=2)
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="r1", seed=1))
+    assert state.status == "failed" and state.guards == {"repeated_message": 1}
+    assert failure_reason(state.failure) == "repeated_message" and party in state.failure
+    assert sum(len(m.requests) for m in models.values()) == calls, "nothing is asked after the third repetition"
+
+
+HI = {"content": "Hi!"}
+
+
+async def test_a_message_said_again_after_another_one_is_no_repetition(chinook: SQLDatabase) -> None:
+    engine, _ = engine_with(
+        chinook,
+        users=[user("Hello?"), user("Hello?"), user("Invoice 412?"), user("Hello?"), user("Thanks.", complete=True)],
+        agents=[HI, HI, call("get_invoice", invoice_id=412), {"content": "1.99"}, HI],
+        judges=[VALID],
+        max_repeated_messages=2,
+    )
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="r2", seed=1))
+    assert state.status == "completed" and "repeated_message" not in state.guards
 
 
 async def test_a_dialogue_that_runs_too_long_is_cut_and_kept_as_failed(chinook: SQLDatabase) -> None:

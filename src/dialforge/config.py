@@ -244,6 +244,11 @@ class DialogueConfig(BaseModel):
     )
     max_steps_per_turn: int = Field(default=8, ge=1, description="agent tool-use iterations per user request")
     max_repeated_calls: int = Field(default=3, ge=1, description="identical tool calls (same arguments) allowed")
+    max_repeated_messages: int = Field(
+        default=2,
+        ge=1,
+        description="identical messages in a row allowed from one party (the user, or the agent's text replies)",
+    )
     tool_faults: float = Field(
         default=0,
         ge=0,

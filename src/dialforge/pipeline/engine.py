@@ -262,6 +262,7 @@ class DialogueEngine:
         if not turn.is_task_complete:
             state.messages.append(UserMessage(content=turn.user_message))
             state.next_actor = "agent"
+            self._stop_repetition(state, "user")
             return
         state.tasks_done += 1
         if state.current_task is None:
@@ -297,11 +298,30 @@ class DialogueEngine:
                 )
                 return
             state.next_actor = "tool"
+        elif self._stop_repetition(state, "agent"):
+            return
         elif self.user is None:  # a direct request is answered: the task is done
             state.tasks_done += 1
             state.next_actor = "user" if state.current_task is not None else "judge"
         else:
             state.next_actor = "user"
+
+    def _stop_repetition(self, state: DialogueState, party: str) -> bool:
+        """Stop the dialogue (guard ``repeated_message``) when ``party`` has just said the same text more than
+        ``max_repeated_messages`` times in a row: a model caught in a loop, which later turns only prolong."""
+        role = "user" if party == "user" else "assistant"
+        said = [
+            " ".join((m.content or "").split())
+            for m in state.conversation[state.history_length :]
+            if m.role == role and not (isinstance(m, AssistantMessage) and m.tool_calls)
+        ]
+        allowed = self.settings.max_repeated_messages
+        last = said[-(allowed + 1) :]
+        if len(last) <= allowed or len(set(last)) > 1:
+            return False
+        self._guard(state, "repeated_message")
+        self._stop(state, f"the {party} repeated the message {last[0][:80]!r} more than {allowed} times in a row")
+        return True
 
     def _repeated_call(self, state: DialogueState, calls: Sequence[ToolCall]) -> str | None:
         def signature(call: ToolCall) -> str:

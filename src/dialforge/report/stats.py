@@ -61,6 +61,7 @@ _DIGITS = re.compile(r"\d+")
 _KNOWN_FAILURES = (
     (re.compile(r"^the dialogue reached \d+ turns"), "max_turns"),
     (re.compile(r"^the agent repeated the call "), "repeated_tool_call"),
+    (re.compile(r"^the (?:user|agent) repeated the message "), "repeated_message"),
 )
 
 
