@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -451,6 +453,18 @@ def test_a_failed_write_keeps_the_previous_output_and_leaves_no_partial_file(
         export_run(run, "trl", out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "run"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_exported_files_get_the_mode_the_umask_gives_any_new_file(tmp_path: Path, umask: int) -> None:
+    run = write_run(tmp_path / "run", [dialogue(f"d-{i}") for i in range(4)])
+    previous = os.umask(umask)
+    try:
+        result = export_run(run, "trl", tmp_path / "out.jsonl", split={"train": 0.5, "test": 0.5})
+    finally:
+        os.umask(previous)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in result.files} == {0o666 & ~umask}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.test.jsonl", "out.train.jsonl", "run"]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])

@@ -23,6 +23,7 @@ import hashlib
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -288,11 +289,12 @@ def _copy(spooled: Path, spans: list[spool.Span], handle: IO[bytes]) -> None:
 
 
 def _write_whole(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """``write(handle)`` into a temporary file of its own beside ``path``, renamed over ``path`` once complete."""
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    unfinished = Path(name)
+    """``write(handle)`` into a temporary file of its own beside ``path``, renamed over ``path`` once complete.
+    Created as any other file is (mode 0o666 less the umask): ``mkstemp``'s 0o600 would hide the dataset from
+    the people and jobs the umask lets read it."""
+    unfinished = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        with unfinished.open("xb") as handle:
             write(handle)
         unfinished.replace(path)
     except OSError as exc:
