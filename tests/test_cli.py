@@ -20,7 +20,7 @@ def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
 
     assert result.exit_code == 0
-    for command in ("run", "tools", "extend", "export", "stats", "report", "mock-server"):
+    for command in ("run", "check-server", "tools", "extend", "export", "stats", "report", "mock-server"):
         assert re.search(rf"^\W*{command}\s", result.output, re.MULTILINE), command
     tools = runner.invoke(app, ["tools", "--help"])
     assert "scaffold" in tools.output and "check" in tools.output
@@ -29,7 +29,7 @@ def test_help_lists_every_command() -> None:
 def test_run_accepts_the_documented_options() -> None:
     result = runner.invoke(app, ["run", "--help"], terminal_width=200)
 
-    for option in ("--out", "--dry-run", "--limit", "--concurrency", "--executor"):
+    for option in ("--out", "--dry-run", "--limit", "--concurrency", "--executor", "--skip-server-check"):
         assert option in result.output
 
 

@@ -13,6 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from dialforge.config import DialforgeConfig
+    from dialforge.llm.server_check import ServerCheck
     from dialforge.runner.progress import Reporter
     from dialforge.runner.run import RunSummary
 
@@ -65,8 +66,11 @@ def run(
         bool,
         typer.Option("--retry-failed", help="run failed dialogues again from the start, replacing their records"),
     ] = False,
+    skip_server_check: Annotated[
+        bool, typer.Option("--skip-server-check", help="start without checking what the model servers can do")
+    ] = False,
 ) -> None:
-    """Generate (or resume) a dataset as the config describes."""
+    """Generate (or resume) a dataset as the config describes, once the servers do what the roles need."""
     import importlib.util
 
     from dialforge.runner.run import RunOptions
@@ -76,6 +80,8 @@ def run(
         raise typer.Exit(2)
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / config.stem
+    if not dry_run and not skip_server_check:
+        _refuse_unfit_servers(settings, config, _command_line(context, run_dir, "--skip-server-check"))
     options = RunOptions(
         dry_run=dry_run,
         limit=limit,
@@ -101,6 +107,80 @@ def run(
     from dialforge.runner.run import run as run_config
 
     _execute(lambda reporter: run_config(settings, run_dir, options, reporter), context, run_dir)
+
+
+@app.command("check-server")
+def check_server(
+    config: Annotated[Path, typer.Argument(help="the run configuration (YAML)")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds each probe may take")] = 60.0,
+) -> None:
+    """Probe each role's endpoint and model with a few tiny requests: what holds, and what each role needs; exit 1
+    when a role needs what its server cannot do."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from dialforge.llm.server_check import CHECK_LABELS, CHECKS
+
+    result = _server_check(_load_config(config, dry_run=False), timeout)
+    if as_json:
+        typer.echo(orjson.dumps(result.model_dump(mode="json") | {"ok": result.ok}).decode())
+    else:
+        console = Console()
+        marks = {True: Text("yes", style="green"), False: Text("no", style="red"), None: Text("?", style="yellow")}
+        for endpoint in result.endpoints:
+            server = f" · served by {endpoint.server}" if endpoint.server else ""
+            table = Table(
+                "check",
+                "holds",
+                "detail",
+                title=f"{endpoint.base_url} · {endpoint.model}{server}",
+                title_justify="left",
+            )
+            for check in CHECKS:
+                if (finding := endpoint.findings.get(check)) is not None:
+                    table.add_row(CHECK_LABELS[check], marks[finding.holds], Text(finding.detail))
+            console.print(table)
+            console.print(Text(f"roles: {', '.join(endpoint.roles)}"))
+        for line in result.problem_lines():
+            console.print(Text(line, style="bold" if line.startswith("  fix:") else "red"))
+        if result.ok:
+            console.print(Text("every role's needs hold", style="green"))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _server_check(settings: DialforgeConfig, timeout_s: float = 60.0) -> ServerCheck:
+    """The check of every role's server, or exit 2 on a config error (such as an unset key variable)."""
+    from dialforge.config import ConfigError
+    from dialforge.llm.server_check import check_servers
+
+    try:
+        return asyncio.run(check_servers(settings.models, timeout_s=timeout_s))
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _refuse_unfit_servers(settings: DialforgeConfig, config: Path, anyway: str) -> None:
+    """Exit 2 before anything is generated (or a run directory made) when a role needs what its server cannot
+    do; ``anyway`` is the command that starts the run without the check."""
+    import shlex
+
+    result = _server_check(settings)
+    if not result.ok:
+        lines = [
+            "the run was not started: the model server cannot do what these roles need",
+            *result.problem_lines(),
+            f"every check: dialforge check-server {shlex.quote(str(config))}",
+            f"to start the run anyway: {anyway}",
+        ]
+        typer.echo("\n".join(lines), err=True)
+        raise typer.Exit(2)
+    endpoints = ", ".join(f"{endpoint.base_url} ({endpoint.model})" for endpoint in result.endpoints)
+    typer.echo(f"server check: every role's needs hold at {endpoints}", err=True)
 
 
 @tools_app.command("scaffold")
@@ -507,6 +587,14 @@ def mock_server(
     reject_json_schema: Annotated[
         bool, typer.Option("--reject-json-schema", help="refuse response_format json_schema, like servers without it")
     ] = False,
+    template_without_tools: Annotated[
+        bool,
+        typer.Option(
+            "--template-without-tools",
+            help="a chat template without tool support, as llama.cpp serves it: tools dropped from the prompt, "
+            "tool_choice ignored, a history with a tool message refused (400)",
+        ),
+    ] = False,
     reasoning: Annotated[
         Reasoning, typer.Option("--reasoning", help="emit reasoning as reasoning_content, inline <think>, or not")
     ] = Reasoning.none,
@@ -539,6 +627,7 @@ def mock_server(
         fault_rate=fault_rate,
         faults=kinds,
         reject_json_schema=reject_json_schema,
+        template_without_tools=template_without_tools,
         reasoning=reasoning.value,
         retry_after=retry_after,
         slow_seconds=slow_seconds,

@@ -149,6 +149,27 @@ class HttpTransport:
             kind=failure.kind,
         )
 
+    async def get_json(self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout) -> Any:
+        """One GET, not retried (a probe asks once): the JSON body, ``ModelRequestRejected`` for a 4xx and
+        ``ModelUnavailable`` for anything else that is not a JSON 200."""
+        try:
+            async with self._get_session().get(url, headers=headers, timeout=timeout) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise ModelUnavailable(f"no reply from {url} within {timeout.total} s", kind="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise ModelUnavailable(f"cannot talk to {url}: {exc or type(exc).__name__}", kind="connection") from None
+        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+            message = _server_message(raw)
+            raise ModelRequestRejected(f"GET {url}: HTTP {status}: {message}", status=status, reason=message)
+        if status != 200:
+            raise ModelUnavailable(f"GET {url}: HTTP {status}: {_server_message(raw)}", kind="server_error")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ModelUnavailable(f"GET {url} sent a body that is not JSON", kind="malformed_body") from None
+
     async def _attempt(
         self,
         session: aiohttp.ClientSession,

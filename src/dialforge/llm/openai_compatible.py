@@ -87,6 +87,23 @@ class OpenAICompatible(RepairingChatModel):
                 self._record_retry("structured_output_unsupported")
 
     async def _post(self, messages: Sequence[Message], options: RequestOptions, native: bool) -> Completion:
+        completion, _ = await self._exchange(messages, options, native)
+        if native:
+            self._native_json = True
+        return completion
+
+    async def exchange(self, messages: Sequence[Message], options: RequestOptions) -> tuple[Completion, Any]:
+        """One request exactly as asked (``response_format`` sent as it is), neither repaired nor counted: the
+        reply and the JSON body it came in, for probes of what a server does (``llm/server_check.py``)."""
+        return await self._exchange(messages, options.over(self.settings), True)
+
+    async def list_models(self) -> Any:
+        """The JSON body of ``GET /models`` at the first base URL: the models the server serves."""
+        return await self._transport.get_json(f"{self.pool.base_urls[0]}/models", self._headers, self._timeout)
+
+    async def _exchange(
+        self, messages: Sequence[Message], options: RequestOptions, native: bool
+    ) -> tuple[Completion, Any]:
         body = self._body_options(options)
         if options.response_format is not None and not native:
             messages = with_instruction(messages, json_instruction(options.response_format))
@@ -94,19 +111,16 @@ class OpenAICompatible(RepairingChatModel):
             body["response_format"] = options.response_format.to_openai()
         body["messages"] = [to_openai(message) for message in messages]
         started = time.perf_counter()
-        completion = await self._transport.post_json(
+        return await self._transport.post_json(
             self.pool,
             orjson.dumps(body),
             model=self.name,
             headers=self._headers,
             timeout=self._timeout,
-            parse=lambda data: completion_from_response(data, self.name, time.perf_counter() - started),
+            parse=lambda data: (completion_from_response(data, self.name, time.perf_counter() - started), data),
             on_retry=self._record_retry,
             max_retries=self.settings.max_retries,
         )
-        if native:
-            self._native_json = True
-        return completion
 
 
 def _refuses_structured_output(error: ModelRequestRejected) -> bool:

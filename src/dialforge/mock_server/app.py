@@ -60,6 +60,11 @@ class MockServerSettings(BaseModel):
     fault_rate: float = Field(default=0.0, ge=0, le=1, description="chance a request gets a random fault")
     faults: tuple[Fault, ...] = Field(default=RANDOM_FAULTS, description="the kinds random faults pick from")
     reject_json_schema: bool = Field(default=False, description="refuse response_format json_schema (400)")
+    template_without_tools: bool = Field(
+        default=False,
+        description="a chat template without tool support, as llama.cpp serves it: tools dropped from the prompt, "
+        "tool_choice ignored, a history with a tool message refused (400)",
+    )
     reasoning: ReasoningMode = "none"
     retry_after: float = Field(default=1.0, ge=0, description="seconds a 429 asks the client to wait")
     slow_seconds: float = Field(default=30.0, ge=0, description="delay of the slow fault")
@@ -207,6 +212,11 @@ class MockServer:
                 code="response_format_not_supported",
                 param="response_format",
             )
+        if self.settings.template_without_tools:
+            if any(message.get("role") == "tool" for message in chat.raw_messages):
+                message, code = REJECTIONS[Fault.CHAT_TEMPLATE]
+                return self._error(400, message, type="invalid_request_error", code=code)
+            chat = chat.without_tools()
 
         fault = self.fault_plan.next()
         if fault is not None:

@@ -9,7 +9,7 @@ the cached objects are shared between requests, so nothing downstream may mutate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -53,6 +53,12 @@ class ChatRequest:
     stream: bool
     prompt_pieces: tuple[bytes, ...]
     prompt_chars: int
+
+    def without_tools(self) -> ChatRequest:
+        """The request as a chat template without tool support renders it: the tools and the tool choice are
+        gone, from the prompt too (the tools are the first prompt piece when present)."""
+        pieces = self.prompt_pieces[1:] if self.tools else self.prompt_pieces
+        return replace(self, tools=None, tool_choice=None, prompt_pieces=pieces, prompt_chars=sum(map(len, pieces)))
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
