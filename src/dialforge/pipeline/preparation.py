@@ -118,6 +118,22 @@ async def mcp_environments(config: DomainConfig, workdir: Path) -> McpEnvironmen
         raise ConfigError(f"domain {config.name!r}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class StageProgress:
+    """How far one preparation stage of one domain is: ``done`` of its ``parts`` requests (one per question for
+    tool specs, per batch of goals, else one) answered, and its report once it is over. Preparation hands these to
+    whoever shows progress (``OnStage``), so a person watching a slow server sees more than "preparing"."""
+
+    domain: str
+    stage: str
+    done: int
+    parts: int
+    report: StageReport | None = None
+
+
+OnStage = Callable[[StageProgress], None]
+
+
 def stage_seed(run_seed: int, *parts: str) -> int:
     """A seed per (run, domain, stage, item), stable across runs and resumes."""
     digest = hashlib.blake2b("\0".join((str(run_seed), *parts)).encode(), digest_size=8)
@@ -127,8 +143,17 @@ def stage_seed(run_seed: int, *parts: str) -> int:
 class Preparation:
     """Runs the preparation stages for every domain of a config, with the generator model."""
 
-    def __init__(self, config: DialforgeConfig, model: ChatModel, store: ArtifactStore, *, tasks: bool = True) -> None:
+    def __init__(
+        self,
+        config: DialforgeConfig,
+        model: ChatModel,
+        store: ArtifactStore,
+        *,
+        tasks: bool = True,
+        on_stage: OnStage | None = None,
+    ) -> None:
         self.with_tasks = tasks
+        self.on_stage = on_stage
         self.config = config
         self.settings = config.generation
         self.model = ScopedUsage(model, "generator")
@@ -185,6 +210,10 @@ class Preparation:
             self.store.put(stage, domain, key, value)
         return batch
 
+    def _tell(self, plan: DomainPlan, stage: str, done: int, parts: int, report: StageReport | None = None) -> None:
+        if self.on_stage is not None:
+            self.on_stage(StageProgress(plan.domain.name, stage, done, parts, report))
+
     async def prepare(self, config: DomainConfig) -> DomainPlan:
         domain = Domain(
             name=config.name,
@@ -223,8 +252,10 @@ class Preparation:
     ) -> ItemBatch[T]:
         """One stage for one domain: keyed by its inputs and prompts, cached, and reported."""
         key = self._key(plan.domain, prompts, **inputs)
+        self._tell(plan, stage, 0, 1)
         batch = await self._cached(stage, plan.domain.name, key, kind, produce)
         plan.reports.append(StageReport.of(stage, plan.domain.name, batch))
+        self._tell(plan, stage, 1, 1, plan.reports[-1])
         return batch
 
     async def _goals(
@@ -251,16 +282,25 @@ class Preparation:
             environments = plan.environments
             views = [DataView(text=environments.view(seed=seed, tokens=tokens)) for seed in seeds]
 
+        answered = 0
+
         async def one(index: int, part: P) -> ItemBatch[Task]:
+            nonlocal answered
             view = views[index] if views else None
             key = self._key(plan.domain, prompts, **inputs, part=part, view=view.text if view else None)
-            return await self._cached(stage, name, key, _TASKS, lambda: write(part, view, seeds[index]))
+            batch = await self._cached(stage, name, key, _TASKS, lambda: write(part, view, seeds[index]))
+            answered += 1
+            if answered < len(parts):  # the last one is told with the stage's report
+                self._tell(plan, stage, answered, len(parts))
+            return batch
 
+        self._tell(plan, stage, 0, len(parts))
         batch = merged(await asyncio.gather(*(one(index, part) for index, part in enumerate(parts))))
         report = StageReport.of(stage, name, batch)
         if database is not None:
             report.spread = goal_spread([goal_text(task) for task in batch.items], views, database.schema)
         plan.reports.append(report)
+        self._tell(plan, stage, len(parts), len(parts), report)
         return batch
 
     async def _sql_tools(self, config: DomainConfig, plan: DomainPlan) -> None:
@@ -312,7 +352,8 @@ class Preparation:
             plan.questions = questions.items
         proposed: list[ToolSpec] = list(domain.seed_tools)
         per_question = StageReport(stage="tool_specs", domain=name)
-        for question in plan.questions:
+        self._tell(plan, "tool_specs", 0, len(plan.questions))
+        for answered, question in enumerate(plan.questions, 1):
             known = list(proposed)
             key = self._key(domain, ["tool_specs", "tool_specs_repair"], question=question, known=known)
             specs = await self._cached(
@@ -334,10 +375,13 @@ class Preparation:
             per_question.rejected += specs.rejected
             per_question.errors += specs.errors
             per_question.usage = usage_sum(per_question.usage, specs.usage)
+            if answered < len(plan.questions):  # the last one is told with the stage's report
+                self._tell(plan, "tool_specs", answered, len(plan.questions))
         merged, duplicates = merge_tool_specs(proposed)
         per_question.rejected += duplicates
         per_question.produced = len(merged)
         plan.reports.append(per_question)
+        self._tell(plan, "tool_specs", len(plan.questions), len(plan.questions), per_question)
         tools = merged[: self.settings.max_tools_per_domain]
         if self.settings.expansion_tools and len(tools) < self.settings.max_tools_per_domain:
             room = min(self.settings.expansion_tools, self.settings.max_tools_per_domain - len(tools))

@@ -40,7 +40,9 @@ async def extend(
     async with run_session(config, run_dir, options, reporter) as (store, models, ledger):
         reporter.stage("preparing tools")
         only_first = config.model_copy(update={"domains": config.domains[:1]})
-        plans = await Preparation(only_first, models["generator"], store, tasks=False).run()
+        plans = await Preparation(
+            only_first, models["generator"], store, tasks=False, on_stage=reporter.preparing
+        ).run()
         engine = build_engine(config, models, plans)
         reporter.stage(f"writing continuation goals for {len(imported)} conversations")
         work = await _continuations(config, ScopedUsage(models["generator"], "generator"), store, plans[0], imported)

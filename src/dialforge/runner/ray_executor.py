@@ -132,7 +132,7 @@ async def run_on_ray(
         store.usage = UsageFile(run_dir, fleet)
         async with open_models(config, dry_run=options.dry_run, ledger=ledger) as models:
             reporter.stage("preparing tools and tasks")
-            plans = await Preparation(config, models["generator"], store).run()
+            plans = await Preparation(config, models["generator"], store, on_stage=reporter.preparing).run()
         work = plan_dialogues(
             plans,
             per_domain=config.dialogue.per_domain,
@@ -152,7 +152,8 @@ async def run_on_ray(
         by_shard: dict[int, list[str]] = {}
         for dialogue_id in chosen:
             by_shard.setdefault(shard_of(dialogue_id, workers), []).append(dialogue_id)
-        reporter.start(total=len(before) + budget, already=len(before), ledger=fleet)
+        already_failed = len(failed.intersection(before))
+        reporter.start(total=len(before) + budget, already=len(before), ledger=fleet, already_failed=already_failed)
         if by_shard:
             concurrency = max(1, math.ceil(_concurrency(config, options) / workers))
             reporter.stage(

@@ -152,7 +152,7 @@ async def run_session(
 async def run(config: DialforgeConfig, run_dir: Path, options: RunOptions, reporter: Reporter) -> RunSummary:
     async with run_session(config, run_dir, options, reporter) as (store, models, ledger):
         reporter.stage("preparing tools and tasks")
-        plans = await Preparation(config, models["generator"], store).run()
+        plans = await Preparation(config, models["generator"], store, on_stage=reporter.preparing).run()
         engine = build_engine(config, models, plans)
         work = plan_dialogues(
             plans,
@@ -210,7 +210,8 @@ async def generate(
     todo = [item for item in work if item.id not in finished]
     budget = len(todo) if limit is None else max(0, min(len(todo), limit - len(finished)))
     summary = RunSummary(run_dir=store.run_dir, planned=len(work), skipped=len(finished))
-    reporter.start(total=len(finished) + budget, already=len(finished), ledger=ledger)
+    already_failed = len(finished & store.failed_ids())
+    reporter.start(total=len(finished) + budget, already=len(finished), ledger=ledger, already_failed=already_failed)
     queue = iter(todo[:budget])
 
     async def worker() -> None:
