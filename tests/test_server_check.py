@@ -134,6 +134,8 @@ async def test_a_template_without_tools_fails_the_agent_only_and_says_how_to_tur
     assert "--jinja" in problem.fix
     assert "--tool-call-parser" in problem.fix
     findings = result.endpoints[0].findings
+    assert findings["tool_choice_required"].holds is False
+    assert findings["tool_choice_named"].holds is False
     assert findings["tool_messages"].refused
     assert "roles must alternate" in findings["tool_messages"].detail
 

@@ -275,6 +275,8 @@ def _forced_call(reply: tuple[Completion, Any] | Finding, name: str | None) -> F
         return reply
     completion = reply[0]
     calls = [call.name for call in completion.tool_calls]
+    if not calls and completion.finish_reason == "length":  # a thinking model may spend the probe's tokens first
+        return Finding(holds=None, detail=f"the reply was cut at {PROBE_TOKENS} tokens before any call")
     if not calls:
         return Finding(holds=False, detail=f"replied in text: {_excerpt(completion.content)}")
     if name is not None and name not in calls:
