@@ -394,6 +394,9 @@ def test_a_real_dry_run_exports_in_every_format(tmp_path: Path, chinook_path: Pa
     ran = runner.invoke(app, ["run", str(config), "--dry-run", "--out", str(out), "--limit", "4"])
     assert ran.exit_code == 0, ran.output
     total = len((out / "dialogues.jsonl").read_text().splitlines())
+    kept = [Dialogue.model_validate_json(line) for line in (out / "dialogues.jsonl").read_text().splitlines()]
+    replies = [m for d in kept for m in d.messages if isinstance(m, AssistantMessage)]
+    assert replies and {m.finish_reason for m in replies} <= {"stop", "tool_calls"}
     for fmt in ("openai", "trl", "sharegpt", "hermes"):
         result = export_run(out, fmt, tmp_path / f"{fmt}.jsonl", reasoning="keep")
         assert result.total_written + sum(result.skipped.values()) == total
@@ -405,6 +408,26 @@ def test_a_real_dry_run_exports_in_every_format(tmp_path: Path, chinook_path: Pa
         if fmt == "sharegpt":
             for record in records:
                 check_llama_factory_alternation(record)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "trl", "sharegpt", "hermes"])
+def test_the_finish_reason_stays_in_the_record_and_out_of_every_export(fmt: FormatName, tmp_path: Path) -> None:
+    ended = dialogue()
+    for message in ended.messages:
+        if isinstance(message, AssistantMessage):
+            message.finish_reason = "tool_calls" if message.tool_calls else "stop"
+    older = json.loads(dialogue("d-2").model_dump_json())
+    for message in older["messages"]:
+        message.pop("finish_reason", None)  # a record written before messages kept it
+    run = write_run(tmp_path / "run", [ended])
+    with (run / "dialogues.jsonl").open("a") as file:
+        file.write(json.dumps(older) + "\n")
+
+    result = export_run(run, fmt, tmp_path / "out.jsonl", reasoning="keep")
+
+    assert result.total_written == 2
+    assert "finish_reason" not in (tmp_path / "out.jsonl").read_text()
+    assert "finish_reason" in (run / "dialogues.jsonl").read_text()
 
 
 def _music_config(directory: Path, chinook_path: Path) -> Path:

@@ -18,7 +18,8 @@ import pytest
 
 from conftest import MockServerHandle, StartMockServer
 from dialforge.llm.reasoning import split_reasoning
-from dialforge.mock_server.faults import Fault, FaultPlan
+from dialforge.llm.structured import extract_json
+from dialforge.mock_server.faults import REPEATED_CHARS, REPEATED_SENTENCE, Fault, FaultPlan
 from dialforge.mock_server.prefix_stats import PrefixReuse, common_prefix_length
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
@@ -287,6 +288,30 @@ async def test_length_leaves_requested_json_invalid(mock_server: MockServerHandl
     assert reply.finish_reason == "length"
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(reply.message["content"])
+
+
+async def test_cut_fragment_ends_by_the_token_limit_with_complete_json_inside_the_cut_text(
+    mock_server: MockServerHandle, http: aiohttp.ClientSession
+) -> None:
+    await mock_server.queue_faults("cut_fragment")
+
+    reply = await chat(http, mock_server, response_format=PERSON_FORMAT)
+
+    assert reply.finish_reason == "length"
+    assert extract_json(reply.message["content"]) == [4]  # what a search for embedded JSON finds in it
+
+
+async def test_repetition_fills_the_first_text_field_with_one_sentence(
+    mock_server: MockServerHandle, http: aiohttp.ClientSession
+) -> None:
+    await mock_server.queue_faults("repetition")
+
+    reply = await chat(http, mock_server, response_format=PERSON_FORMAT)
+
+    assert reply.finish_reason == "stop"
+    person = orjson.loads(reply.message["content"])
+    (text,) = [value for value in person.values() if isinstance(value, str)]
+    assert len(text) >= REPEATED_CHARS - len(REPEATED_SENTENCE) and set(text.split(". ")) <= {"I'll be right back", ""}
 
 
 async def test_empty_has_no_content_and_no_calls(mock_server: MockServerHandle, http: aiohttp.ClientSession) -> None:

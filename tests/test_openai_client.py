@@ -10,14 +10,18 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from conftest import MockServerHandle, StartMockServer
+from dialforge.actors.user_simulator import USER_TURN_FORMAT
 from dialforge.llm import ModelError, ModelOutputError, ModelRequestRejected, ModelUnavailable
 from dialforge.llm._transport import HttpTransport, RetryPolicy
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import RequestOptions
 from dialforge.llm.endpoint_pool import EndpointPool
 from dialforge.llm.openai_compatible import OpenAICompatible
+from dialforge.llm.reply_limits import MESSAGE_CHARS
 from dialforge.llm.role_models import RoleModels
 from dialforge.llm.settings import ModelsConfig, ResolvedModelSettings
+from dialforge.llm.structured import CUT_OFF, ECHO_CHARS
+from dialforge.mock_server.faults import REPEATED_CHARS, REPEATED_SENTENCE
 from dialforge.model import AssistantMessage, SystemMessage, ToolMessage, ToolSpec, UserMessage
 from samples import USER_TURN
 
@@ -195,6 +199,8 @@ async def test_retry_after_is_honoured(start_mock_server: StartMockServer, make_
         ("empty", {}, "empty"),
         ("length", {"response_format": USER_TURN}, "truncated"),
         ("length", {}, "truncated"),
+        ("length", {"tools": ORDER_TOOLS, "tool_choice": "required"}, "truncated"),
+        ("cut_fragment", {"response_format": USER_TURN}, "truncated"),
         ("unknown_tool", {"tools": ORDER_TOOLS, "tool_choice": "required"}, "unknown_tool"),
         ("bad_arguments", {"tools": ORDER_TOOLS, "tool_choice": "required"}, "bad_arguments"),
     ],
@@ -218,6 +224,37 @@ async def test_text_cut_by_the_token_limit_twice_is_no_message(
     with pytest.raises(ModelOutputError, match="cut off by the token limit") as raised:
         await client.complete(CONVERSATION)
     assert raised.value.kind == "truncated" and counters(client)[1] == {"truncated": 1}
+
+
+async def test_a_structured_reply_cut_off_is_sent_back_as_too_long_not_as_a_schema_mismatch(
+    mock_server: MockServerHandle, make_client: MakeClient
+) -> None:
+    client = make_client(mock_server.base_url)
+    await mock_server.queue_faults("cut_fragment")
+    completion = await client.complete(CONVERSATION, RequestOptions(response_format=USER_TURN_FORMAT, max_tokens=300))
+    assert completion.parsed["user_message"]
+    assert counters(client)[2] == {"truncated": 1, "repaired": 1}
+    first, repair = await mock_server.requests()
+    assert CUT_OFF in repair["messages"][-1]["content"]
+    assert repair["max_tokens"] == first["max_tokens"] == 300
+
+
+async def test_an_over_long_field_is_sent_back_naming_the_field_and_its_limit(
+    mock_server: MockServerHandle, make_client: MakeClient
+) -> None:
+    client = make_client(mock_server.base_url)
+    await mock_server.queue_faults("repetition")
+    completion = await client.complete(CONVERSATION, RequestOptions(response_format=USER_TURN_FORMAT))
+    assert len(completion.parsed["user_message"]) <= MESSAGE_CHARS
+    assert counters(client)[2] == {"too_long": 1, "repaired": 1}
+    _, repair = await mock_server.requests()
+    *_, echo, instruction = repair["messages"]
+    assert (
+        f"at user_message: the text is {len(REPEATED_SENTENCE) * (REPEATED_CHARS // len(REPEATED_SENTENCE))}"
+        in (instruction["content"])
+    )
+    assert f"more than the {MESSAGE_CHARS} allowed" in instruction["content"]
+    assert len(echo["content"]) < ECHO_CHARS + 100, "the repetition is not sent back in full"
 
 
 async def test_unusable_twice_raises_model_output_error(mock_server: MockServerHandle, make_client: MakeClient) -> None:

@@ -29,6 +29,7 @@ from dialforge.environments.base import CheckOutcome, TableDiff, Verification, i
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import ITEM_CHARS, JUDGED_ITEMS, REASONING_CHARS
 from dialforge.model.dialogue import DialogueState, Judgment, RubricCategory, RubricVerdict
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
@@ -40,15 +41,16 @@ JUDGMENT_FORMAT = ResponseSchema(
         "type": "object",
         # Reasoning comes first so that a model decoding in property order thinks before it classes and decides.
         "properties": {
-            "reasoning": {"type": "string"},
+            "reasoning": {"type": "string", "maxLength": REASONING_CHARS},
             "items": {
                 "type": "array",
+                "maxItems": JUDGED_ITEMS,
                 "items": {
                     "anyOf": [
                         {  # an item the conversation met or failed
                             "type": "object",
                             "properties": {
-                                "item": {"type": "string"},
+                                "item": {"type": "string", "maxLength": ITEM_CHARS},
                                 "category": {"enum": [c for c in get_args(RubricCategory) if c != "InvalidRubric"]},
                                 "passed": {"type": "boolean"},
                             },
@@ -57,7 +59,10 @@ JUDGMENT_FORMAT = ResponseSchema(
                         },
                         {  # an item wrong in itself: nothing to meet, so no passed
                             "type": "object",
-                            "properties": {"item": {"type": "string"}, "category": {"const": "InvalidRubric"}},
+                            "properties": {
+                                "item": {"type": "string", "maxLength": ITEM_CHARS},
+                                "category": {"const": "InvalidRubric"},
+                            },
                             "required": ["item", "category"],
                             "additionalProperties": False,
                         },

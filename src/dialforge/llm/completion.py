@@ -88,4 +88,9 @@ class Completion(BaseModel):
     parsed: Any = Field(default=None, description="the JSON value, when a ResponseSchema was requested")
 
     def to_message(self) -> AssistantMessage:
-        return AssistantMessage(content=self.content, tool_calls=self.tool_calls or None, reasoning=self.reasoning)
+        return AssistantMessage(
+            content=self.content,
+            tool_calls=self.tool_calls or None,
+            reasoning=self.reasoning,
+            finish_reason=self.finish_reason,
+        )

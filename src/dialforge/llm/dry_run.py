@@ -62,6 +62,10 @@ _ACTIONS = (
 )
 
 
+_UNSEEN = {"__all__": {"finish_reason"}}
+"""What a message records but a model never reads: it leaves the reply unchanged."""
+
+
 class DryRunModel(RepairingChatModel):
     """Offline ``ChatModel`` whose replies depend only on the request and the seeds.
 
@@ -144,7 +148,7 @@ class DryRunModel(RepairingChatModel):
         seed: int | None,
     ) -> int:
         digest = hashlib.blake2b(f"{self.seed}|{seed}|".encode(), digest_size=8)
-        digest.update(MESSAGE_LIST.dump_json(list(messages)))
+        digest.update(MESSAGE_LIST.dump_json(list(messages), exclude=_UNSEEN))
         for tool in tools or ():
             digest.update(b"\0" + tool.name.encode())
         return int.from_bytes(digest.digest(), "big")

@@ -3,6 +3,12 @@
 Every backend (HTTP client, scripted and dry-run models) runs replies through
 ``complete_with_repair`` so that callers see one policy: a reply that cannot be used is
 sent back once with the reason, and a second failure raises ``ModelOutputError``.
+
+A reply cut off by the token limit (``finish_reason: "length"``) is judged by that first, whatever it
+holds: cut JSON may still contain a complete fragment (``[5]`` in a cut sentence), and cut tool calls may be
+missing a call. It is ``truncated`` and sent back asking for a shorter reply, with the same token limit:
+the role's ``max_tokens`` is the configured budget, and a model that ran out of it was almost always
+repeating itself, which a larger budget does not cure.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from dialforge.json_schema.checks import schema_violations
+from dialforge.json_schema.checks import OVER_LIMIT_KEYWORDS, violations
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, RequestOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
@@ -25,6 +31,11 @@ from dialforge.model.usage import Usage
 Send = Callable[[Sequence[Message]], Awaitable[Completion]]
 
 _FENCE_OPEN = "```"
+CUT_OFF = "the reply was cut off by the token limit before it ended: it was too long"
+ECHO_CHARS = 2000
+"""A too-long reply is shown back to the model cut to this: the rest is repetition the repair need not pay for
+(and a reply as long as the token limit could push the repair request past the context length)."""
+_LONG_KINDS = frozenset(("truncated", "too_long"))
 
 
 def _int_or_float(text: str) -> int | float:
@@ -82,21 +93,24 @@ def extract_json(text: str) -> Any:
 def _structured_problem(completion: Completion, schema: ResponseSchema) -> OutputProblem | None:
     """Parse the reply's JSON into ``completion.parsed``, or say why it cannot be.
 
-    Prose may hold several JSON values ("see [1]: {...}"): the first that satisfies the schema wins.
+    Prose may hold several JSON values ("see [1]: {...}"): the first that satisfies the schema wins. A value
+    whose only faults are texts or lists past their ``maxLength``/``maxItems`` is ``too_long``, naming them.
     """
-    truncated = completion.finish_reason == "length"
     if not completion.content or not completion.content.strip():
-        return OutputProblem("truncated" if truncated else "empty", "the reply is empty")
-    first_violations: list[str] | None = None
+        return OutputProblem("empty", "the reply is empty")
+    first = None
     for value in json_values(completion.content):
-        violations = schema_violations(value, schema.json_schema)
-        if not violations:
+        found = violations(value, schema.json_schema)
+        if not found:
             completion.parsed = value
             return None
-        first_violations = first_violations or violations
-    if first_violations is None:
-        return OutputProblem("truncated" if truncated else "invalid_json", "the reply contains no complete JSON value")
-    return OutputProblem("schema_mismatch", "the JSON does not satisfy the schema: " + "; ".join(first_violations[:5]))
+        first = first or found
+    if first is None:
+        return OutputProblem("invalid_json", "the reply contains no complete JSON value")
+    reasons = "; ".join(str(violation) for violation in first[:5])
+    if all(violation.keyword in OVER_LIMIT_KEYWORDS for violation in first):
+        return OutputProblem("too_long", f"a field is too long: {reasons}; say it once, in fewer words")
+    return OutputProblem("schema_mismatch", "the JSON does not satisfy the schema: " + reasons)
 
 
 def check_tool_choice(tool_choice: ToolChoice | None, tools: Sequence[ToolSpec] | None) -> None:
@@ -120,6 +134,8 @@ def output_problem(
     response_format: ResponseSchema | None,
 ) -> OutputProblem | None:
     """Why the reply cannot be used, or ``None``; sets ``completion.parsed`` for structured replies."""
+    if completion.finish_reason == "length":
+        return OutputProblem("truncated", CUT_OFF)
     if response_format is not None:
         return _structured_problem(completion, response_format)
     if completion.tool_calls:
@@ -141,12 +157,7 @@ def output_problem(
     if tool_choice not in (None, "auto", "none"):
         return OutputProblem("missing_tool_call", f"a tool call was required (tool_choice={tool_choice!r})")
     if not (completion.content and completion.content.strip()):
-        kind = "truncated" if completion.finish_reason == "length" else "empty"
-        return OutputProblem(kind, "the reply has no text and no tool call")
-    if completion.finish_reason == "length":
-        return OutputProblem(
-            "truncated", "the reply was cut off by the token limit before it ended; write a complete, shorter reply"
-        )
+        return OutputProblem("empty", "the reply has no text and no tool call")
     return None
 
 
@@ -174,15 +185,24 @@ def with_instruction(messages: Sequence[Message], instruction: str) -> list[Mess
     return out
 
 
-def _echo_of(completion: Completion) -> AssistantMessage:
-    """The unusable reply as plain assistant text, safe for any chat template to render."""
+def _echo_of(completion: Completion, problem: OutputProblem) -> AssistantMessage:
+    """The unusable reply as plain assistant text, safe for any chat template to render; a too-long one cut."""
     parts = [completion.content or ""]
     for call in completion.tool_calls:
         parts.append(f"[call {call.name} with arguments {call.function.arguments}]")
-    return AssistantMessage(content="\n".join(p for p in parts if p) or "(empty reply)")
+    text = "\n".join(p for p in parts if p) or "(empty reply)"
+    if problem.kind in _LONG_KINDS and len(text) > ECHO_CHARS:
+        text = f"{text[:ECHO_CHARS]} [... {len(text) - ECHO_CHARS} more characters left out]"
+    return AssistantMessage(content=text)
 
 
 def _repair_instruction(problem: OutputProblem, response_format: ResponseSchema | None) -> str:
+    if problem.kind == "truncated":
+        shorter = (
+            f"Your previous reply could not be used: {problem.detail}. Reply again, complete and much shorter: "
+            "say each thing once, in as few words as it needs, and never repeat a sentence."
+        )
+        return f"{shorter} {json_instruction(response_format)}" if response_format is not None else shorter
     if response_format is not None:
         return f"Your previous reply could not be used: {problem.detail}. " + json_instruction(response_format)
     if problem.kind in {"unknown_tool", "bad_arguments"}:
@@ -235,7 +255,11 @@ async def complete_with_repair(
         if problem is None:
             return first
         problem_seen(problem.kind)
-        repair = [*messages, _echo_of(first), UserMessage(content=_repair_instruction(problem, response_format))]
+        repair = [
+            *messages,
+            _echo_of(first, problem),
+            UserMessage(content=_repair_instruction(problem, response_format)),
+        ]
         second = await counted(repair)
         second.usage = first.usage + second.usage
         again = check(second)

@@ -61,6 +61,11 @@ class AssistantMessage(_Strict):
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
     reasoning: str | None = None
+    finish_reason: str | None = Field(
+        default=None,
+        description="why the model stopped writing this reply (stop, tool_calls...), as its server said: kept in "
+        "the record to show how a message ended, never sent to a model nor exported",
+    )
 
 
 class ToolMessage(_Strict):

@@ -25,12 +25,15 @@ from dialforge.prompts import render_prompt
 
 MIN_POLICY_CHARS = 80
 MAX_POLICY_CHARS = 2500
+POLICY_REPLY_CHARS = 2 * MAX_POLICY_CHARS
+"""The reply's bound, above the check's: a policy a little too long is repaired by the check, which says why;
+this only stops one that runs on."""
 
 POLICY_FORMAT = ResponseSchema(
     name="domain_policy",
     json_schema={
         "type": "object",
-        "properties": {"policy": {"type": "string"}},
+        "properties": {"policy": {"type": "string", "maxLength": POLICY_REPLY_CHARS}},
         "required": ["policy"],
         "additionalProperties": False,
     },

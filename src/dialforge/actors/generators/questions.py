@@ -19,6 +19,7 @@ from dialforge.generation_checks.near_duplicates import near_duplicate_of
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import BATCH_ITEMS, ITEM_CHARS
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import render_prompt
@@ -34,7 +35,13 @@ QUESTIONS_FORMAT = ResponseSchema(
     name="questions",
     json_schema={
         "type": "object",
-        "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "questions": {
+                "type": "array",
+                "maxItems": BATCH_ITEMS,
+                "items": {"type": "string", "maxLength": ITEM_CHARS},
+            }
+        },
         "required": ["questions"],
     },
 )

@@ -24,6 +24,7 @@ from dialforge.generation_checks.tools import describe_tools
 from dialforge.json_schema.checks import json_schema_problem
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import BATCH_ITEMS, NAME_CHARS
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
@@ -40,9 +41,10 @@ RETURNS_FORMAT = ResponseSchema(
         "properties": {
             "returns": {
                 "type": "array",
+                "maxItems": BATCH_ITEMS,
                 "items": {
                     "type": "object",
-                    "properties": {"name": {"type": "string"}, "schema": {"type": "object"}},
+                    "properties": {"name": {"type": "string", "maxLength": NAME_CHARS}, "schema": {"type": "object"}},
                     "required": ["name", "schema"],
                 },
             }

@@ -47,6 +47,7 @@ from dialforge.generation_checks.near_duplicates import near_duplicate_of
 from dialforge.generation_checks.tools import changes_data, describe_tools, needs_account
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import BATCH_ITEMS, CODE_CHARS, DESCRIPTION_CHARS, ITEM_CHARS, LIST_ITEMS, NAME_CHARS
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Check, Difficulty, GoalKind, Rubric, SQLCheck, Task
@@ -680,10 +681,10 @@ class _TaskCheck:
 def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = ()) -> ResponseSchema:
     """The reply's shape for ``kind``, with each goal's kind when ``goal_kinds`` are asked for; values (difficulty,
     tool names, SQL) are checked per task, not here."""
-    strings = {"type": "array", "items": {"type": "string"}}
+    strings = {"type": "array", "maxItems": LIST_ITEMS, "items": {"type": "string", "maxLength": ITEM_CHARS}}
     fields: dict[str, Any] = {
-        "description": {"type": "string"},
-        "difficulty": {"type": "string", "description": "easy, medium or hard"},
+        "description": {"type": "string", "maxLength": DESCRIPTION_CHARS},
+        "difficulty": {"type": "string", "maxLength": NAME_CHARS, "description": "easy, medium or hard"},
     }
     if kind == "rubric":
         fields |= {"success_criteria": strings, "expected_tool_pattern": strings, "checkpoints": strings}
@@ -692,16 +693,24 @@ def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = 
     fields["tools"] = strings
     fields["asks_to_see"] = strings
     if kind == "followup":
-        fields |= {"follows": {"type": ["string", "null"]}, "asked_by": strings}
+        fields |= {"follows": {"type": ["string", "null"], "maxLength": NAME_CHARS}, "asked_by": strings}
     if goal_kinds:
         fields["kind"] = {"type": "string", "enum": ["ordinary", *goal_kinds]}
     if sql:
-        entity = {"table": {"type": "string"}, "column": {"type": "string"}, "value": {"type": ["string", "number"]}}
-        check = {"description": {"type": "string"}, "sql": {"type": "string"}}
+        entity = {
+            "table": {"type": "string", "maxLength": NAME_CHARS},
+            "column": {"type": "string", "maxLength": NAME_CHARS},
+            "value": {"type": ["string", "number"], "maxLength": ITEM_CHARS},
+        }
+        check = {
+            "description": {"type": "string", "maxLength": ITEM_CHARS},
+            "sql": {"type": "string", "maxLength": CODE_CHARS},
+        }
         record = {"type": "object", "properties": entity, "required": list(entity)}
+        checks = {"type": "object", "properties": check, "required": list(check)}
         fields |= {
-            "entities": {"type": "array", "items": record},
-            "checks": {"type": "array", "items": {"type": "object", "properties": check, "required": list(check)}},
+            "entities": {"type": "array", "maxItems": LIST_ITEMS, "items": record},
+            "checks": {"type": "array", "maxItems": LIST_ITEMS, "items": checks},
         }
         if any(goal_kind in _LOOKED_UP_KINDS for goal_kind in goal_kinds):
             fields["lookup"] = {"anyOf": [record, {"type": "null"}]}
@@ -710,7 +719,7 @@ def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = 
         name=f"{kind}_tasks",
         json_schema={
             "type": "object",
-            "properties": {"tasks": {"type": "array", "items": task}},
+            "properties": {"tasks": {"type": "array", "maxItems": BATCH_ITEMS, "items": task}},
             "required": ["tasks"],
         },
     )

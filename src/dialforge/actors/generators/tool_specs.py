@@ -25,6 +25,7 @@ from dialforge.generation_checks.tools import describe_tools
 from dialforge.json_schema.checks import json_schema_problem
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import BATCH_ITEMS, DESCRIPTION_CHARS, NAME_CHARS
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
@@ -42,8 +43,8 @@ def tools_reply_format(name: str, **extra_fields: dict[str, Any]) -> ResponseSch
     """A reply holding a list of tools, ``{"tools": [{name, description, parameters, ...}]}``, every field
     required; only the shape, so that a wrong value costs its own tool, not the reply."""
     fields: dict[str, dict[str, Any]] = {
-        "name": {"type": "string"},
-        "description": {"type": "string"},
+        "name": {"type": "string", "maxLength": NAME_CHARS},
+        "description": {"type": "string", "maxLength": DESCRIPTION_CHARS},
         "parameters": {"type": "object"},
         **extra_fields,
     }
@@ -52,7 +53,7 @@ def tools_reply_format(name: str, **extra_fields: dict[str, Any]) -> ResponseSch
         name=name,
         json_schema={
             "type": "object",
-            "properties": {"tools": {"type": "array", "items": item}},
+            "properties": {"tools": {"type": "array", "maxItems": BATCH_ITEMS, "items": item}},
             "required": ["tools"],
         },
     )
