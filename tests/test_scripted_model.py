@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from dialforge.actors.user_simulator import USER_TURN_FORMAT
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.errors import ModelError, ModelOutputError, ModelUnavailable
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import MESSAGE_CHARS
 from dialforge.llm.scripted import ScriptedModel, ScriptExhausted, scripted_roles
+from dialforge.llm.structured import CUT_OFF
 from dialforge.model.messages import Message, SystemMessage, ToolCall, UserMessage
 from dialforge.model.tools import ToolSpec
 from prompt_checks import assert_mentions
@@ -112,6 +115,37 @@ async def test_two_malformed_replies_raise_model_output_error() -> None:
     stats = ledger.stats("user", "scripted")
     assert stats.output_problems == {"schema_mismatch": 1, "invalid_json": 1}
     assert stats.failures == {"invalid_json": 1}
+
+
+async def test_a_cut_structured_reply_is_truncated_even_when_its_text_holds_json() -> None:
+    ledger = UsageLedger()
+    cut = {"content": '{"user_message": "As I said in [4] and in [5], I', "finish_reason": "length"}
+    model = ScriptedModel([cut, GOOD_TURN], role="user", ledger=ledger)
+    reply = await model.complete(conversation(), RequestOptions(response_format=USER_TURN_FORMAT))
+    assert reply.parsed["user_message"] == "Where is order 7?"
+    assert ledger.stats("user", "scripted").output_problems == {"truncated": 1, "repaired": 1}
+    assert_mentions(model.requests[1].messages[-1].content or "", CUT_OFF, USER_TURN_FORMAT.name)
+
+
+async def test_a_complete_looking_tool_call_cut_by_the_token_limit_is_asked_again() -> None:
+    ledger = UsageLedger()
+    cut = {"tool_calls": [{"name": "lookup_order", "arguments": {"order_id": "ORD-2"}}], "finish_reason": "length"}
+    model = ScriptedModel([cut, "Order 2 has shipped."], role="agent", ledger=ledger)
+    reply = await model.complete(conversation(), RequestOptions(tools=[LOOKUP_ORDER]))
+    assert reply.content == "Order 2 has shipped." and reply.to_message().finish_reason == "stop"
+    assert ledger.stats("agent", "scripted").output_problems == {"truncated": 1, "repaired": 1}
+
+
+async def test_a_text_field_over_its_limit_is_sent_back_naming_the_field_and_the_limit() -> None:
+    ledger = UsageLedger()
+    rambling = json.dumps({"user_message": "Hold on. " * 600, "is_task_complete": False})
+    model = ScriptedModel([rambling, GOOD_TURN], role="user", ledger=ledger)
+    reply = await model.complete(conversation(), RequestOptions(response_format=USER_TURN_FORMAT))
+    assert reply.parsed["user_message"] == "Where is order 7?"
+    assert ledger.stats("user", "scripted").output_problems == {"too_long": 1, "repaired": 1}
+    echo, correction = model.requests[1].messages[-2:]
+    assert_mentions(correction.content or "", "user_message", str(MESSAGE_CHARS), str(len("Hold on. " * 600)))
+    assert len(echo.content or "") < len(rambling)
 
 
 async def test_unknown_tool_call_is_repaired_with_next_scripted_reply() -> None:
