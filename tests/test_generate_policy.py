@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from dialforge.actors.generators.policy import generate_policy
+from dialforge.actors.generators.policy import MAX_POLICY_CHARS, generate_policy
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model.domain import Domain
 from dialforge.model.tools import ToolSpec
@@ -47,7 +47,7 @@ async def test_a_good_policy_is_kept_and_the_prompt_is_grounded_in_the_tools() -
     ("policy", "reason"),
     [
         ("Be nice.", "the policy is 8 characters long; write at least 80"),
-        (GOOD * 12, "keep it within 2500"),
+        (GOOD * 6, f"keep it within {MAX_POLICY_CHARS}"),  # over the check's limit, under the reply's bound
         (
             GOOD.replace("wait for them to confirm", "go ahead"),
             "must confirm a change with the user before making it, and these tools change data: cancel_order",

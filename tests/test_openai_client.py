@@ -17,7 +17,7 @@ from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import RequestOptions
 from dialforge.llm.endpoint_pool import EndpointPool
 from dialforge.llm.openai_compatible import OpenAICompatible
-from dialforge.llm.reply_limits import MESSAGE_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS
 from dialforge.llm.role_models import RoleModels
 from dialforge.llm.settings import ModelsConfig, ResolvedModelSettings
 from dialforge.llm.structured import CUT_OFF, ECHO_CHARS
@@ -245,7 +245,7 @@ async def test_an_over_long_field_is_sent_back_naming_the_field_and_its_limit(
     client = make_client(mock_server.base_url)
     await mock_server.queue_faults("repetition")
     completion = await client.complete(CONVERSATION, RequestOptions(response_format=USER_TURN_FORMAT))
-    assert len(completion.parsed["user_message"]) <= MESSAGE_CHARS
+    assert len(completion.parsed["user_message"]) <= LONG_TEXT_CHARS
     assert counters(client)[2] == {"too_long": 1, "repaired": 1}
     _, repair = await mock_server.requests()
     *_, echo, instruction = repair["messages"]
@@ -253,7 +253,7 @@ async def test_an_over_long_field_is_sent_back_naming_the_field_and_its_limit(
         f"at user_message: the text is {len(REPEATED_SENTENCE) * (REPEATED_CHARS // len(REPEATED_SENTENCE))}"
         in (instruction["content"])
     )
-    assert f"more than the {MESSAGE_CHARS} allowed" in instruction["content"]
+    assert f"more than the {LONG_TEXT_CHARS} allowed" in instruction["content"]
     assert len(echo["content"]) < ECHO_CHARS + 100, "the repetition is not sent back in full"
 
 

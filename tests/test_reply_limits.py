@@ -19,7 +19,7 @@ from dialforge.json_schema.bounds import bounded, is_of_type, subschemas
 from dialforge.json_schema.checks import schema_violations
 from dialforge.json_schema.sampler import sample_json
 from dialforge.llm.completion import ResponseSchema
-from dialforge.llm.reply_limits import BATCH_ITEMS, RESULT_ITEMS, RESULT_TEXT_CHARS
+from dialforge.llm.reply_limits import BATCH_ITEMS, GRAMMAR_REPETITIONS, LONG_TEXT_CHARS, RESULT_ITEMS
 from dialforge.model.tasks import GoalKind
 from dialforge.model.tools import ToolSpec
 
@@ -89,11 +89,11 @@ def test_the_dry_run_model_answers_every_bounded_schema_validly(where: str) -> N
 
 
 def test_a_return_schema_keeps_its_tighter_bounds_and_gets_ours_elsewhere() -> None:
-    out = bounded(UNBOUNDED_RETURNS, max_length=RESULT_TEXT_CHARS, max_items=RESULT_ITEMS)
+    out = bounded(UNBOUNDED_RETURNS, max_length=LONG_TEXT_CHARS, max_items=RESULT_ITEMS)
     assert out["properties"]["code"]["maxLength"] == 8
-    assert out["properties"]["note"]["maxLength"] == RESULT_TEXT_CHARS
+    assert out["properties"]["note"]["maxLength"] == LONG_TEXT_CHARS
     assert out["properties"]["rows"]["maxItems"] == RESULT_ITEMS
-    assert out["$defs"]["row"]["properties"]["title"]["maxLength"] == RESULT_TEXT_CHARS
+    assert out["$defs"]["row"]["properties"]["title"]["maxLength"] == LONG_TEXT_CHARS
     assert "maxLength" not in UNBOUNDED_RETURNS["properties"]["note"], "the tool's own schema is left as it is"
 
 
@@ -102,3 +102,11 @@ def test_no_stage_asks_for_more_items_in_one_request_than_a_reply_may_hold() -> 
     for name in ("questions_per_domain", "max_tools_per_domain", "sql_tools_per_domain", "tasks_per_batch"):
         (upper,) = [meta.le for meta in fields[name].metadata if hasattr(meta, "le")]
         assert upper <= BATCH_ITEMS, name
+
+
+@pytest.mark.parametrize("where", sorted(SCHEMAS))
+def test_every_bound_is_one_a_llama_cpp_grammar_can_enforce(where: str) -> None:
+    bounds = [
+        node[key] for node in subschemas(SCHEMAS[where].json_schema) for key in ("maxLength", "maxItems") if key in node
+    ]
+    assert all(bound < GRAMMAR_REPETITIONS for bound in bounds)

@@ -12,7 +12,7 @@ from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.errors import ModelError, ModelOutputError, ModelUnavailable
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import MESSAGE_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS
 from dialforge.llm.scripted import ScriptedModel, ScriptExhausted, scripted_roles
 from dialforge.llm.structured import CUT_OFF
 from dialforge.model.messages import Message, SystemMessage, ToolCall, UserMessage
@@ -144,7 +144,7 @@ async def test_a_text_field_over_its_limit_is_sent_back_naming_the_field_and_the
     assert reply.parsed["user_message"] == "Where is order 7?"
     assert ledger.stats("user", "scripted").output_problems == {"too_long": 1, "repaired": 1}
     echo, correction = model.requests[1].messages[-2:]
-    assert_mentions(correction.content or "", "user_message", str(MESSAGE_CHARS), str(len("Hold on. " * 600)))
+    assert_mentions(correction.content or "", "user_message", str(LONG_TEXT_CHARS), str(len("Hold on. " * 600)))
     assert len(echo.content or "") < len(rambling)
 
 

@@ -15,7 +15,7 @@ from dialforge.json_schema.bounds import bounded
 from dialforge.json_schema.checks import schema_violations
 from dialforge.json_schema.sampler import sample_json
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
-from dialforge.llm.reply_limits import RESULT_ITEMS, RESULT_TEXT_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS, RESULT_ITEMS
 from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tools import ToolSpec
 from prompt_checks import assert_mentions, filled_in, prompt_of
@@ -85,7 +85,7 @@ async def test_a_valid_reply_becomes_the_result_and_is_logged() -> None:
     options = model.requests[0].options
     assert options.seed == 100 and options.tools is None
     assert options.response_format is not None
-    bounded_order = bounded(ORDER, max_length=RESULT_TEXT_CHARS, max_items=RESULT_ITEMS)
+    bounded_order = bounded(ORDER, max_length=LONG_TEXT_CHARS, max_items=RESULT_ITEMS)
     assert options.response_format.json_schema["anyOf"][0]["properties"]["result"] == bounded_order
     prompt = prompt_of(model, -1)
     call = '{"name":"get_order","arguments":{"order_id":"ORD-20417"}}'

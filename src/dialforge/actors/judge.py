@@ -29,7 +29,7 @@ from dialforge.environments.base import CheckOutcome, TableDiff, Verification, i
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import ITEM_CHARS, JUDGED_ITEMS, REASONING_CHARS
+from dialforge.llm.reply_limits import ITEM_CHARS, JUDGED_ITEMS, LONG_TEXT_CHARS
 from dialforge.model.dialogue import DialogueState, Judgment, RubricCategory, RubricVerdict
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
@@ -41,7 +41,7 @@ JUDGMENT_FORMAT = ResponseSchema(
         "type": "object",
         # Reasoning comes first so that a model decoding in property order thinks before it classes and decides.
         "properties": {
-            "reasoning": {"type": "string", "maxLength": REASONING_CHARS},
+            "reasoning": {"type": "string", "maxLength": LONG_TEXT_CHARS},
             "items": {
                 "type": "array",
                 "maxItems": JUDGED_ITEMS,

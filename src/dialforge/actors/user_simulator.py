@@ -29,7 +29,7 @@ from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import MESSAGE_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS
 from dialforge.model.dialogue import DialogueState
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
@@ -40,7 +40,7 @@ USER_TURN_FORMAT = ResponseSchema(
     json_schema={
         "type": "object",
         "properties": {
-            "user_message": {"type": "string", "minLength": 1, "maxLength": MESSAGE_CHARS},
+            "user_message": {"type": "string", "minLength": 1, "maxLength": LONG_TEXT_CHARS},
             "is_task_complete": {"type": "boolean"},
         },
         "required": ["user_message", "is_task_complete"],

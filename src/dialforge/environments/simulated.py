@@ -42,7 +42,7 @@ from dialforge.json_schema.bounds import bounded
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import MESSAGE_CHARS, RESULT_ITEMS, RESULT_TEXT_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS, RESULT_ITEMS
 from dialforge.model.dialogue import ToolFaultKind
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tasks import Check
@@ -70,7 +70,7 @@ ERROR_REPLY: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "kind": {"type": "string", "enum": SERVICE_ERROR_KINDS},
-                "message": {"type": "string", "minLength": 1, "maxLength": MESSAGE_CHARS},
+                "message": {"type": "string", "minLength": 1, "maxLength": LONG_TEXT_CHARS},
             },
             "required": ["kind", "message"],
             "additionalProperties": False,
@@ -95,7 +95,7 @@ def reply_format(tool: ToolSpec) -> ResponseSchema:
     The return schema's definitions move to the root, where its ``#/$defs/...`` references now point. Its texts
     and lists get the bounds of ``llm/reply_limits.py`` where it sets none, so a simulated result cannot run on.
     """
-    returns = bounded(tool.returns or ANY_RESULT, max_length=RESULT_TEXT_CHARS, max_items=RESULT_ITEMS)
+    returns = bounded(tool.returns or ANY_RESULT, max_length=LONG_TEXT_CHARS, max_items=RESULT_ITEMS)
     returns.pop("$schema", None)
     definitions: dict[str, Any] = {key: returns.pop(key) for key in ("$defs", "definitions") if key in returns}
     result_reply = {

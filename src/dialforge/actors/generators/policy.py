@@ -18,22 +18,22 @@ from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
 from dialforge.generation_checks.tools import changes_data, describe_tools
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS
 from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt
 
 MIN_POLICY_CHARS = 80
-MAX_POLICY_CHARS = 2500
-POLICY_REPLY_CHARS = 2 * MAX_POLICY_CHARS
-"""The reply's bound, above the check's: a policy a little too long is repaired by the check, which says why;
-this only stops one that runs on."""
+MAX_POLICY_CHARS = 1600
+"""A short list of rules; below the reply's bound (``LONG_TEXT_CHARS``), so a policy a little too long is sent
+back by the check, which says why, and the bound only stops one that runs on."""
 
 POLICY_FORMAT = ResponseSchema(
     name="domain_policy",
     json_schema={
         "type": "object",
-        "properties": {"policy": {"type": "string", "maxLength": POLICY_REPLY_CHARS}},
+        "properties": {"policy": {"type": "string", "maxLength": LONG_TEXT_CHARS}},
         "required": ["policy"],
         "additionalProperties": False,
     },

@@ -20,7 +20,7 @@ from dialforge.environments.sql.scaffold import read_back_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import CODE_CHARS
+from dialforge.llm.reply_limits import LONG_TEXT_CHARS
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import render_prompt
 
@@ -28,7 +28,7 @@ _TOOL_FIELDS = ("name", "description", "parameters", "sql", "kind")
 """What a model-written SQL tool is made of."""
 
 TOOLS_FORMAT = tools_reply_format(
-    "sql_tools", sql={"type": "string", "maxLength": CODE_CHARS}, kind={"enum": ["read", "write"]}
+    "sql_tools", sql={"type": "string", "maxLength": LONG_TEXT_CHARS}, kind={"enum": ["read", "write"]}
 )
 """What a tool-synthesis reply must be: ``{"tools": [{name, description, parameters, sql, kind}]}``.
 

@@ -47,7 +47,14 @@ from dialforge.generation_checks.near_duplicates import near_duplicate_of
 from dialforge.generation_checks.tools import changes_data, describe_tools, needs_account
 from dialforge.llm.completion import ResponseSchema
 from dialforge.llm.protocol import ChatModel
-from dialforge.llm.reply_limits import BATCH_ITEMS, CODE_CHARS, DESCRIPTION_CHARS, ITEM_CHARS, LIST_ITEMS, NAME_CHARS
+from dialforge.llm.reply_limits import (
+    BATCH_ITEMS,
+    DESCRIPTION_CHARS,
+    ITEM_CHARS,
+    LIST_ITEMS,
+    LONG_TEXT_CHARS,
+    NAME_CHARS,
+)
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
 from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Check, Difficulty, GoalKind, Rubric, SQLCheck, Task
@@ -704,7 +711,7 @@ def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = 
         }
         check = {
             "description": {"type": "string", "maxLength": ITEM_CHARS},
-            "sql": {"type": "string", "maxLength": CODE_CHARS},
+            "sql": {"type": "string", "maxLength": LONG_TEXT_CHARS},
         }
         record = {"type": "object", "properties": entity, "required": list(entity)}
         checks = {"type": "object", "properties": check, "required": list(check)}
