@@ -140,6 +140,25 @@ async def test_a_template_without_tools_fails_the_agent_only_and_says_how_to_tur
     assert "roles must alternate" in findings["tool_messages"].detail
 
 
+async def test_a_tool_choice_answered_in_text_is_a_note_when_the_tools_are_rendered(
+    start_mock_server: StartMockServer, tmp_path: Path
+) -> None:
+    """As llama.cpp serves a template with tools: they are rendered, but a forced choice may come back as text."""
+    script = tmp_path / "replies.jsonl"
+    script.write_text('{"content": "It is cloudy in Oslo."}\n' * 7)
+    server = await start_mock_server(script=script)
+    result = await check_servers(
+        ModelsConfig(default=ModelSettings(model="mock-model", base_urls=[server.base_url], structured_output="prompt"))
+    )
+    findings = result.endpoints[0].findings
+    assert findings["tools_rendered"].holds is True
+    assert findings["tool_choice_required"].holds is False
+    assert findings["json_schema"].holds is False  # ignored: the roles ask in the prompt, so no problem
+    assert result.ok, result.problems
+    [note] = result.notes
+    assert "agent" in note and server.base_url in note
+
+
 async def test_a_server_that_is_down_is_reported_for_its_endpoint_alone(mock_server: MockServerHandle) -> None:
     down = closed_port_url()
     result = await check_servers(models_at(mock_server.base_url, judge=ModelSettings(base_urls=[down])), timeout_s=5)

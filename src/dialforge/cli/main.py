@@ -146,6 +146,8 @@ def check_server(
             console.print(Text(f"roles: {', '.join(endpoint.roles)}"))
         for line in result.problem_lines():
             console.print(Text(line, style="bold" if line.startswith("  fix:") else "red"))
+        for note in result.notes:
+            console.print(Text(f"note: {note}", style="yellow"))
         if result.ok:
             console.print(Text("every role's needs hold", style="green"))
     if not result.ok:
@@ -181,6 +183,8 @@ def _refuse_unfit_servers(settings: DialforgeConfig, config: Path, anyway: str) 
         raise typer.Exit(2)
     endpoints = ", ".join(f"{endpoint.base_url} ({endpoint.model})" for endpoint in result.endpoints)
     typer.echo(f"server check: every role's needs hold at {endpoints}", err=True)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 @tools_app.command("scaffold")

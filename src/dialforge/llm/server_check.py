@@ -102,6 +102,9 @@ class Finding(BaseModel):
     fix: str | None = Field(default=None, description="for a refusal every request would meet: what to change")
 
 
+_UNKNOWN = Finding(holds=None, detail="not probed")
+
+
 class EndpointReport(BaseModel):
     """What one base URL does with one model, and which roles use it."""
 
@@ -126,6 +129,7 @@ class Problem(BaseModel):
 class ServerCheck(BaseModel):
     endpoints: list[EndpointReport]
     problems: list[Problem]
+    notes: list[str] = Field(default_factory=list, description="what may weaken the data without stopping a run")
 
     @property
     def ok(self) -> bool:
@@ -167,7 +171,8 @@ async def check_servers(
     finally:
         await transport.close()
     problems = [problem for report in reports for problem in _problems(report, resolved)]
-    return ServerCheck(endpoints=list(reports), problems=problems)
+    notes = [note for report in reports if report.findings.get("reachable", _UNKNOWN).holds for note in _notes(report)]
+    return ServerCheck(endpoints=list(reports), problems=problems, notes=notes)
 
 
 def _how_asked(settings: ResolvedModelSettings) -> tuple[str, ...]:
@@ -362,17 +367,23 @@ def _problems(report: EndpointReport, resolved: Mapping[Role, ResolvedModelSetti
 
 
 def _missing_for_the_agent(findings: Mapping[Check, Finding]) -> list[Check]:
-    """What the agent needs and its server does not do: the tools in its prompt, tool calls back (under one
-    forced form at least: the agent itself asks with "auto"), and its tool results in the history."""
-    missing: list[Check] = []
-    if findings["tools_rendered"].holds is False:
-        missing.append("tools_rendered")
-    forced = [findings["tool_choice_required"].holds, findings["tool_choice_named"].holds]
-    if False in forced and True not in forced:
-        missing += [check for check in ("tool_choice_required", "tool_choice_named") if findings[check].holds is False]
-    if findings["tool_messages"].holds is False:
-        missing.append("tool_messages")
-    return missing
+    """What the agent needs and its server does not do: the tools in its prompt and its tool results in the
+    history. A forced tool choice is not among them: the agent asks with "auto", and llama.cpp with a template
+    that renders tools may still answer a forced choice in text (a note, not a refusal)."""
+    return [check for check in ("tools_rendered", "tool_messages") if findings[check].holds is False]
+
+
+def _notes(report: EndpointReport) -> list[str]:
+    """What holds back the data without making a role impossible: a tool choice the server does not enforce."""
+    findings = report.findings
+    forced = [findings[check].holds for check in ("tool_choice_required", "tool_choice_named") if check in findings]
+    if "agent" not in report.roles or findings["tools_rendered"].holds is not True or True in forced or not forced:
+        return []
+    return [
+        f"agent at {report.base_url} (model {report.model!r}): the tools are rendered, but a forced tool_choice came "
+        'back as text, so the server does not enforce it; the agent asks with "auto", and whether it calls tools '
+        "depends on the model alone"
+    ]
 
 
 def _needs_native_json(settings: ResolvedModelSettings) -> bool:
