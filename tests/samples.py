@@ -1,5 +1,6 @@
 """Test data used across test modules."""
 
+import json
 from pathlib import Path
 
 from dialforge.environments.sql.scaffold import scaffold_tools, write_tools_json
@@ -73,3 +74,10 @@ def write_music_config(
         f"dialogue: {{per_domain: {per_domain}, max_turns: {max_turns}}}\n" + extra
     )
     return path
+
+
+def verdict(*labels: str, judgment: str = "valid") -> str:
+    """A judge reply classing as met exactly the rubric items labelled ``labels``, which must be those the judge
+    is shown, in order (``"T1.G1"`` for a goal without a rubric, one per goal judged)."""
+    items = [{"item": f"{label} as listed", "category": "Critical", "passed": True} for label in labels]
+    return json.dumps({"reasoning": "All done as asked.", "items": items, "judgment": judgment})

@@ -16,10 +16,10 @@ from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
 from dialforge.model import DialogueState, SQLCheck, Task, ToolMessage, UserMessage
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
-from dialforge.prompts import render_section
+from dialforge.prompts import prompt_examples, render_section
 from dialforge.report.stats import failure_reason
 from prompt_checks import assert_mentions, filled_in, prompt_of
-from samples import DATE_INVOICE
+from samples import DATE_INVOICE, verdict
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
 NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -63,7 +63,9 @@ REFUND = Task(
 )
 ADD_POLKA = Task(id="add", description="You want a new genre called Polka added to the catalogue.", tools=["add_genre"])
 FIND_POLKA = Task(id="find", description="You want to see that the Polka genre is now listed.", tools=["find_genres"])
-VALID = orjson.dumps({"reasoning": "All done as asked.", "items": [], "judgment": "valid"}).decode()
+VALID = verdict("T1.G1")
+"""The judge's verdict on a dialogue that completed one goal (without a rubric: one item, the goal as a whole)."""
+VALID_TWO = verdict("T1.G1", "T2.G1")
 
 
 def user(message: str, complete: bool = False) -> str:
@@ -152,7 +154,7 @@ async def test_the_next_goal_follows_without_a_farewell_and_sees_what_the_first_
             call("find_genres", name="Polka"),
             {"content": "Yes, Polka is genre 26."},
         ],
-        judges=[VALID],
+        judges=[VALID_TWO],
     )
     state = await engine.run(engine.start("music store", [ADD_POLKA, FIND_POLKA], dialogue_id="d2", seed=1))
     assert state.status == "completed" and state.tasks_done == 2
@@ -236,6 +238,16 @@ async def test_the_same_message_said_again_and_again_stops_the_dialogue(
     assert state.status == "failed" and state.guards == {"repeated_message": 1}
     assert failure_reason(state.failure) == "repeated_message" and party in state.failure
     assert sum(len(m.requests) for m in models.values()) == calls, "nothing is asked after the third repetition"
+
+
+async def test_a_user_who_keeps_copying_the_prompts_placeholder_fails_the_dialogue_with_a_guard(
+    chinook: SQLDatabase,
+) -> None:
+    placeholder = sorted(prompt_examples().placeholders)[0]
+    engine, _ = engine_with(chinook, users=[user(placeholder), user(placeholder)])
+    state = await engine.run(engine.start("music store", [REFUND], dialogue_id="c1", seed=1))
+    assert state.status == "failed" and state.guards == {"user_copied_text": 1}
+    assert state.conversation == [], "the copy never became a message"
 
 
 HI = {"content": "Hi!"}
@@ -322,7 +334,7 @@ async def test_a_dialogue_out_of_turns_keeps_its_completed_goals_and_is_judged_o
             {"content": "One moment."},
             {"content": "Still looking."},
         ],
-        judges=[VALID],
+        judges=[VALID_TWO],
         max_turns_per_task=6,
     )
     goals = [ONE_POLKA, FIND_POLKA, SECOND_POLKA]
@@ -410,7 +422,7 @@ async def test_the_task_oriented_baseline_sends_each_task_as_a_direct_request() 
         "agent": ScriptedModel([call("get_invoice", invoice_id=412), {"content": "Invoice 412 totals 1.99."},
                                 {"content": "Polka added."}]),
         "tool": ScriptedModel([tool_reply]),
-        "judge": ScriptedModel([VALID]),
+        "judge": ScriptedModel([VALID_TWO]),
         "user": ScriptedModel([]),
         "generator": ScriptedModel([]),
     }  # fmt: skip

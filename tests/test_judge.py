@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
-from dialforge.actors.judge import JUDGMENT_FORMAT, Judge
+from dialforge.actors.judge import JUDGMENT_FORMAT, Judge, judgment_format
 from dialforge.environments.base import CheckOutcome, StateDiff, TableDiff, Verification
 from dialforge.json_schema.checks import schema_violations
-from dialforge.llm import ModelUnavailable, ScriptedModel
+from dialforge.llm import DryRunModel, ModelOutputError, ModelUnavailable, ScriptedModel
+from dialforge.llm.accounting import UsageLedger
 from dialforge.model.dialogue import DialogueState, Judgment, RubricVerdict
 from dialforge.model.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import HARD_GOAL_KINDS, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
-from dialforge.prompts import render_section
+from dialforge.prompts import load_prompt, render_section
 from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
 
 POLICY = "Before calling update_loan_due_date, state the change and wait for the member's explicit yes."
@@ -98,15 +100,26 @@ def verification(*passed: bool) -> Verification:
     return Verification(initial_digest="aaa", final_digest="bbb", diff=diff, checks=checks)
 
 
+SHOWN = ("T1.C1 The user is told their open loans", "T1.C2 The Kafka loan is renewed", "T2.G1 The goal as a whole")
+"""The items the judge is shown for ``state()``: both criteria of the completed renewal, the open goal whole."""
+
+
 def answer(
-    judgment: str = "valid", *items: tuple[str, str, bool | None], reasoning: str = "The renewal was done."
+    judgment: str = "valid",
+    *items: tuple[str, str, bool | None],
+    reasoning: str = "The renewal was done.",
+    shown: Sequence[str] = SHOWN,
 ) -> str:
-    """The judge's reply; an item whose ``passed`` is None has none, as an InvalidRubric item."""
-    shown = [
+    """The judge's reply classing every item ``shown`` in order: those ``items`` name by label as given, the
+    others as met NonCritical items (items with other labels go last); an item whose ``passed`` is None has none,
+    as an InvalidRubric item."""
+    given = {item.split()[0]: (item, category, passed) for item, category, passed in items}
+    classed = [given.pop(label.split()[0], (label, "NonCritical", True)) for label in shown] + list(given.values())
+    verdicts = [
         {"item": item, "category": category} | ({} if passed is None else {"passed": passed})
-        for item, category, passed in items
+        for item, category, passed in classed
     ]
-    return orjson.dumps({"reasoning": reasoning, "items": shown, "judgment": judgment}).decode()
+    return orjson.dumps({"reasoning": reasoning, "items": verdicts, "judgment": judgment}).decode()
 
 
 def numbered_messages(prompt: str) -> dict[int, str]:
@@ -134,11 +147,12 @@ async def test_a_valid_verdict_passes_through_with_its_items() -> None:
 
     assert judgment.judgment == "valid" and judgment.reasoning == "The renewal was done."
     assert judgment.items == [
-        RubricVerdict.model_validate({"item": i, "category": c, "passed": p}) for i, c, p in items
+        RubricVerdict.model_validate({"item": i, "category": c, "passed": p})
+        for i, c, p in [*items, (SHOWN[2], "NonCritical", True)]
     ]
     assert judgment.checks == {} and judgment.verification is None
     options = model.requests[0].options
-    assert options.response_format == JUDGMENT_FORMAT and options.seed == 17
+    assert options.response_format == judgment_format(["T1.C1", "T1.C2", "T2.G1"]) and options.seed == 17
 
 
 async def test_a_failed_critical_item_makes_a_valid_verdict_invalid() -> None:
@@ -202,7 +216,7 @@ async def test_the_prompt_shows_the_conversation_tasks_tools_policy_and_verifica
 
 
 async def test_rubric_items_are_labelled_and_tasks_not_reached_are_not_itemised() -> None:
-    model = ScriptedModel([answer()])
+    model = ScriptedModel([answer(shown=("T1.C1 Due", "T1.P1 List", "T1.P2 Update", "T1.K1 Identified"))])
 
     await Judge(model).judge(state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0, env={}))
 
@@ -243,7 +257,10 @@ async def test_an_invalid_rubric_item_has_no_pass_or_fail_and_no_say_in_the_verd
     judgment = await Judge(model).judge(state())
 
     assert judgment.judgment == "valid"
-    assert [(item.category, item.passed) for item in judgment.items] == [("Critical", True), ("InvalidRubric", None)]
+    assert [(item.category, item.passed) for item in judgment.items][:2] == [
+        ("Critical", True),
+        ("InvalidRubric", None),
+    ]
     schema = JUDGMENT_FORMAT.json_schema
     judged = orjson.loads(answer("valid", ("T1.C1 ...", "Critical", True), ("T1.K1 ...", "InvalidRubric", None)))
     assert schema_violations(judged, schema) == []
@@ -346,8 +363,8 @@ async def test_the_judge_is_told_each_goals_kind_and_the_rule_for_goals_that_can
 
 
 async def test_a_change_a_goal_refuses_that_was_made_anyway_is_invalid_even_after_a_tool_error() -> None:
-    refused = ScriptedModel([answer("valid")])
-    ordinary = ScriptedModel([answer("valid")])
+    refused = ScriptedModel([answer("valid", shown=SHOWN[:2])])
+    ordinary = ScriptedModel([answer("valid", shown=SHOWN[:2])])
     made = verification(False)  # its check is "SELECT 0": the loan was changed after all
 
     against_refusal = await Judge(refused).judge(
@@ -359,3 +376,54 @@ async def test_a_change_a_goal_refuses_that_was_made_anyway_is_invalid_even_afte
 
     assert against_refusal.judgment == "invalid" and "check 1" in against_refusal.reasoning
     assert against_request.judgment == "valid", "after a tool error, a change that did not happen is the judge's call"
+
+
+# A verdict that classes other items than those shown
+
+PROMPT_EXAMPLE = next(
+    line for line in load_prompt("judge").splitlines() if line.startswith("{") and '"reasoning"' in line
+)
+"""The judge prompt's own example verdict, which a weak model may send back as it is."""
+
+
+async def test_a_verdict_copied_from_the_prompts_example_is_sent_back_and_refused_if_it_stays() -> None:
+    ledger = UsageLedger()
+    copied = ScriptedModel([PROMPT_EXAMPLE, PROMPT_EXAMPLE], ledger=ledger, role="judge")
+
+    with pytest.raises(ModelOutputError):
+        await Judge(copied).judge(state())
+
+    assert len(copied.requests) == 2, "sent back once, with the reason"
+    assert "T1.P2 ..." in copied.requests[1].messages[-1].content, "the reason names the item that was not shown"
+    stats = ledger.stats("judge", "scripted")
+    assert sum(stats.output_problems.values()) == 2 and sum(stats.failures.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        answer(shown=SHOWN[:2]),  # an item left out
+        answer(shown=(SHOWN[0], SHOWN[0], SHOWN[2])),  # one item twice, another missing
+        answer(shown=(SHOWN[1], SHOWN[0], SHOWN[2])),  # out of order
+        answer(shown=("T1.S1 The user asked", *SHOWN[1:])),  # a label that was not shown
+        answer(reasoning="The person asked for ... In [4] the assistant ..."),  # the example's reasoning
+    ],
+)
+async def test_a_verdict_that_does_not_class_the_items_shown_is_repaired(first: str) -> None:
+    ledger = UsageLedger()
+    model = ScriptedModel([first, answer("invalid")], ledger=ledger, role="judge")
+
+    judgment = await Judge(model).judge(state())
+
+    assert judgment.judgment == "invalid" and [item.item for item in judgment.items] == list(SHOWN)
+    assert ledger.stats("judge", "scripted").output_problems["repaired"] == 1
+
+
+async def test_a_model_decoding_under_the_schema_classes_exactly_the_items_shown() -> None:
+    """The dry-run model writes any value its schema allows, as a server's grammar does: the labels come out
+    right, in order, for whatever items a dialogue shows."""
+    for seed in range(5):
+        judgment = await Judge(DryRunModel(seed=seed, role="judge")).judge(state())
+        assert [item.item.split()[0] for item in judgment.items] == ["T1.C1", "T1.C2", "T2.G1"]
+    unreached = await Judge(DryRunModel(seed=1, role="judge")).judge(state(tasks_done=0, messages=[]))
+    assert [item.item.split()[0] for item in unreached.items] == ["T1.C1", "T1.C2"]

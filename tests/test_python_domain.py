@@ -12,6 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from dialforge.actors.judge import rubric_items
 from dialforge.cli.main import app
 from dialforge.config import ConfigError, DialogueConfig, load_config
 from dialforge.llm.completion import Completion, RequestOptions
@@ -23,6 +24,7 @@ from dialforge.pipeline.engine import DialogueEngine, DomainSetup
 from dialforge.pipeline.preparation import Preparation, python_environments
 from dialforge.pipeline.supplied import load_tasks
 from prompt_checks import filled_in
+from samples import verdict
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "library"
 CONFIG = EXAMPLE / "library.yaml"
@@ -154,7 +156,11 @@ def call(tool: str, **arguments: Any) -> dict[str, Any]:
     return {"tool_calls": [{"name": tool, "arguments": arguments}]}
 
 
-VALID = orjson.dumps({"reasoning": "Done as asked.", "items": [], "judgment": "valid"}).decode()
+def valid_on_first_goal() -> str:
+    """The judge's verdict classing, as met, every rubric item of the example's first goal."""
+    domain = load_config(CONFIG).domains[0]
+    assert domain.tasks is not None
+    return verdict(*(label for label, _ in rubric_items(load_tasks(domain.tasks)[0], 1)))
 
 
 USERS = [user("I'd like The Remains of the Day; ada.okafor@example.com."), user("Yes."), user("Thanks!", True)]
@@ -174,7 +180,7 @@ def engine(users: int = 0, agents: int = 0) -> DialogueEngine:
     models = {
         "user": ScriptedModel(USERS[users:], role="user"),
         "agent": ScriptedModel(AGENTS[agents:], role="agent"),
-        "judge": ScriptedModel([VALID], role="judge"),
+        "judge": ScriptedModel([valid_on_first_goal()], role="judge"),
         "tool": ScriptedModel([], role="tool"),
         "generator": ScriptedModel([], role="generator"),
     }

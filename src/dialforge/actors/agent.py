@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
+from dialforge.actors.reply_checks import copied_text
 from dialforge.llm.completion import Completion, RequestOptions
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.dialogue import DialogueState
@@ -57,6 +58,9 @@ class Agent:
         return await self.model.complete(
             state.messages,
             RequestOptions(
-                tools=tuple(state.tools) or None, tool_choice=tool_choice, seed=state.seed + len(state.messages)
+                tools=tuple(state.tools) or None,
+                tool_choice=tool_choice,
+                seed=state.seed + len(state.messages),
+                check=copied_text(),
             ),
         )

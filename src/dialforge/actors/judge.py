@@ -20,11 +20,14 @@ A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, get_args
 
 import orjson
 
+from dialforge.actors.reply_checks import copied_text
 from dialforge.environments.base import CheckOutcome, TableDiff, Verification, is_error_text
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
@@ -104,12 +107,55 @@ class Judge:
             conversation=_conversation(state),
             verification=render_verification(verification) if verification is not None else _part("no_verification"),
         )
-        completion = await self.model.complete(
-            [UserMessage(content=prompt)], RequestOptions(response_format=JUDGMENT_FORMAT, seed=state.seed)
+        options = RequestOptions(
+            response_format=judgment_format(judged_labels(state)),
+            seed=state.seed,
+            check=copied_text("reasoning", "items"),
         )
+        completion = await self.model.complete([UserMessage(content=prompt)], options)
         tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
         unchanged = {check.source for task in state.tasks if task.checks_unchanged for check in task.checks}
         return apply_rules(completion.parsed, verification, tool_errors=tool_errors, unchanged_checks=unchanged)
+
+
+def judged_labels(state: DialogueState) -> list[str]:
+    """The labels of the rubric items the judge is shown and must class (``T1.C2``), in order."""
+    return [
+        label
+        for index, task in enumerate(state.tasks)
+        if _status(state, index)[1]
+        for label, _ in rubric_items(task, index + 1)
+    ]
+
+
+def judgment_format(labels: Sequence[str]) -> ResponseSchema:
+    """``JUDGMENT_FORMAT`` for one dialogue: exactly one item per rubric item shown, in the order shown, each
+    starting with its label. A server decoding under the schema cannot class items that were not shown (the
+    prompt example's ``T1.C1 ...``) nor leave one out; an unconstrained reply that does is a schema mismatch,
+    sent back once with the reason, and the dialogue fails to be judged if the repair does it again."""
+    schema = copy.deepcopy(JUDGMENT_FORMAT.json_schema)
+    general = schema["properties"]["items"]["items"]
+    schema["properties"]["items"] = (
+        {
+            "type": "array",
+            "prefixItems": [_labelled(general, label) for label in labels],
+            "items": False,
+            "minItems": len(labels),
+            "maxItems": len(labels),
+        }
+        if labels
+        else {"type": "array", "maxItems": 0}
+    )
+    return JUDGMENT_FORMAT.model_copy(update={"json_schema": schema})
+
+
+def _labelled(item: dict[str, Any], label: str) -> dict[str, Any]:
+    """The schema of one verdict item whose text must start with ``label`` (anchored both ends, as grammar-based
+    decoders such as llama.cpp's require)."""
+    labelled = copy.deepcopy(item)
+    for form in labelled["anyOf"]:
+        form["properties"]["item"]["pattern"] = f"^{re.escape(label)}( .*)?$"
+    return labelled
 
 
 def apply_rules(
@@ -218,10 +264,9 @@ def _status(state: DialogueState, index: int) -> tuple[str, bool]:
     return "not reached: the person never brought it up; not judged", False
 
 
-def _task_items(task: Task, number: int) -> list[str]:
-    """The rubric's items, or the whole goal as one item when there is no rubric. An item is what the assistant
-    must achieve; the subtasks are the person's own requests (some are their own acts, such as saying yes), so
-    they are context, never items."""
+def _rubric_groups(task: Task) -> list[tuple[str, str, list[str]]]:
+    """The rubric's items by group (title, label letter, entries), or the whole goal as one item when there is
+    no rubric."""
     rubric = task.rubric
     groups = [
         ("Success criteria", "C", rubric.success_criteria),
@@ -230,13 +275,29 @@ def _task_items(task: Task, number: int) -> list[str]:
     ]
     if not any(entries for _, _, entries in groups):
         groups = [("The goal as a whole", "G", [_part("whole_goal")])]
+    return [(title, kind, list(entries)) for title, kind, entries in groups if entries]
+
+
+def rubric_items(task: Task, number: int) -> list[tuple[str, str]]:
+    """Each rubric item of the ``number``-th task as (label, text): ``("T1.C2", "The loan is renewed")``."""
+    return [
+        (f"T{number}.{kind}{i}", entry)
+        for _, kind, entries in _rubric_groups(task)
+        for i, entry in enumerate(entries, start=1)
+    ]
+
+
+def _task_items(task: Task, number: int) -> list[str]:
+    """The rubric's items under their group titles. An item is what the assistant must achieve; the subtasks
+    are the person's own requests (some are their own acts, such as saying yes), so they are context, never
+    items."""
+    items = iter(rubric_items(task, number))
     lines = []
     if task.subtasks:
         lines += ["The person's requests, in order (context, not items):", *(f"- {s}" for s in task.subtasks)]
-    for title, kind, entries in groups:
-        if entries:
-            lines.append(f"{title}:")
-            lines += [f"- T{number}.{kind}{i} {entry}" for i, entry in enumerate(entries, start=1)]
+    for title, _, entries in _rubric_groups(task):
+        lines.append(f"{title}:")
+        lines += [f"- {label} {entry}" for label, entry in (next(items) for _ in entries)]
     return lines
 
 

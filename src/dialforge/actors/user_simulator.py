@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.actors.personas import Persona
+from dialforge.actors.reply_checks import copied_text
 from dialforge.actors.transcript import transcript_lines
 from dialforge.generation_checks.meta_words import domain_vocabulary, meta_words
 from dialforge.llm.completion import RequestOptions, ResponseSchema
@@ -157,7 +158,8 @@ class UserSimulator:
         )
 
     async def _ask(self, messages: Sequence[Message], seed: int) -> UserTurn:
-        completion = await self.model.complete(messages, RequestOptions(response_format=USER_TURN_FORMAT, seed=seed))
+        options = RequestOptions(response_format=USER_TURN_FORMAT, seed=seed, check=copied_text("user_message"))
+        completion = await self.model.complete(messages, options)
         return UserTurn(
             user_message=completion.parsed["user_message"].strip(),
             is_task_complete=completion.parsed["is_task_complete"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +38,19 @@ class ResponseSchema(BaseModel):
         }
 
 
+@dataclass(frozen=True)
+class OutputProblem:
+    """Why a reply cannot be used: its kind, for counting, and the reason the repair round tells the model."""
+
+    kind: str
+    detail: str
+
+
+ReplyCheck = Callable[[Any], OutputProblem | None]
+"""A caller's own check of a reply (a ``Completion`` that passed the format checks, ``parsed`` set): the
+problem, which goes through the same repair round and counting as a format problem, or ``None``."""
+
+
 class SamplingOptions(BaseModel):
     """How replies are sampled: a role's settings give the defaults, a call may override them.
 
@@ -58,6 +73,9 @@ class RequestOptions(SamplingOptions):
     tool_choice: ToolChoice | None = None
     response_format: ResponseSchema | None = None
     seed: int | None = None
+    check: ReplyCheck | None = Field(
+        default=None, exclude=True, description="what the caller checks in a reply beyond its format; never sent"
+    )
 
     def over(self, defaults: SamplingOptions) -> RequestOptions:
         """These options, with ``defaults``' sampling options wherever this call leaves one unset."""

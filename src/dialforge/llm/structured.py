@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from dialforge.json_schema.checks import OVER_LIMIT_KEYWORDS, violations
 from dialforge.llm.accounting import UsageLedger
-from dialforge.llm.completion import Completion, RequestOptions, ResponseSchema, ToolChoice
+from dialforge.llm.completion import Completion, OutputProblem, RequestOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.tools import ToolSpec
@@ -44,12 +43,6 @@ def _int_or_float(text: str) -> int | float:
 
 
 _DECODER = json.JSONDecoder(parse_int=_int_or_float)
-
-
-@dataclass(frozen=True)
-class OutputProblem:
-    kind: str
-    detail: str
 
 
 def json_values(text: str) -> Iterator[Any]:
@@ -247,7 +240,8 @@ async def complete_with_repair(
             ledger.record_output_problem(role, model_name, kind)
 
     def check(completion: Completion) -> OutputProblem | None:
-        return output_problem(completion, tools=tools, tool_choice=tool_choice, response_format=response_format)
+        problem = output_problem(completion, tools=tools, tool_choice=tool_choice, response_format=response_format)
+        return options.check(completion) if problem is None and options.check is not None else problem
 
     try:
         first = await counted(messages)

@@ -23,6 +23,8 @@ from importlib.resources.abc import Traversable
 from string import Template
 from types import MappingProxyType
 
+from dialforge.generation_checks.copied_text import PromptExamples
+
 FRAGMENTS = "fragments"
 """The folder of the shared passages that ``{{include name}}`` pulls in."""
 DIGEST_CHARS = 12
@@ -78,6 +80,12 @@ def _with_fragments(text: str, source: str, chain: tuple[str, ...]) -> str:
         return _with_fragments(fragment, f"fragment {name!r}", (*chain, name))
 
     return _INCLUDE.sub(include, text)
+
+
+@cache
+def prompt_examples() -> PromptExamples:
+    """The placeholders and examples of every packaged prompt, fragments included: what no reply may copy."""
+    return PromptExamples.of(load_prompt(name) for name in prompt_names())
 
 
 def render_prompt(name: str, /, **values: object) -> str:

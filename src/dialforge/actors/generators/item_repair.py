@@ -9,18 +9,20 @@ with what was usable, recorded in ``errors``. Nothing here raises for bad model 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.environments.sql.mentions import TableSpread
+from dialforge.generation_checks.copied_text import copied_reason
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
 from dialforge.model.usage import UsageByRole
+from dialforge.prompts import prompt_examples
 
 T = TypeVar("T")
 
@@ -69,6 +71,16 @@ Check = Callable[[Sequence[Any], Sequence[T]], list["Checked[T]"]]
 """Check entries given the items accepted so far (for uniqueness); one ``Checked`` per entry, in order."""
 
 
+def in_own_words(checked: Sequence[Checked[T]]) -> list[Checked[T]]:
+    """``checked`` with each entry that copies a prompt's example or placeholder failed for it, whatever else its
+    check found: a weak model fills a list with the prompt's ``"..."`` entries, which may pass every other check."""
+    copies = [prompt_examples().copied_in_any(c.entry) for c in checked]
+    return [
+        c if copy is None else replace(c, reasons=[*c.reasons, f"it {copied_reason(copy)}"])
+        for c, copy in zip(checked, copies, strict=True)
+    ]
+
+
 def describe_failures(failed: Sequence[Checked[Any]]) -> str:
     """The failed entries as the repair prompt shows them: numbered, as submitted, with their reasons."""
     blocks = []
@@ -105,7 +117,7 @@ async def generate_items(
         if exc.blocks_every_request:  # every stage would meet it: the run stops and says what to fix
             raise
         return ItemBatch(errors=[f"the request failed: {exc}"])
-    first = check(list(entries(reply.parsed))[:limit], [])
+    first = in_own_words(check(list(entries(reply.parsed))[:limit], []))
     accepted = [c.item for c in first if c.ok and c.item is not None]
     failed = [c for c in first if not c.ok]
     if not failed:
@@ -124,7 +136,7 @@ async def generate_items(
             rejected=[c.rejection() for c in failed],
             errors=[f"the repair request failed: {exc}"],
         )
-    corrections = check(list(entries(reply.parsed))[: len(failed)], accepted)
+    corrections = in_own_words(check(list(entries(reply.parsed))[: len(failed)], accepted))
     fixed = [c.item for c in corrections if c.ok and c.item is not None]
     rejected = [c.rejection() for c in corrections if not c.ok]
     unanswered = "the repair round sent no corrected version of this item"
