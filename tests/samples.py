@@ -10,6 +10,7 @@ from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import ResponseSchema
 from dialforge.model import Task
 from dialforge.model.tools import ToolSpec
+from dialforge.prompts import render_section
 
 UPDATE_BILLING_CITY = ToolSpec(
     name="update_invoice_billing_city",
@@ -76,8 +77,13 @@ def write_music_config(
     return path
 
 
-def verdict(*labels: str, judgment: str = "valid") -> str:
-    """A judge reply classing as met exactly the rubric items labelled ``labels``, which must be those the judge
-    is shown, in order (``"T1.G1"`` for a goal without a rubric, one per goal judged)."""
-    items = [{"item": f"{label} as listed", "category": "Critical", "passed": True} for label in labels]
-    return json.dumps({"reasoning": "All done as asked.", "items": items, "judgment": judgment})
+def whole_goal(number: int) -> str:
+    """The one rubric item the judge is shown for the ``number``-th goal when it has no rubric: the goal whole."""
+    return f"T{number}.G1 {render_section('judge_parts', 'whole_goal')}"
+
+
+def verdict(*items: str, judgment: str = "valid") -> str:
+    """A judge reply classing as met exactly ``items``, which must be the rubric items the judge is shown, as
+    listed and in order (``whole_goal(1)`` for a dialogue of one goal without a rubric)."""
+    verdicts = [{"item": item, "category": "Critical", "passed": True} for item in items]
+    return json.dumps({"reasoning": "All done as asked.", "items": verdicts, "judgment": judgment})

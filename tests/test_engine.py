@@ -19,7 +19,7 @@ from dialforge.pipeline.engine import DialogueEngine, DomainSetup, EngineError
 from dialforge.prompts import prompt_examples, render_section
 from dialforge.report.stats import failure_reason
 from prompt_checks import assert_mentions, filled_in, prompt_of
-from samples import DATE_INVOICE, verdict
+from samples import DATE_INVOICE, verdict, whole_goal
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
 NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -63,9 +63,9 @@ REFUND = Task(
 )
 ADD_POLKA = Task(id="add", description="You want a new genre called Polka added to the catalogue.", tools=["add_genre"])
 FIND_POLKA = Task(id="find", description="You want to see that the Polka genre is now listed.", tools=["find_genres"])
-VALID = verdict("T1.G1")
+VALID = verdict(whole_goal(1))
 """The judge's verdict on a dialogue that completed one goal (without a rubric: one item, the goal as a whole)."""
-VALID_TWO = verdict("T1.G1", "T2.G1")
+VALID_TWO = verdict(whole_goal(1), whole_goal(2))
 
 
 def user(message: str, complete: bool = False) -> str:

@@ -27,7 +27,7 @@ from dialforge.model.messages import AssistantMessage, UserMessage
 from dialforge.model.tasks import Rubric, Task
 from dialforge.model.tools import ToolSpec
 from prompt_checks import assert_in_order, assert_mentions, data_shown, filled_in, fragment_text, prompt_of
-from samples import UPDATE_BILLING_CITY, verdict
+from samples import UPDATE_BILLING_CITY, verdict, whole_goal
 
 MIX = {"easy": 0.3, "medium": 0.4, "hard": 0.3}
 
@@ -587,7 +587,7 @@ async def test_each_mode_gives_its_task_writers_its_agent_and_its_judge_one_and_
     await generate_followups(writers, BOOKSHOP, BOOKSHOP_TOOLS, [previous_task()], count=1, extension_share=0.5)
     await generate_continuation(writers, BOOKSHOP, BOOKSHOP_TOOLS, [UserMessage(content="Hi, I have a question.")])
     rubric, *goal_writers = (prompt_of(writers, request) for request in range(4))
-    judge = ScriptedModel([verdict("T1.G1")] * 2)
+    judge = ScriptedModel([verdict(whole_goal(1))] * 2)
     for mode in ("task", "user"):
         messages = [UserMessage(content="Hi, please cancel my order 5521."), AssistantMessage(content="Cancelled.")]
         task = Task(id="t", description="Hi, please cancel my order 5521.")

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from dialforge.actors.judge import JUDGMENT_FORMAT, Judge, judgment_format
+from dialforge.actors.judge import JUDGMENT_FORMAT, Judge, judged_items, judgment_format
 from dialforge.environments.base import CheckOutcome, StateDiff, TableDiff, Verification
 from dialforge.json_schema.checks import schema_violations
 from dialforge.llm import DryRunModel, ModelOutputError, ModelUnavailable, ScriptedModel
@@ -21,6 +21,7 @@ from dialforge.model.tasks import HARD_GOAL_KINDS, Rubric, SQLCheck, Task
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import load_prompt, render_section
 from prompt_checks import assert_in_order, assert_mentions, filled_in, fragment_text, prompt_of
+from samples import whole_goal
 
 POLICY = "Before calling update_loan_due_date, state the change and wait for the member's explicit yes."
 TOOLS = [
@@ -100,7 +101,7 @@ def verification(*passed: bool) -> Verification:
     return Verification(initial_digest="aaa", final_digest="bbb", diff=diff, checks=checks)
 
 
-SHOWN = ("T1.C1 The user is told their open loans", "T1.C2 The Kafka loan is renewed", "T2.G1 The goal as a whole")
+SHOWN = ("T1.C1 The user is told their open loans", "T1.C2 The Kafka loan is renewed", whole_goal(2))
 """The items the judge is shown for ``state()``: both criteria of the completed renewal, the open goal whole."""
 
 
@@ -140,7 +141,7 @@ def heading_of(prompt: str, task: Task) -> str:
 
 
 async def test_a_valid_verdict_passes_through_with_its_items() -> None:
-    items = [("T1.C1 The user is told their open loans", "Critical", True), ("T1.C2 The ...", "NonCritical", False)]
+    items = [(SHOWN[0], "Critical", True), (SHOWN[1], "NonCritical", False)]
     model = ScriptedModel([answer("valid", *items)])
 
     judgment = await Judge(model).judge(state())
@@ -152,7 +153,7 @@ async def test_a_valid_verdict_passes_through_with_its_items() -> None:
     ]
     assert judgment.checks == {} and judgment.verification is None
     options = model.requests[0].options
-    assert options.response_format == judgment_format(["T1.C1", "T1.C2", "T2.G1"]) and options.seed == 17
+    assert options.response_format == judgment_format(SHOWN) and options.seed == 17
 
 
 async def test_a_failed_critical_item_makes_a_valid_verdict_invalid() -> None:
@@ -216,9 +217,10 @@ async def test_the_prompt_shows_the_conversation_tasks_tools_policy_and_verifica
 
 
 async def test_rubric_items_are_labelled_and_tasks_not_reached_are_not_itemised() -> None:
-    model = ScriptedModel([answer(shown=("T1.C1 Due", "T1.P1 List", "T1.P2 Update", "T1.K1 Identified"))])
+    judged = state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0, env={})
+    model = ScriptedModel([answer(shown=judged_items(judged))])
 
-    await Judge(model).judge(state(mode="user", tasks=[RUBRIC_TASK, FINES, RENEWAL], tasks_done=0, env={}))
+    await Judge(model).judge(judged)
 
     prompt = prompt_of(model)
     assert_mentions(
@@ -394,7 +396,7 @@ async def test_a_verdict_copied_from_the_prompts_example_is_sent_back_and_refuse
         await Judge(copied).judge(state())
 
     assert len(copied.requests) == 2, "sent back once, with the reason"
-    assert "T1.P2 ..." in copied.requests[1].messages[-1].content, "the reason names the item that was not shown"
+    assert SHOWN[0][:15] in copied.requests[1].messages[-1].content, "the reason names the item to class"
     stats = ledger.stats("judge", "scripted")
     assert sum(stats.output_problems.values()) == 2 and sum(stats.failures.values()) == 1
 
@@ -424,6 +426,6 @@ async def test_a_model_decoding_under_the_schema_classes_exactly_the_items_shown
     right, in order, for whatever items a dialogue shows."""
     for seed in range(5):
         judgment = await Judge(DryRunModel(seed=seed, role="judge")).judge(state())
-        assert [item.item.split()[0] for item in judgment.items] == ["T1.C1", "T1.C2", "T2.G1"]
+        assert [item.item for item in judgment.items] == list(SHOWN)
     unreached = await Judge(DryRunModel(seed=1, role="judge")).judge(state(tasks_done=0, messages=[]))
-    assert [item.item.split()[0] for item in unreached.items] == ["T1.C1", "T1.C2"]
+    assert [item.item for item in unreached.items] == list(SHOWN[:2])

@@ -160,7 +160,7 @@ def valid_on_first_goal() -> str:
     """The judge's verdict classing, as met, every rubric item of the example's first goal."""
     domain = load_config(CONFIG).domains[0]
     assert domain.tasks is not None
-    return verdict(*(label for label, _ in rubric_items(load_tasks(domain.tasks)[0], 1)))
+    return verdict(*(f"{label} {text}" for label, text in rubric_items(load_tasks(domain.tasks)[0], 1)))
 
 
 USERS = [user("I'd like The Remains of the Day; ada.okafor@example.com."), user("Yes."), user("Thanks!", True)]

@@ -18,7 +18,7 @@ from dialforge.llm import DryRunModel, ScriptedModel
 from dialforge.model import DialogueState, Task, ToolMessage
 from dialforge.model.dialogue import ToolFault, ToolFaultKind
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup
-from samples import verdict
+from samples import verdict, whole_goal
 
 ROLES = ("user", "agent", "judge", "tool", "generator")
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
@@ -38,7 +38,7 @@ TOOLS = [
     ),
 ]
 REFUND = Task(id="refund", description="You want invoice 412 refunded.", tools=["refund_invoice"])
-VALID = verdict("T1.G1")
+VALID = verdict(whole_goal(1))
 KINDS: list[ToolFaultKind] = list(get_args(ToolFaultKind))
 
 

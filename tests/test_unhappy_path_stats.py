@@ -19,6 +19,7 @@ from dialforge.report.stats import run_statistics
 from dialforge.report.tables import Table, overall_tables
 from dialforge.report.unhappy_paths import fault_handling
 from samples import verdict as verdict_on
+from samples import whole_goal
 
 INVOICE = {"type": "object", "properties": {"invoice_id": {"type": "integer"}}, "required": ["invoice_id"]}
 GET_INVOICE = SQLTool(
@@ -32,7 +33,7 @@ FORBIDDEN = LOOK_UP.model_copy(update={"id": "other", "kind": "forbidden"})
 
 
 def verdict(judgment: str) -> str:
-    return verdict_on("T1.G1", judgment=judgment)
+    return verdict_on(whole_goal(1), judgment=judgment)
 
 
 def user(message: str, complete: bool = False) -> str:

@@ -21,7 +21,6 @@ A ``ModelError`` propagates: the engine records the dialogue as failed to judge.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Collection, Sequence
 from typing import Any, ClassVar, get_args
 
@@ -108,9 +107,9 @@ class Judge:
             verification=render_verification(verification) if verification is not None else _part("no_verification"),
         )
         options = RequestOptions(
-            response_format=judgment_format(judged_labels(state)),
+            response_format=judgment_format(judged_items(state)),
             seed=state.seed,
-            check=copied_text("reasoning", "items"),
+            check=copied_text("reasoning"),
         )
         completion = await self.model.complete([UserMessage(content=prompt)], options)
         tool_errors = sum(is_error_text(m.content) for m in state.messages if isinstance(m, ToolMessage))
@@ -118,44 +117,44 @@ class Judge:
         return apply_rules(completion.parsed, verification, tool_errors=tool_errors, unchanged_checks=unchanged)
 
 
-def judged_labels(state: DialogueState) -> list[str]:
-    """The labels of the rubric items the judge is shown and must class (``T1.C2``), in order."""
+def judged_items(state: DialogueState) -> list[str]:
+    """The rubric items the judge is shown and must class, as listed: ``"T1.C2 The loan is renewed"``."""
     return [
-        label
+        f"{label} {text}"
         for index, task in enumerate(state.tasks)
         if _status(state, index)[1]
-        for label, _ in rubric_items(task, index + 1)
+        for label, text in rubric_items(task, index + 1)
     ]
 
 
-def judgment_format(labels: Sequence[str]) -> ResponseSchema:
-    """``JUDGMENT_FORMAT`` for one dialogue: exactly one item per rubric item shown, in the order shown, each
-    starting with its label. A server decoding under the schema cannot class items that were not shown (the
-    prompt example's ``T1.C1 ...``) nor leave one out; an unconstrained reply that does is a schema mismatch,
-    sent back once with the reason, and the dialogue fails to be judged if the repair does it again."""
+def judgment_format(items: Sequence[str]) -> ResponseSchema:
+    """``JUDGMENT_FORMAT`` for one dialogue: exactly one verdict per rubric item shown, in the order shown, its
+    ``item`` that item as listed. A server decoding under the schema writes the items' words for the model, so
+    it can neither class items that were not shown (the prompt example's ``T1.C1 ...``) nor leave one out nor
+    repeat itself in them; an unconstrained reply that does is a schema mismatch, sent back once with the
+    reason, and the dialogue fails to be judged if the repair does it again."""
     schema = copy.deepcopy(JUDGMENT_FORMAT.json_schema)
     general = schema["properties"]["items"]["items"]
     schema["properties"]["items"] = (
         {
             "type": "array",
-            "prefixItems": [_labelled(general, label) for label in labels],
+            "prefixItems": [_verdict_on(general, item) for item in items],
             "items": False,
-            "minItems": len(labels),
-            "maxItems": len(labels),
+            "minItems": len(items),
+            "maxItems": len(items),
         }
-        if labels
+        if items
         else {"type": "array", "maxItems": 0}
     )
     return JUDGMENT_FORMAT.model_copy(update={"json_schema": schema})
 
 
-def _labelled(item: dict[str, Any], label: str) -> dict[str, Any]:
-    """The schema of one verdict item whose text must start with ``label`` (anchored both ends, as grammar-based
-    decoders such as llama.cpp's require)."""
-    labelled = copy.deepcopy(item)
-    for form in labelled["anyOf"]:
-        form["properties"]["item"]["pattern"] = f"^{re.escape(label)}( .*)?$"
-    return labelled
+def _verdict_on(general: dict[str, Any], item: str) -> dict[str, Any]:
+    """The schema of the verdict on one item: any verdict ``general`` allows, naming exactly that item."""
+    verdict = copy.deepcopy(general)
+    for form in verdict["anyOf"]:
+        form["properties"]["item"] = {"const": item}
+    return verdict
 
 
 def apply_rules(
