@@ -13,6 +13,7 @@ import pytest
 
 import dialforge
 from dialforge.actors.generators.tasks import TaskKind, _task_format
+from dialforge.actors.judge import judgment_format
 from dialforge.config import GenerationConfig
 from dialforge.environments.simulated import reply_format
 from dialforge.json_schema.bounds import bounded, is_of_type, subschemas
@@ -58,6 +59,7 @@ def every_schema() -> dict[str, ResponseSchema]:
     schemas["tool_response"] = reply_format(
         ToolSpec(name="t", description="d", parameters=parameters, returns=UNBOUNDED_RETURNS)
     )
+    schemas["judgment for two items"] = judgment_format(["T1.C1 The loan is renewed", "T1.C2 The fee is paid"])
     return schemas
 
 
@@ -110,3 +112,10 @@ def test_every_bound_is_one_a_llama_cpp_grammar_can_enforce(where: str) -> None:
         node[key] for node in subschemas(SCHEMAS[where].json_schema) for key in ("maxLength", "maxItems") if key in node
     ]
     assert all(bound < GRAMMAR_REPETITIONS for bound in bounds)
+
+
+@pytest.mark.parametrize("where", sorted(SCHEMAS))
+def test_no_item_schema_is_a_boolean_which_llama_cpp_refuses(where: str) -> None:
+    """llama.cpp's grammar builder answers HTTP 400 "schema must be an object" to ``"items": false``."""
+    items = [node["items"] for node in subschemas(SCHEMAS[where].json_schema) if "items" in node]
+    assert not any(isinstance(value, bool) for value in items)

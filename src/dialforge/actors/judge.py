@@ -139,8 +139,8 @@ def judgment_format(items: Sequence[str]) -> ResponseSchema:
         {
             "type": "array",
             "prefixItems": [_verdict_on(general, item) for item in items],
-            "items": False,
-            "minItems": len(items),
+            "minItems": len(items),  # with maxItems, no item beyond the listed ones: llama.cpp's grammar
+            # builder refuses the equivalent "items": false ("schema must be an object")
             "maxItems": len(items),
         }
         if items
