@@ -15,11 +15,12 @@ beside it:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from dialforge.json_schema.embedded import embedded_json
 
 EXAMPLE_WORDS = 15
 """Words from which a whole example string, written again as a whole text, counts as copied: a shorter one (a
@@ -27,25 +28,11 @@ tool description such as "Move an appointment to a free slot.") may well be what
 ELISION = "..."
 
 _PLACEHOLDER = re.compile(r"<([^<>\n$`]*\w[^<>\n$`]*\s[^<>\n$`]*\w[^<>\n$`]*)>")
-_DECODER = json.JSONDecoder()
 _SPACES = re.compile(r"\s+")
 
 
 def _normal(text: str) -> str:
     return _SPACES.sub(" ", text).strip().casefold()
-
-
-def _json_examples(text: str) -> Iterator[Any]:
-    """Every JSON object or array written in ``text``."""
-    start = 0
-    while (start := min((p for p in (text.find("{", start), text.find("[", start)) if p >= 0), default=-1)) >= 0:
-        try:
-            value, end = _DECODER.raw_decode(text, start)
-        except json.JSONDecodeError:
-            start += 1
-            continue
-        yield value
-        start = end
 
 
 def strings_in(value: Any) -> Iterator[str]:
@@ -75,7 +62,7 @@ class PromptExamples:
         worked: set[str] = set()
         for prompt in prompts:
             placeholders.update(f"<{_normal(m.group(1))}>" for m in _PLACEHOLDER.finditer(prompt))
-            for example in _json_examples(prompt):
+            for example in embedded_json(prompt):
                 for text in strings_in(example):
                     normal = _normal(text)
                     if ELISION in normal and normal.replace(ELISION, "").strip(" .,;:-"):

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from dialforge.json_schema.checks import OVER_LIMIT_KEYWORDS, violations
+from dialforge.json_schema.embedded import embedded_json
 from dialforge.llm.accounting import UsageLedger
 from dialforge.llm.completion import Completion, OutputProblem, RequestOptions, ResponseSchema, ToolChoice
 from dialforge.llm.errors import ModelError, ModelOutputError
@@ -60,20 +61,7 @@ def json_values(text: str) -> Iterator[Any]:
             candidates.append(body.strip())
     candidates.append(stripped)
     for candidate in candidates:
-        start = 0
-        while (start := _next_opening(candidate, start)) >= 0:
-            try:
-                value, end = _DECODER.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                start += 1
-                continue
-            yield value
-            start = end
-
-
-def _next_opening(text: str, start: int) -> int:
-    positions = [p for p in (text.find("{", start), text.find("[", start)) if p >= 0]
-    return min(positions) if positions else -1
+        yield from embedded_json(candidate, _DECODER)
 
 
 def extract_json(text: str) -> Any:
