@@ -192,6 +192,12 @@ class Dialogue(BaseModel):
     persona: str | None = None
     guards: dict[str, int] = Field(default_factory=dict)
     generator: dict[str, Any] = Field(default_factory=dict)
+    prefix_messages: int = Field(
+        default=0,
+        ge=0,
+        description="how many messages after the system prompt are an imported conversation (dialforge extend), "
+        "kept byte for byte; the dialogue continues it",
+    )
 
     @model_validator(mode="after")
     def _well_formed_for_training(self) -> Dialogue:

@@ -430,6 +430,7 @@ class DialogueEngine:
             persona=state.persona,
             guards=state.guards,
             generator=self.generator(state),
+            prefix_messages=min(state.history_length, sum(m.role != "system" for m in messages)),
         )
 
 
