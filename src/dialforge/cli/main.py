@@ -490,6 +490,13 @@ def export(
         list[Path] | None,
         typer.Option("--check-template", help="trl: render every record through this Jinja chat template (repeatable)"),
     ] = None,
+    train_on: Annotated[
+        str,
+        typer.Option(
+            "--train-on",
+            help="all, or continuation: no loss on the imported part of extended conversations (openai, trl)",
+        ),
+    ] = "all",
     seed: Annotated[int, typer.Option("--seed", help="seed of the split")] = 0,
 ) -> None:
     """Write a run's dialogues as a training dataset."""
@@ -515,6 +522,7 @@ def export(
             nullable_as_flag=nullable_as_flag,
             string_arguments=string_arguments,
             check_templates=check_template or (),
+            train_on=train_on,  # type: ignore[arg-type]
             seed=seed,
         )
     except ExportError as exc:

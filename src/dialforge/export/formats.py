@@ -38,6 +38,24 @@ Choices where the target formats leave room (also in ``FORMAT_NOTES``):
 that parse them themselves: axolotl's ``chat_template`` loader deletes every ``null`` value of a record before it
 parses string arguments, so ``null`` arguments survive only as text.
 
+``train_on="continuation"`` (``openai`` and ``trl``) keeps the trainer's loss off the assistant turns of an
+imported conversation (a record's first ``prefix_messages`` messages after the system prompt, which ``dialforge
+extend`` continued), each format in the way its own trainer reads from the data alone:
+
+- ``openai``: those assistant messages carry ``"weight": 0``, the fine-tuning format's per-message switch; the
+  others carry no weight key (trained, as by default), so a record without a prefix is unchanged. The canonical
+  model has no ``weight``: ``parse_messages`` refuses it, ``dialforge extend``'s importer ignores it.
+- ``trl``: every record becomes a conversational prompt-completion record ``{"prompt", "completion", "tools"}``
+  (one shape per dataset, as ``datasets`` and SFTTrainer want): the completion starts at the first assistant
+  message of the continuation, the prompt is everything before it. SFTTrainer turns ``completion_only_loss`` on by
+  itself for this shape, so the prompt gets no loss; a record without a prefix has all its assistant turns in the
+  completion (only its system prompt and first request move to the prompt).
+- ``sharegpt`` and ``hermes`` are refused: LLaMA-Factory reads no per-turn mask (``mask_history`` is one switch
+  for the whole dataset: train on the last turn only), and the Hermes text turns have no field a trainer reads
+  without being told to.
+
+A record whose continuation has no assistant turn is ``Unexportable`` then: there is nothing left to train on.
+
 ``nullable_as_flag`` (any format) rewrites a nullable parameter type ``["T", "null"]`` as ``"T"`` with
 ``"nullable": true`` (the OpenAPI spelling). Templates that turn JSON-schema types into Python type names, such as
 the Hermes one vLLM ships, know no ``"null"`` and recurse without end on it.
@@ -55,6 +73,10 @@ from dialforge.model.messages import AssistantMessage, Message, SystemMessage, T
 ReasoningMode = Literal["keep", "drop"]
 FormatName = Literal["openai", "trl", "sharegpt", "hermes"]
 FORMATS: tuple[str, ...] = ("openai", "trl", "sharegpt", "hermes")
+TrainOn = Literal["all", "continuation"]
+TRAIN_ON: tuple[str, ...] = ("all", "continuation")
+MASKING_FORMATS: tuple[str, ...] = ("openai", "trl")
+"""the formats whose trainers leave marked assistant turns out of the loss, read from the record alone"""
 
 FORMAT_NOTES: dict[str, str] = {
     "openai": "reasoning is never exported: OpenAI's fine-tuning format has no field for it",
@@ -316,6 +338,52 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
+def train_on_problem(fmt: str, train_on: str) -> str | None:
+    """Why ``train_on`` cannot be exported in ``fmt``, or ``None`` when it can."""
+    if train_on not in TRAIN_ON:
+        return f"--train-on must be {' or '.join(TRAIN_ON)}, not {train_on!r}"
+    if train_on == "continuation" and fmt not in MASKING_FORMATS:
+        return (
+            f"--train-on continuation needs a format whose trainer can leave turns out of the loss: "
+            f"{' or '.join(MASKING_FORMATS)}; {fmt} has no such mark (LLaMA-Factory and Hermes-style loaders read "
+            "no per-turn mask), so use one of those formats or --train-on all"
+        )
+    return None
+
+
+def prefix_assistant_messages(dialogue: Dialogue, one_call_per_message: bool = False) -> int:
+    """How many of the exported assistant messages belong to the imported conversation: they come first, as
+    splitting parallel calls keeps the order of assistant messages (one message per call)."""
+    prefix = [m for m in dialogue.messages if not isinstance(m, SystemMessage)][: dialogue.prefix_messages]
+    return sum(
+        max(1, len(m.tool_calls or [])) if one_call_per_message else 1
+        for m in prefix
+        if isinstance(m, AssistantMessage)
+    )
+
+
+def _continuation_only(fmt: str, record: dict[str, Any], masked: int) -> dict[str, Any]:
+    """The record with its first ``masked`` assistant messages out of the loss, as ``fmt``'s trainer reads it."""
+    messages = record["messages"]
+    assistants = [index for index, message in enumerate(messages) if message["role"] == "assistant"]
+    if len(assistants) <= masked:
+        raise Unexportable("no assistant turn in the continuation")
+    if fmt == "openai":
+        untrained = set(assistants[:masked])
+        record["messages"] = [{**m, "weight": 0} if i in untrained else m for i, m in enumerate(messages)]
+        return record
+    cut = assistants[masked]
+    rest = {key: value for key, value in record.items() if key != "messages"}
+    return {"prompt": messages[:cut], "completion": messages[cut:], **rest}
+
+
+def whole_conversation(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``trl`` record as ``messages`` and ``tools``, whichever shape it was exported in."""
+    if "prompt" not in record:
+        return record
+    return {"messages": record["prompt"] + record["completion"], "tools": record["tools"]}
+
+
 def convert(
     dialogue: Dialogue,
     fmt: FormatName,
@@ -324,6 +392,7 @@ def convert(
     one_call_per_message: bool = False,
     nullable_flag: bool = False,
     string_arguments: bool = False,
+    train_on: TrainOn = "all",
 ) -> dict[str, Any]:
     """The dialogue in format ``fmt``; raises ``Unexportable`` when the format cannot express it."""
     try:
@@ -332,6 +401,8 @@ def convert(
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
     if string_arguments and fmt != "trl":
         raise ValueError("string arguments are an option of the trl format (openai's are always strings)")
+    if problem := train_on_problem(fmt, train_on):
+        raise ValueError(problem)
     if not any(isinstance(m, AssistantMessage) for m in dialogue.messages):
         raise Unexportable("no assistant turn")
     if nullable_flag:
@@ -345,4 +416,6 @@ def convert(
             for call in message.tool_calls or []
         }
         record["messages"] = [_arguments_as_text(message, calls) for message in record["messages"]]
+    if train_on == "continuation":
+        record = _continuation_only(fmt, record, prefix_assistant_messages(dialogue, one_call_per_message))
     return record

@@ -27,26 +27,30 @@ def require_datasets(why: str) -> None:
         raise ExportError(f"{why} needs the datasets library (4.7 or newer): {HF_HINT}") from None
 
 
-def dataset_features(fmt: str) -> Any:
-    """The ``datasets.Features`` of a format's records."""
+def dataset_features(fmt: str, train_on: str = "all") -> Any:
+    """The ``datasets.Features`` of a format's records (``trl`` trained on the continuation only is the
+    prompt-completion shape)."""
     from datasets import Features, Json, List, Value
 
     turns = List({"from": Value("string"), "value": Value("string")})
+    trl = {"messages": List(Json()), "tools": List(Json())}
+    if train_on == "continuation":
+        trl = {"prompt": List(Json()), "completion": List(Json()), "tools": List(Json())}
     features = {
         "openai": {"messages": List(Json()), "tools": List(Json()), "parallel_tool_calls": Value("bool")},
-        "trl": {"messages": List(Json()), "tools": List(Json())},
+        "trl": trl,
         "sharegpt": {"conversations": turns, "system": Value("string"), "tools": Value("string")},
         "hermes": {"conversations": turns},
     }
     return Features(features[fmt])
 
 
-def spooled_dataset(fmt: str, spool: Path, spans: list[Span], work: Path) -> Any:
+def spooled_dataset(fmt: str, train_on: str, spool: Path, spans: list[Span], work: Path) -> Any:
     """The records at ``spans`` of the spool as a ``datasets.Dataset``, written batch by batch to Arrow files
     under ``work`` (so memory does not grow with the split)."""
     import datasets
 
-    features = dataset_features(fmt)
+    features = dataset_features(fmt, train_on)
     if not spans:
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     return datasets.Dataset.from_generator(

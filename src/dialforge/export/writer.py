@@ -36,13 +36,27 @@ from pydantic import ValidationError
 
 from dialforge.export import spool
 from dialforge.export.errors import ExportError
-from dialforge.export.formats import FORMAT_NOTES, FORMATS, ReasoningMode, Unexportable, convert
+from dialforge.export.formats import (
+    FORMAT_NOTES,
+    FORMATS,
+    ReasoningMode,
+    TrainOn,
+    Unexportable,
+    convert,
+    train_on_problem,
+    whole_conversation,
+)
 from dialforge.export.hf import HubPush, require_datasets, spooled_dataset
 from dialforge.export.templates import check_template
 from dialforge.model.dialogue import Dialogue
 
 T = TypeVar("T")
 SPLIT_NAME = re.compile(r"^\w+$")
+CONTINUATION_NOTES: dict[str, str] = {
+    "openai": 'assistant messages of an imported conversation carry "weight": 0 (not trained)',
+    "trl": "records are prompt/completion: SFTTrainer trains on the completion only (completion_only_loss, on by "
+    "default for this shape); it starts at the continuation's first assistant message",
+}
 
 
 @dataclass
@@ -170,6 +184,7 @@ def export_run(
     nullable_as_flag: bool = False,
     string_arguments: bool = False,
     check_templates: Sequence[Path] = (),
+    train_on: TrainOn = "all",
     seed: int = 0,
 ) -> ExportResult:
     """Write the run's dialogues in ``fmt`` to ``output`` (``.jsonl`` or ``.parquet``). Everything that can be
@@ -180,6 +195,8 @@ def export_run(
         raise ExportError(f"reasoning must be keep or drop, not {reasoning!r}")
     if string_arguments and fmt != "trl":
         raise ExportError(f"--string-arguments is an option of --format trl, not {fmt}")
+    if problem := train_on_problem(fmt, train_on):
+        raise ExportError(problem)
     if check_templates and fmt != "trl":
         raise ExportError(f"--check-template renders the chat-template shape: use --format trl, not {fmt}")
     for template in check_templates:
@@ -211,7 +228,12 @@ def export_run(
         result.notes.append("--reasoning keep is not supported for openai: " + FORMAT_NOTES["openai"])
     wants_datasets = suffix == ".parquet" or hf_dataset is not None or push_to_hub is not None
     if wants_datasets and fmt in ("openai", "trl"):
-        result.notes.append("messages and tools are stored as datasets Json values (other Parquet readers: JSON text)")
+        columns = "prompt, completion" if fmt == "trl" and train_on == "continuation" else "messages"
+        result.notes.append(
+            f"{columns} and tools are stored as datasets Json values (other Parquet readers: JSON text)"
+        )
+    if train_on == "continuation":
+        result.notes.append(CONTINUATION_NOTES[fmt])
 
     def exportable(dialogue: Dialogue | None) -> dict[str, Any] | str:
         """The dialogue's record, or why it is skipped."""
@@ -228,6 +250,7 @@ def export_run(
                 one_call_per_message=one_call_per_message,
                 nullable_flag=nullable_as_flag,
                 string_arguments=string_arguments,
+                train_on=train_on,
             )
         except Unexportable as exc:
             return exc.reason
@@ -261,14 +284,17 @@ def export_run(
         for name, part in parts.items():
             write: Callable[[IO[bytes]], object] = partial(_copy, spooled, part)
             if wants_datasets:
-                table = tables["train" if split is None else name] = spooled_dataset(fmt, spooled, part, Path(work))
+                table = tables["train" if split is None else name] = spooled_dataset(
+                    fmt, train_on, spooled, part, Path(work)
+                )
                 if suffix == ".parquet":
                     write = table.to_parquet
             _write_whole(paths[name], write)
             result.written[name] = len(part)
             result.files.append(paths[name])
         for template in check_templates:
-            result.notes.append(check_template(template, spool.spooled_records(str(spooled), every)).summary())
+            records = map(whole_conversation, spool.spooled_records(str(spooled), every))
+            result.notes.append(check_template(template, records).summary())
         if hf_dataset is not None or push_to_hub is not None:  # still inside: the tables' Arrow files are in work
             import datasets
 
