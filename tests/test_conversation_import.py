@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-import pytest
 
 from dialforge.actors.generators.tasks import generate_continuation
 from dialforge.llm import ScriptedModel
 from dialforge.model import AssistantMessage, Domain, ToolMessage, ToolSpec, UserMessage
-from dialforge.pipeline.conversations import read_conversations
+from dialforge.pipeline.conversations import load_conversations
 from prompt_checks import assert_in_order, filled_in
 
 ORDER_TOOL = ToolSpec(
@@ -43,7 +42,7 @@ def test_openai_and_sharegpt_records_become_the_same_messages(tmp_path: Path) ->
     }
     path = tmp_path / "chats.jsonl"
     path.write_bytes(orjson.dumps(openai) + b"\n" + orjson.dumps(sharegpt) + b"\n")
-    first, second = read_conversations(path)
+    first, second = load_conversations(path).conversations
     assert (
         [m.role for m in first.messages]
         == [m.role for m in second.messages]
@@ -56,13 +55,15 @@ def test_openai_and_sharegpt_records_become_the_same_messages(tmp_path: Path) ->
     assert isinstance(answer, ToolMessage) and answer.tool_call_id == call.tool_calls[0].id
 
 
-def test_a_bad_line_names_the_file_and_line(tmp_path: Path) -> None:
+def test_a_bad_line_is_reported_with_its_file_and_line_and_the_others_are_read(tmp_path: Path) -> None:
     path = tmp_path / "chats.jsonl"
     path.write_text(
         '{"messages": [{"role": "user", "content": "hi"}]}\n{"conversations": [{"from": "robot", "value": "x"}]}\n'
     )
-    with pytest.raises(ValueError, match=r"chats.jsonl, line 2: not a conversation .*unknown ShareGPT role 'robot'"):
-        read_conversations(path)
+    loaded = load_conversations(path)
+    assert [conversation.where for conversation in loaded.conversations] == [f"{path}, line 1"]
+    [unusable] = loaded.unusable
+    assert unusable.where == f"{path}, line 2" and "robot" in unusable.reason
 
 
 async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
@@ -76,6 +77,7 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
                 "success_criteria": ["The user is told whether order 7 has shipped and when it will arrive"],
                 "tools": ["get_order"],
                 "asks_to_see": ["status", "estimated_arrival"],
+                "continuation": {"how": "continues", "why": "She just bought the blender and will want it."},
             }
         ]
     }
@@ -86,5 +88,6 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
     ]
     batch = await generate_continuation(model, Domain(name="shop"), [ORDER_TOOL], chat)
     assert [task.id.rsplit("-", 1)[0] for task in batch.items] == ["shop-continuation"]
+    assert batch.items[0].continuation is not None and batch.items[0].continuation.how == "continues"
     conversation = filled_in(model.requests[0].messages[0].content, "tasks_continuation")["conversation"]
     assert_in_order(conversation, "I just bought a blender, I'm so excited!", "Congratulations!")

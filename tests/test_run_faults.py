@@ -367,16 +367,20 @@ def test_export_and_report_to_a_read_only_directory_say_so_in_one_line(
     assert not list(locked.iterdir())
 
 
-def test_a_conversations_file_that_is_not_utf8_is_refused_with_its_line(music_config: Path, tmp_path: Path) -> None:
+def test_a_conversation_that_is_not_utf8_is_recorded_as_failed_with_its_line(
+    music_config: Path, tmp_path: Path
+) -> None:
     chats = tmp_path / "chats.jsonl"
     good = orjson.dumps({"messages": [{"role": "user", "content": "Hi!"}]})
     chats.write_bytes(good + b"\n" + '{"messages": [{"role": "user", "content": "café"}]}\n'.encode("latin-1"))
     out = tmp_path / "extended"
     result = dialforge("extend", chats, "--config", music_config, "--dry-run", "--out", out)
-    assert result.exit_code == 2
-    line = last_line(result)
-    assert line.startswith(f"{chats}, line 2: not UTF-8 text (byte 0xe9") and "save the file as UTF-8" in line
-    assert not out.exists(), "refused before the run directory is made"
+    assert result.exit_code == 0, result.output
+    assert f"{chats}, line 2 cannot be continued: not UTF-8 text (byte 0xe9" in result.output
+    records = [orjson.loads(line) for line in (out / "dialogues.jsonl").read_bytes().splitlines()]
+    assert [record["id"] for record in records] == ["extend-000000", "extend-000001"]
+    failure = records[1]["failure"]
+    assert records[1]["status"] == "failed" and "line 2" in failure and "save the file as UTF-8" in failure
 
     missing = dialforge("extend", tmp_path / "none.jsonl", "--config", music_config, "--dry-run", "--out", out)
     assert missing.exit_code == 2 and f"cannot read the conversations file {tmp_path / 'none.jsonl'}" in last_line(

@@ -17,11 +17,18 @@ from dialforge.prompts import render_prompt, render_section, service_section
 
 
 def agent_system_prompt(
-    domain: str, policy: str, *, description: str = "", today: str | None = None, direct_requests: bool = False
+    domain: str,
+    policy: str,
+    *,
+    description: str = "",
+    today: str | None = None,
+    direct_requests: bool = False,
+    instructions: str | None = None,
 ) -> str:
     """The agent's system prompt for ``domain`` (described by ``description``); ``today`` (ISO date or date-time)
     is stated with its weekday. ``direct_requests`` is the task-oriented setting: nobody answers the agent's
-    questions."""
+    questions. ``instructions`` are the system prompt a continued conversation began with, kept word for word
+    at the end."""
     now = "" if today is None else " " + _part("now", weekday=f"{datetime.fromisoformat(today):%A}", today=today)
     return render_prompt(
         "agent_system",
@@ -30,6 +37,7 @@ def agent_system_prompt(
         policy=policy.strip() or _part("no_policy"),
         now=now,
         rules=_part("direct_request_rules" if direct_requests else "conversation_rules"),
+        instructions="" if instructions is None else "\n\n" + _part("instructions", text=instructions),
     )
 
 

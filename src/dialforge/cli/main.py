@@ -299,22 +299,45 @@ def tools_check(
 @app.command()
 def extend(
     context: typer.Context,
-    conversations: Annotated[Path, typer.Argument(help="existing conversations (JSONL)")],
-    config: Annotated[Path, typer.Option("--config", help="the run configuration (YAML)")],
-    out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
+    conversations: Annotated[
+        Path,
+        typer.Argument(
+            help="existing conversations: OpenAI messages or ShareGPT records in .jsonl or .json, a .parquet file, "
+            "or a directory saved with datasets' save_to_disk"
+        ),
+    ],
+    config: Annotated[Path, typer.Option("--config", help="the run configuration (YAML); its first domain is used")],
+    out: Annotated[Path | None, typer.Option("--out", help="run directory; running again resumes it")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="use the offline dry-run model, no server")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="continue at most N conversations")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="dialogues in flight")] = None,
+    force_new_config: Annotated[
+        bool, typer.Option("--force-new-config", help="resume RUN_DIR even though the config changed")
+    ] = False,
     retry_failed: Annotated[
         bool,
         typer.Option("--retry-failed", help="run failed dialogues again from the start, replacing their records"),
     ] = False,
+    skip_server_check: Annotated[
+        bool, typer.Option("--skip-server-check", help="start without checking what the model servers can do")
+    ] = False,
 ) -> None:
-    """Continue existing conversations with new turns."""
+    """Continue existing conversations: each gets a goal that fits it, and the dialogue goes on from its last
+    message; conversations that cannot be continued are recorded as failed, with the reason."""
     from dialforge.runner.extend import extend as extend_conversations
     from dialforge.runner.run import RunOptions
 
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / f"{conversations.stem}-extended"
-    options = RunOptions(dry_run=dry_run, retry_failed=retry_failed)
+    if not dry_run and not skip_server_check:
+        _refuse_unfit_servers(settings, config, _command_line(context, run_dir, "--skip-server-check"))
+    options = RunOptions(
+        dry_run=dry_run,
+        limit=limit,
+        concurrency=concurrency,
+        force_new_config=force_new_config,
+        retry_failed=retry_failed,
+    )
     _execute(
         lambda reporter: extend_conversations(settings, conversations, run_dir, options, reporter),
         context,

@@ -472,7 +472,8 @@ def _clock(rng: random.Random) -> str:
     return f"{rng.randint(8, 19):02d}:{rng.choice((0, 15, 30, 45)):02d}"
 
 
-def _person(rng: random.Random) -> str:
+def person_name(rng: random.Random) -> str:
+    """A plausible full name: what offline answers call a person."""
     return f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}"
 
 
@@ -516,7 +517,7 @@ def _hinted(name: str) -> Make | None:
     if key in ("last_name", "lastname", "surname", "family_name"):
         return lambda rng: rng.choice(_LAST_NAMES)
     if key.endswith("name"):
-        return _person
+        return person_name
     if key.endswith("phone"):
         return lambda rng: f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
     if key.endswith("city"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,6 +52,12 @@ ReplyCheck = Callable[[Any], OutputProblem | None]
 problem, which goes through the same repair round and counting as a format problem, or ``None``."""
 
 
+OfflineAnswer = Callable[[random.Random], Any]
+"""A caller's own schema-valid reply, drawn from the random source it is given: what the dry-run model answers
+where a value sampled from the schema could never pass the caller's checks (a goal naming real tools and the
+fields they return), so that offline runs reach the stages behind those checks."""
+
+
 class SamplingOptions(BaseModel):
     """How replies are sampled: a role's settings give the defaults, a call may override them.
 
@@ -75,6 +82,11 @@ class RequestOptions(SamplingOptions):
     seed: int | None = None
     check: ReplyCheck | None = Field(
         default=None, exclude=True, description="what the caller checks in a reply beyond its format; never sent"
+    )
+    offline_answer: OfflineAnswer | None = Field(
+        default=None,
+        exclude=True,
+        description="what an offline model answers instead of a value sampled from the response format; never sent",
     )
 
     def over(self, defaults: SamplingOptions) -> RequestOptions:

@@ -2,8 +2,9 @@
 
 Every reply is a pure function of the request (model seed, request seed, messages and tool
 names), so a resumed run reproduces the content it had before. Replies are shaped like a real
-model's: schema-valid JSON for ``response_format``, tool calls with schema-valid arguments, or a
-few readable sentences, and an ``auto`` tool loop always ends in text within four rounds.
+model's: schema-valid JSON for ``response_format`` (the caller's ``offline_answer`` when it gives
+one), tool calls with schema-valid arguments, or a few readable sentences, and an ``auto`` tool
+loop always ends in text within four rounds.
 """
 
 from __future__ import annotations
@@ -111,7 +112,10 @@ class DryRunModel(RepairingChatModel):
         calls: list[ToolCall] = []
         finish_reason = "stop"
         if response_format is not None:
-            parsed = sample_json(response_format.json_schema, rng)
+            if options.offline_answer is not None:
+                parsed = options.offline_answer(rng)
+            else:
+                parsed = sample_json(response_format.json_schema, rng)
             content = orjson.dumps(parsed).decode()
         else:
             calls = _tool_calls(rng, messages, options.tools or (), options.tool_choice)

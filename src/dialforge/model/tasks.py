@@ -17,6 +17,8 @@ exist, ``ambiguous_entity`` one that several records match."""
 HARD_GOAL_KINDS: tuple[GoalKind, ...] = ("forbidden", "constraint", "missing_entity", "ambiguous_entity")
 UNCHANGED_KINDS: frozenset[GoalKind] = frozenset(("forbidden", "constraint"))
 """Kinds whose change the policy or the data refuses: their checks assert that the record was left as it was."""
+ContinuationKind = Literal["continues", "new_need"]
+"""How a goal written for an existing conversation relates to it (``Continuation``)."""
 
 
 class Rubric(BaseModel):
@@ -92,6 +94,18 @@ Check = SQLCheck | PythonCheck | CommandCheck
 MCP server's files."""
 
 
+class Continuation(BaseModel):
+    """How a goal written for an existing conversation (``dialforge extend``) relates to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    how: ContinuationKind = Field(
+        description="'continues' what the person was doing in the conversation, or is a 'new_need' the same person "
+        "raises because nothing said there could be taken further with the tools"
+    )
+    why: str = Field(default="", description="the writer's one-sentence reason")
+
+
 class Task(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -117,6 +131,9 @@ class Task(BaseModel):
         default_factory=list,
         description="the result fields whose values the person asks to be told, named as the tools' results name "
         "them: each must be one that some tool returns (empty: nothing, or not stated)",
+    )
+    continuation: Continuation | None = Field(
+        default=None, description="for a goal written for an existing conversation: how it relates to it"
     )
     checks: list[Check] = Field(
         default_factory=list,

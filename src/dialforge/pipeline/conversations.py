@@ -11,14 +11,15 @@ Records:
 - OpenAI chat: ``{"messages": [...], "tools": [...]}``. Roles ``system`` (or ``developer``), ``user``,
   ``assistant``, ``tool``. ``content`` is text, a list of ``{"type": "text", "text": ...}`` parts (joined as they
   are, with nothing between), or ``null`` for an assistant message with ``tool_calls``. Call ``arguments`` are a
-  JSON string (kept as written) or an object (Hugging Face/TRL style); a call without an id gets a fresh one. A
-  tool message answers the call its ``tool_call_id`` names, or else the first open call of the assistant message
-  before it (the one of its ``name`` when it has one), and takes its name from that call.
+  JSON string (kept as written) or an object (Hugging Face/TRL style); a call without an id gets one made from
+  its position. A tool message answers the call its ``tool_call_id`` names, or else the first open call of the
+  assistant message before it (the one of its ``name`` when it has one), and takes its name from that call.
 - ShareGPT: ``{"conversations": [{"from": ..., "value": ...}], "system": "...", "tools": "<JSON string>"}``
   with ``human``/``gpt``/``system``/``function_call``/``observation`` (LLaMA-Factory) or ``user``/
   ``assistant``/``tool``. A ``function_call`` value is ``{"name", "arguments"}`` as JSON, or a JSON list of them;
-  its calls get fresh ids and the observations after it answer them in order. One observation that is a JSON list
-  of as many strings as there were parallel calls holds one result per call (how dialforge exports them).
+  its calls get ids made from their position and the observations after it answer them in order. One
+  observation that is a JSON list of as many strings as there were parallel calls holds one result per call
+  (how dialforge exports them).
 - Tools: OpenAI tool objects or bare ``{"name", "description", "parameters"}`` functions, as a list or as the
   JSON text of one. A tool the conversation calls without declaring it gets a spec inferred from its calls'
   arguments (their JSON types; required: the names every call gives).
@@ -31,6 +32,7 @@ saying why and what would fix it; only a problem with the whole file raises ``Va
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import tempfile
 from collections.abc import Iterator
@@ -42,16 +44,13 @@ import orjson
 from pydantic import ValidationError
 
 from dialforge.export.hf import HF_HINT
-from dialforge.llm.server_reply import new_call_id
 from dialforge.model.conversation import conversation_problems
 from dialforge.model.messages import (
     AssistantMessage,
     Message,
-    SystemMessage,
     ToolCall,
     ToolMessage,
     UserMessage,
-    parse_messages,
 )
 from dialforge.model.tools import ToolSpec
 
@@ -425,7 +424,10 @@ def _messages(raw: list[_Raw]) -> list[Message]:
 
 
 def _assistant(data: dict[str, Any], at: str) -> AssistantMessage:
-    calls = [_tool_call(call, at) for call in _list(data.get("tool_calls") or [], f"{at}: 'tool_calls'")]
+    calls = [
+        _tool_call(call, at, number)
+        for number, call in enumerate(_list(data.get("tool_calls") or [], f"{at}: 'tool_calls'"))
+    ]
     content = data.get("content")
     if content is None and not calls:
         raise _Unusable(f"{at}: an assistant message with neither content nor tool calls; give its text")
@@ -437,7 +439,9 @@ def _assistant(data: dict[str, Any], at: str) -> AssistantMessage:
     )
 
 
-def _tool_call(raw: Any, at: str) -> ToolCall:
+def _tool_call(raw: Any, at: str, number: int) -> ToolCall:
+    """The ``number``-th call of the message at ``at``; one without an id gets one made from where it is, so that
+    reading the file again gives the same conversation (stored goals are keyed on it)."""
     function = (raw.get("function") or raw) if isinstance(raw, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(function, dict) or not isinstance(name, str) or not name:
@@ -451,7 +455,9 @@ def _tool_call(raw: Any, at: str) -> ToolCall:
     else:
         text = orjson.dumps({} if arguments is None else arguments).decode()
     call_id = raw.get("id")
-    return ToolCall.make(call_id if isinstance(call_id, str) and call_id else new_call_id(), name, text)
+    if not isinstance(call_id, str) or not call_id:
+        call_id = "call_" + hashlib.blake2b(f"{at}|{number}".encode(), digest_size=12).hexdigest()
+    return ToolCall.make(call_id, name, text)
 
 
 def _answered_call(data: dict[str, Any], open_calls: list[ToolCall], at: str) -> ToolCall:
@@ -525,77 +531,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
-
-
-# --- the JSONL reader extend uses until it switches to load_conversations -------------------------------------
-
-
-def read_conversations(path: Path) -> list[ImportedConversation]:
-    """Every conversation of a JSONL file; a bad line raises ``ValueError`` naming file, line and problem.
-
-    The reader ``extend`` used before ``load_conversations``: system messages stay in ``messages``. It goes once
-    ``extend`` reads with ``load_conversations``.
-    """
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read the conversations file {path}: {exc.strerror or exc}") from None
-    conversations = []
-    for number, raw in enumerate(content.splitlines(), start=1):
-        where = f"{path}, line {number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line); "
-                "save the file as UTF-8"
-            ) from None
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-            conversations.append(_legacy_conversation(where, record))
-        except (KeyError, TypeError, ValueError) as exc:  # JSON and validation errors are ValueErrors
-            raise ValueError(
-                f"{where}: not a conversation (OpenAI 'messages' or ShareGPT 'conversations'): {exc}"
-            ) from None
-    return conversations
-
-
-def _legacy_conversation(where: str, record: Any) -> ImportedConversation:
-    if not isinstance(record, dict):
-        raise TypeError("a conversation is a JSON object")
-    tools = record.get("tools") or []
-    if isinstance(tools, str):
-        tools = orjson.loads(tools)
-    specs = [ToolSpec.from_openai(tool) for tool in tools]
-    if "messages" in record:
-        return ImportedConversation(where, parse_messages(record["messages"]), None, specs)
-    return ImportedConversation(where, _legacy_from_sharegpt(record["conversations"]), None, specs)
-
-
-def _legacy_from_sharegpt(turns: list[dict[str, Any]]) -> list[Message]:
-    messages: list[Message] = []
-    unanswered: list[ToolCall] = []
-    for turn in turns:
-        kind, value = turn["from"], turn["value"]
-        if kind == "system":
-            messages.append(SystemMessage(content=value))
-        elif kind == "human":
-            messages.append(UserMessage(content=value))
-        elif kind == "gpt":
-            messages.append(AssistantMessage(content=value))
-        elif kind == "function_call":
-            calls = orjson.loads(value)
-            calls = calls if isinstance(calls, list) else [calls]
-            tool_calls = [ToolCall.make(new_call_id(), c["name"], c.get("arguments", {})) for c in calls]
-            messages.append(AssistantMessage(tool_calls=tool_calls))
-            unanswered = list(tool_calls)
-        elif kind == "observation":
-            if not unanswered:
-                raise ValueError("an observation answers no function call")
-            call = unanswered.pop(0)
-            messages.append(ToolMessage(tool_call_id=call.id, name=call.name, content=value))
-        else:
-            raise ValueError(f"unknown ShareGPT role {kind!r}")
-    return messages

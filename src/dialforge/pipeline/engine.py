@@ -33,6 +33,7 @@ from dialforge.environments.base import (
     ToolResult,
     Verification,
 )
+from dialforge.environments.combined import CombinedEnvironments
 from dialforge.environments.faults import fault_result, injected_fault
 from dialforge.environments.simulated import SimulatedEnvironments, random_reference_time
 from dialforge.llm.completion import Role
@@ -92,12 +93,18 @@ class DialogueEngine:
         self._domains: dict[str, DomainSetup] = {}
         self._environments: dict[str, EnvironmentFactory] = {}
         """per domain: where its dialogues' tools run (its real environments, or a model playing them)"""
+        self._combined: dict[tuple[str, bytes], EnvironmentFactory] = {}
+        """per domain and set of tools a continued conversation brought: the domain's environments with them"""
         self._live: dict[str, tuple[int, Environment]] = {}
         """dialogue id -> (message count of the state it belongs to, live environment)"""
 
     def generator(self, state: DialogueState) -> dict[str, object]:
         """The record's ``generator``: an environment's prompts count only where a model played the tools."""
-        return self._generators[state.domain]
+        made = self._generators[state.domain]
+        factory = self._factory(state)
+        if factory is self._environments[state.domain]:
+            return made
+        return {**made, "prompts": prompt_digests([*self._prompts, *factory.prompts])}
 
     def add_domain(self, setup: DomainSetup) -> None:
         if self.mode == "user+exec" and setup.environments is None:
@@ -120,9 +127,21 @@ class DialogueEngine:
     # -- starting ---------------------------------------------------------------------------------------------
 
     def start(
-        self, domain: str, tasks: Sequence[Task], *, dialogue_id: str, seed: int, messages: Sequence[Message] = ()
+        self,
+        domain: str,
+        tasks: Sequence[Task],
+        *,
+        dialogue_id: str,
+        seed: int,
+        messages: Sequence[Message] = (),
+        instructions: str | None = None,
+        tools: Sequence[ToolSpec] = (),
+        failure: str | None = None,
     ) -> DialogueState:
-        """A new dialogue (or one continuing ``messages``, an existing conversation) about ``tasks``."""
+        """A new dialogue about ``tasks``, or one continuing ``messages``, an existing conversation, kept as it is:
+        ``instructions`` are its system prompt (kept in the agent's), ``tools`` those it declares or calls (the
+        domain's tool of the same name is the one kept; the others a model plays). With a ``failure``, the
+        dialogue is recorded as failed for that reason, without a step."""
         setup = self._domains[domain]
         fixed = self.settings.today
         today = fixed.isoformat(timespec="seconds") if fixed is not None else random_reference_time(seed)
@@ -133,36 +152,38 @@ class DialogueEngine:
                 description=setup.description,
                 today=today,
                 direct_requests=self.mode == "task",
+                instructions=instructions,
             )
         )
+        own = {tool.name for tool in setup.tools}
+        every_tool = [*setup.tools, *(tool for tool in tools if tool.name not in own)]
         history = [m for m in messages if not isinstance(m, SystemMessage)]
-        problems = conversation_problems(history, [tool.name for tool in setup.tools], allow_pending=True)
+        problems = conversation_problems(history, [tool.name for tool in every_tool], allow_pending=True)
         persona = pick_persona(self.personas, seed) if self.mode != "task" else None
         state = DialogueState(
             id=dialogue_id,
             mode=self.mode,
             domain=domain,
-            tools=setup.tools,
+            tools=every_tool,
             policy=setup.policy,
             tasks=list(tasks),
             messages=[system, *history],
             next_actor=_next_after(history),
             history_length=len(history),
-            goal_started_at=1 + len(history),
+            goal_started_at=1 + _open_request(history),
             seed=seed,
             persona=persona.name if persona else None,
             today=today,
         )
-        if problems or not tasks:
-            state.status, state.next_actor = "failed", "done"
-            state.failure = (
-                f"the conversation to continue is not usable: {problems[0]}"
-                if problems
-                else "no task to pursue: every task written for this dialogue failed its checks"
-            )
+        if failure is None and problems:
+            failure = f"the conversation to continue is not usable: {problems[0]}"
+        elif failure is None and not tasks:
+            failure = "no task to pursue: every task written for this dialogue failed its checks"
+        if failure is not None:
+            state.status, state.next_actor, state.failure = "failed", "done", failure
             state.stats = dialogue_stats(state)
             return state
-        environment = self._environments[domain].new(seed=seed, clock=today)
+        environment = self._factory(state).new(seed=seed, clock=today)
         self._live[state.id] = (len(state.messages), environment)
         state.env = environment.snapshot()
         state.stats = dialogue_stats(state)
@@ -390,13 +411,28 @@ class DialogueEngine:
         if live is not None and live[0] == len(state.messages):
             return live[1]  # the environment as this very state left it; anything else is rebuilt
         try:
-            environment = await self._environments[state.domain].restore(
-                state.env, seed=state.seed, calls=_executed_calls(state)
-            )
+            environment = await self._factory(state).restore(state.env, seed=state.seed, calls=_executed_calls(state))
         except RestoreError as exc:
             raise EngineError(f"dialogue {state.id!r} ({state.domain}): {exc}") from None
         self._live[state.id] = (len(state.messages), environment)
         return environment
+
+    def _factory(self, state: DialogueState) -> EnvironmentFactory:
+        """Where the dialogue's tools run: its domain's environments, combined with a model playing the tools a
+        continued conversation brought along (one such factory per set of brought tools)."""
+        domain = self._environments[state.domain]
+        own = {tool.name for tool in domain.tools()}
+        brought = [tool for tool in state.tools if tool.name not in own]
+        if not brought:
+            return domain
+        key = (state.domain, orjson.dumps([tool.to_openai() for tool in brought]))
+        if key not in self._combined:
+            setup = self._domains[state.domain]
+            self._combined[key] = CombinedEnvironments(
+                domain,
+                SimulatedEnvironments(self.tool_model, brought, domain=setup.name, description=setup.description),
+            )
+        return self._combined[key]
 
     async def close(self) -> None:
         """The run is over: every domain's environments end what is still running (servers of dialogues an
@@ -435,8 +471,10 @@ class DialogueEngine:
 
 
 def _executed_calls(state: DialogueState) -> list[ExecutedCall]:
-    """The dialogue's tool calls that reached its environment, in order: answered, and not stopped by a fault."""
-    answered = {m.tool_call_id for m in state.messages if isinstance(m, ToolMessage)}
+    """The dialogue's tool calls that reached its environment, in order: answered in this dialogue (a continued
+    conversation's own results came from elsewhere), and not stopped by a fault."""
+    started = 1 + state.history_length  # after the system prompt and the continued conversation
+    answered = {m.tool_call_id for m in state.messages[started:] if isinstance(m, ToolMessage)}
     faulted = {fault.call_id for fault in state.faults}
     calls = []
     for message in state.messages:
@@ -474,6 +512,14 @@ def _next_after(history: Sequence[Message]) -> Actor:
     if isinstance(last, UserMessage) or (isinstance(last, ToolMessage) and not _pending_calls(history)):
         return "agent"
     return "tool" if _pending_calls(history) else "user"
+
+
+def _open_request(history: Sequence[Message]) -> int:
+    """Where the first goal's part of a continued conversation begins: its last user message, when the agent has
+    yet to answer it (the goal takes that request up), else its end."""
+    if _next_after(history) == "user":
+        return len(history)
+    return max((i for i, message in enumerate(history) if isinstance(message, UserMessage)), default=len(history))
 
 
 def _pending_calls(history: Sequence[Message]) -> bool:

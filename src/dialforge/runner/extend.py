@@ -1,10 +1,13 @@
 """``dialforge extend``: continue existing conversations with a goal that fits them, then like ``run``.
 
-Each conversation gets one continuation goal from the generator (kept in the store with the usage it
-took, so a resumed run neither asks again nor forgets the cost; the stage report ``continuations`` sums it),
-written for the person in that conversation and needing the domain's tools; the user simulator then
-carries the conversation on. A conversation no goal could be written for is
-recorded as a failed dialogue with the reasons, its transcript intact.
+Each conversation of the file (``pipeline/conversations.py`` reads the formats) becomes one dialogue, in file
+order (``extend-000000`` is the first): it gets one continuation goal from the generator, written for the
+person in that conversation and needing the domain's tools, and the user simulator carries the conversation on.
+A goal is kept in the store with the usage it took, keyed on everything that shapes it (the conversation, the
+domain's tools, policy and data, the prompts, the model, the date and the seed), so a resumed run neither asks
+again nor forgets the cost, and a changed prompt or tool set asks anew; the stage report ``continuations`` sums
+it. A conversation that cannot be continued, or for which no goal passed its checks, is recorded as a failed
+dialogue that says why (its transcript intact when it has one): the dataset accounts for every conversation.
 """
 
 from __future__ import annotations
@@ -13,30 +16,41 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from dialforge.actors.generators.item_repair import StageReport
-from dialforge.actors.generators.tasks import generate_continuation
+from dialforge.actors.generators.tasks import CONTINUATION_PROMPTS, generate_continuation
 from dialforge.config import DialforgeConfig
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.tasks import Task
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
-from dialforge.pipeline.conversations import ImportedConversation, read_conversations
+from dialforge.pipeline.conversations import ImportedConversation, UnusableConversation, load_conversations
 from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed, write_stage_reports
+from dialforge.prompts import prompt_digests
 from dialforge.runner.progress import Reporter
 from dialforge.runner.run import RunOptions, RunSummary, build_engine, generate_as_asked, run_session
 from dialforge.runner.store import RunStore
 from dialforge.runner.work import DialogueWork
 
+SHOWN_UNUSABLE = 20
+"""Conversations that cannot be continued named one by one at the start; every one is in the dataset anyway."""
+
 
 async def extend(
     config: DialforgeConfig, conversations: Path, run_dir: Path, options: RunOptions, reporter: Reporter
 ) -> RunSummary:
-    imported = read_conversations(conversations)  # a bad file fails here, before any model call
+    loaded = load_conversations(conversations)  # a file that cannot be read at all fails here, before any call
     if not config.domains:
         raise ValueError("extend needs one domain in the config (domains: [{name: ...}]) for tools and policy")
+    for unusable in loaded.unusable[:SHOWN_UNUSABLE]:
+        reporter.stage(f"{unusable.where} cannot be continued: {unusable.reason}")
+    if len(loaded.unusable) > SHOWN_UNUSABLE:
+        reporter.stage(f"and {len(loaded.unusable) - SHOWN_UNUSABLE} more conversations that cannot be continued")
+    if loaded.unusable:
+        reporter.stage(f"{len(loaded.unusable)} conversations are recorded as failed dialogues, each saying why")
     async with run_session(config, run_dir, options, reporter) as (store, models, ledger):
         reporter.stage("preparing tools")
         only_first = config.model_copy(update={"domains": config.domains[:1]})
@@ -44,8 +58,15 @@ async def extend(
             only_first, models["generator"], store, tasks=False, on_stage=reporter.preparing
         ).run()
         engine = build_engine(config, models, plans)
-        reporter.stage(f"writing continuation goals for {len(imported)} conversations")
-        work = await _continuations(config, ScopedUsage(models["generator"], "generator"), store, plans[0], imported)
+        reporter.stage(f"writing continuation goals for {len(loaded.conversations)} conversations")
+        work = await _continuations(
+            config,
+            ScopedUsage(models["generator"], "generator"),
+            store,
+            plans[0],
+            loaded.entries,
+            ask_again=options.retry_failed,
+        )
         write_stage_reports(store, plans)
         return await generate_as_asked(config, options, engine, store, work, reporter, ledger)
 
@@ -55,41 +76,87 @@ async def _continuations(
     model: ChatModel,
     store: RunStore,
     plan: DomainPlan,
-    conversations: Sequence[ImportedConversation],
+    entries: Sequence[ImportedConversation | UnusableConversation],
+    *,
+    ask_again: bool,
 ) -> list[DialogueWork]:
+    """One dialogue per entry, in order; ``ask_again`` writes anew a goal that failed its checks before."""
     report = StageReport(stage="continuations", domain=plan.domain.name)
+    domain = plan.domain.name
 
-    async def one(index: int, conversation: ImportedConversation) -> DialogueWork:
-        seed = stage_seed(config.seed, "extend", str(index))
-        key = hashlib.blake2b(
-            orjson.dumps([m.model_dump(mode="json") for m in conversation.messages]), digest_size=16
-        ).hexdigest()
-        stored = store.get("continuation", plan.domain.name, key)
-        if stored is None:
-            usage: UsageByRole = {}
-            with usage_scope(usage):
-                batch = await generate_continuation(
-                    model,
-                    plan.domain,
-                    plan.tools,
-                    conversation.messages,
-                    policy=plan.policy,
-                    database=plan.database,
-                    today=config.dialogue.today,
-                    seed=seed,
-                )
-            stored = {
-                "tasks": [task.model_dump(mode="json") for task in batch.items],
-                "problems": [f"{r.label}: {'; '.join(r.reasons)}" for r in batch.rejected] + batch.errors,
-                "usage": USAGE_BY_ROLE.dump_python(usage, mode="json"),
-            }
-            if not batch.errors:
-                store.put("continuation", plan.domain.name, key, stored)
+    async def one(index: int, entry: ImportedConversation | UnusableConversation) -> DialogueWork:
+        dialogue_id, seed = f"extend-{index:06d}", stage_seed(config.seed, "extend", str(index))
+        if isinstance(entry, UnusableConversation):
+            return DialogueWork(
+                dialogue_id, domain, (), seed, failure=f"{entry.where} cannot be continued: {entry.reason}"
+            )
+        key = _goal_key(plan, entry, model.name, config, seed)
+        stored = store.get("continuation", domain, key)
+        if stored is None or (ask_again and not stored["tasks"]):
+            stored = await _written_goal(config, model, plan, entry, seed)
+            if not stored["errors"]:  # after a failed request, the goal is asked for again next time
+                store.put("continuation", domain, key, stored)
         tasks = tuple(Task.model_validate(task) for task in stored["tasks"])
         report.produced += len(tasks)
         report.usage = usage_sum(report.usage, USAGE_BY_ROLE.validate_python(stored.get("usage") or {}))
-        return DialogueWork(f"extend-{index:06d}", plan.domain.name, tasks, seed, tuple(conversation.messages))
+        problems = [*stored["problems"], *stored.get("errors", [])]
+        failure = None if tasks else f"no goal for {entry.where} passed its checks: {'; '.join(problems)}"
+        return DialogueWork(
+            dialogue_id,
+            domain,
+            tasks,
+            seed,
+            tuple(entry.messages),
+            instructions=entry.system,
+            tools=tuple(entry.tools),
+            failure=failure,
+        )
 
-    work = list(await asyncio.gather(*(one(i, c) for i, c in enumerate(conversations))))
+    work = list(await asyncio.gather(*(one(i, entry) for i, entry in enumerate(entries))))
     plan.reports.append(report)
     return work
+
+
+async def _written_goal(
+    config: DialforgeConfig, model: ChatModel, plan: DomainPlan, conversation: ImportedConversation, seed: int
+) -> dict[str, Any]:
+    """The goal the generator writes for ``conversation`` (none when every try failed its checks), why others
+    failed, and what it cost."""
+    usage: UsageByRole = {}
+    with usage_scope(usage):
+        batch = await generate_continuation(
+            model,
+            plan.domain,
+            plan.tools,
+            conversation.messages,
+            policy=plan.policy,
+            database=plan.database,
+            today=config.dialogue.today,
+            seed=seed,
+        )
+    return {
+        "tasks": [task.model_dump(mode="json") for task in batch.items],
+        "problems": [f"{r.label}: {'; '.join(r.reasons)}" for r in batch.rejected],
+        "errors": batch.errors,
+        "usage": USAGE_BY_ROLE.dump_python(usage, mode="json"),
+    }
+
+
+def _goal_key(
+    plan: DomainPlan, conversation: ImportedConversation, model: str, config: DialforgeConfig, seed: int
+) -> str:
+    """A digest of everything that shapes a continuation goal, so that a stored one is reused only for the very
+    same request."""
+    database = plan.database
+    shaping = {
+        "conversation": [message.model_dump(mode="json") for message in conversation.messages],
+        "domain": plan.domain.model_dump(mode="json"),
+        "tools": [tool.model_dump(mode="json") for tool in plan.tools],
+        "policy": plan.policy,
+        "data": None if database is None else [database.table_digest(table) for table in database.schema.tables],
+        "prompts": prompt_digests(CONTINUATION_PROMPTS),
+        "model": model,
+        "today": None if config.dialogue.today is None else config.dialogue.today.isoformat(),
+        "seed": seed,
+    }
+    return hashlib.blake2b(orjson.dumps(shaping, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()

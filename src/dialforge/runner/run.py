@@ -217,7 +217,14 @@ async def generate(
     async def worker() -> None:
         for item in queue:
             state = saved.get(item.id) or engine.start(
-                item.domain, item.tasks, dialogue_id=item.id, seed=item.seed, messages=item.history
+                item.domain,
+                item.tasks,
+                dialogue_id=item.id,
+                seed=item.seed,
+                messages=item.history,
+                instructions=item.instructions,
+                tools=item.tools,
+                failure=item.failure,
             )
             store.save(state)
             reporter.started()

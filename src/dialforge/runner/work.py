@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from dialforge.model.domain import domain_slug
 from dialforge.model.messages import Message
 from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
 from dialforge.pipeline.preparation import DomainPlan, stage_seed
 
 
@@ -32,7 +33,14 @@ class DialogueWork:
     tasks: tuple[Task, ...]
     seed: int
     history: tuple[Message, ...] = ()
-    """An existing conversation the dialogue continues (``dialforge extend``)."""
+    """An existing conversation the dialogue continues (``dialforge extend``), without its system prompt."""
+    instructions: str | None = None
+    """That conversation's system prompt."""
+    tools: tuple[ToolSpec, ...] = ()
+    """The tools that conversation declares or calls."""
+    failure: str | None = None
+    """Why the dialogue cannot even start (a conversation that cannot be continued, no goal for it): it is
+    recorded as failed with this reason."""
 
 
 def plan_dialogues(

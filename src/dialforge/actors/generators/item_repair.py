@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dialforge.environments.sql.mentions import TableSpread
 from dialforge.generation_checks.copied_text import copied_reason
-from dialforge.llm.completion import RequestOptions, ResponseSchema
+from dialforge.llm.completion import OfflineAnswer, RequestOptions, ResponseSchema
 from dialforge.llm.errors import ModelError
 from dialforge.llm.protocol import ChatModel
 from dialforge.model.messages import AssistantMessage, Message, UserMessage
@@ -101,6 +101,7 @@ async def generate_items(
     repair_instruction: Callable[[Sequence[Checked[T]], Sequence[T]], str],
     limit: int | None = None,
     seed: int | None = None,
+    offline_answer: OfflineAnswer | None = None,
 ) -> ItemBatch[T]:
     """Ask once, check every entry, send the failed ones back once, keep what passes.
 
@@ -108,9 +109,10 @@ async def generate_items(
     writes the follow-up message (``describe_failures`` helps). Corrections are matched to the failed
     entries by position; a failed entry the repair reply leaves out is rejected with that reason. A model
     error becomes the batch's ``errors``, except a refusal every request would meet, which propagates.
+    ``offline_answer`` is what the dry-run model replies (``RequestOptions.offline_answer``).
     """
     messages = list(prompt)
-    options = RequestOptions(response_format=response_format, seed=seed)
+    options = RequestOptions(response_format=response_format, seed=seed, offline_answer=offline_answer)
     try:
         reply = await model.complete(messages, options)
     except ModelError as exc:

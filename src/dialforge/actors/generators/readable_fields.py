@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dialforge.environments.sql.environment import SQLEnvironment
@@ -35,20 +35,24 @@ class ReadableFields:
 
     fields: dict[str, str]
     unknown: tuple[str, ...] = ()
+    by_tool: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """each tool whose result is known: the fields it returns, as spelled"""
 
     @classmethod
     def of(cls, tools: Sequence[ToolSpec], environment: SQLEnvironment | None = None) -> ReadableFields:
         """The fields of ``tools``; a SQL tool's are read off its statement when ``environment`` is given."""
         fields: dict[str, str] = {}
         unknown = []
+        by_tool = {}
         for tool in tools:
             names = _tool_fields(tool, environment)
             if names is None:
                 unknown.append(tool.name)
                 continue
+            by_tool[tool.name] = tuple(dict.fromkeys(names))
             for name in names:
                 fields.setdefault(field_key(name), name)
-        return cls(fields, tuple(unknown))
+        return cls(fields, tuple(unknown), by_tool)
 
     def unreachable(self, names: Sequence[str]) -> list[str]:
         """The names no tool returns; none when some tool's result is not known."""

@@ -36,6 +36,7 @@ from typing import Any, Literal, cast, get_args
 from sqlglot import exp
 
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
+from dialforge.actors.generators.offline_goals import OfflineGoals
 from dialforge.actors.generators.readable_fields import ReadableFields
 from dialforge.actors.generators.tool_specs import domain_description
 from dialforge.actors.transcript import render_transcript
@@ -57,7 +58,18 @@ from dialforge.llm.reply_limits import (
 )
 from dialforge.model.domain import Domain, domain_slug
 from dialforge.model.messages import Message, UserMessage
-from dialforge.model.tasks import HARD_GOAL_KINDS, UNCHANGED_KINDS, Check, Difficulty, GoalKind, Rubric, SQLCheck, Task
+from dialforge.model.tasks import (
+    HARD_GOAL_KINDS,
+    UNCHANGED_KINDS,
+    Check,
+    Continuation,
+    ContinuationKind,
+    Difficulty,
+    GoalKind,
+    Rubric,
+    SQLCheck,
+    Task,
+)
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section
 
@@ -214,6 +226,10 @@ def followup_split(tools: Sequence[ToolSpec], count: int, extension_share: float
     return FollowupSplit(count, 0, f"{asked}: all {count} are extensions: {why}")
 
 
+CONTINUATION_PROMPTS = ("tasks_continuation", "tasks_parts", "tasks_repair")
+"""The packaged prompts a continuation goal's requests are made of."""
+
+
 async def generate_continuation(
     model: ChatModel,
     domain: Domain,
@@ -339,16 +355,28 @@ async def _generate(
         readable,
         frozenset(goal_kinds),
     )
+    response_format = _task_format(kind, sql=database is not None, goal_kinds=goal_kinds)
+    offline = OfflineGoals.for_request(
+        domain=domain.name,
+        tools=tools,
+        readable=readable,
+        properties=response_format.json_schema["properties"]["tasks"]["items"]["properties"],
+        count=count,
+        first_person=kind == "rubric",
+        previous=[task.id for task in previous],
+        continuation={"how": "new_need", "why": "a placeholder goal of the offline dry run, which reads nothing"},
+    )
     try:
         batch = await generate_items(
             model,
             [UserMessage(content=prompt)],
-            _task_format(kind, sql=database is not None, goal_kinds=goal_kinds),
+            response_format,
             entries=lambda parsed: parsed["tasks"],
             check=check,
             repair_instruction=repair,
             limit=count,
             seed=seed,
+            offline_answer=offline,
         )
     finally:
         if environment is not None:
@@ -447,6 +475,7 @@ class _TaskCheck:
             tools=tools,
             asks_to_see=asks_to_see,
             checks=list[Check](checks),
+            continuation=Continuation.model_validate(entry["continuation"]) if self.kind == "continuation" else None,
         )
         return Checked(entry, label, task)
 
@@ -703,6 +732,15 @@ def _task_format(kind: TaskKind, *, sql: bool, goal_kinds: Sequence[GoalKind] = 
         fields |= {"follows": {"type": ["string", "null"], "maxLength": NAME_CHARS}, "asked_by": strings}
     if goal_kinds:
         fields["kind"] = {"type": "string", "enum": ["ordinary", *goal_kinds]}
+    if kind == "continuation":
+        fields["continuation"] = {
+            "type": "object",
+            "properties": {
+                "how": {"type": "string", "enum": list(get_args(ContinuationKind))},
+                "why": {"type": "string", "maxLength": ITEM_CHARS},
+            },
+            "required": ["how", "why"],
+        }
     if sql:
         entity = {
             "table": {"type": "string", "maxLength": NAME_CHARS},
