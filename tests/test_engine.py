@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 from dialforge.actors.agent import agent_system_prompt
+from dialforge.actors.judge import render_tasks
 from dialforge.config import DialogueConfig
+from dialforge.environments.base import CheckOutcome, StateDiff, Verification
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
@@ -563,3 +565,36 @@ async def test_the_dialogues_today_is_sqls_now_and_the_users_date(chinook: SQLDa
     assert dated == [{"InvoiceDate": "2025-11-21 10:00:00"}]
     assert_mentions(models["user"].requests[0].messages[0].content, "Friday", "2025-11-21", "10:00")
     assert_mentions(state.messages[0].content, "Friday", "2025-11-21T10:00:00")
+
+
+async def test_a_goal_said_done_whose_checks_fail_is_not_called_completed_later(chinook: SQLDatabase) -> None:
+    polka_added = SQLCheck(description="Polka exists", sql='SELECT COUNT(*) = 1 FROM "Genre" WHERE "Name" = \'Polka\'')
+    add = ADD_POLKA.model_copy(update={"checks": [polka_added]})
+    engine, models = engine_with(
+        chinook,
+        users=[
+            user("Could you add a genre called Polka?"),
+            user("Great, thanks.", complete=True),
+            user("Thanks. Is Polka listed now?"),
+            user("OK, bye.", complete=True),
+        ],
+        agents=[
+            {"content": "Polka is added."},  # said, never done
+            call("find_genres", name="Polka"),
+            {"content": "No genre called Polka."},
+        ],
+        judges=[verdict(whole_goal(1), whole_goal(2), judgment="invalid")],
+    )
+    state = await engine.run(engine.start("music store", [add, FIND_POLKA], dialogue_id="u1", seed=1))
+    assert state.goals_unconfirmed == [0]
+    before, after = (models["user"].requests[i].messages[0].content for i in (1, 2))
+    marker = render_section("user_simulator_parts", "not_confirmed")
+    assert marker not in before and marker in after, "the person's brief no longer calls the first goal plain done"
+
+    def first_header(passed: bool | None) -> str:
+        outcome = CheckOutcome.of(polka_added, passed=bool(passed), detail="")
+        verification = Verification(initial_digest="a", final_digest="b", diff=StateDiff(), checks=[outcome])
+        return render_tasks(state, None if passed is None else verification).split("\n")[0]
+
+    assert first_header(None) == first_header(True) != first_header(False)
+    assert first_header(False) in models["judge"].requests[0].messages[0].content, "the judge is told too"

@@ -102,7 +102,7 @@ class Judge:
             setting=_setting(state),
             policy=_policy(state),
             tools=describe_tools(state.tools) or _part("no_tools"),
-            tasks=render_tasks(state),
+            tasks=render_tasks(state, verification),
             conversation=_conversation(state),
             verification=render_verification(verification) if verification is not None else _part("no_verification"),
         )
@@ -236,13 +236,15 @@ def _policy(state: DialogueState) -> str:
     return system or state.policy.strip() or _part("no_instructions")
 
 
-def render_tasks(state: DialogueState) -> str:
-    """Every task with its status and the rubric items to class; a task never reached is shown but not itemised."""
+def render_tasks(state: DialogueState, verification: Verification | None = None) -> str:
+    """Every task with its status and the rubric items to class; a task never reached is shown but not itemised.
+    A task the person said was done whose checks failed on the final state is shown as such, not as completed."""
     if not state.tasks:
         return _part("no_tasks")
+    failed = failed_tasks(state, verification)
     blocks = []
     for index, task in enumerate(state.tasks):
-        status, reached = _status(state, index)
+        status, reached = _status(state, index, checks_failed=index in failed)
         lines = [f"### Task {index + 1} ({task.difficulty}): {status}", "", f"Goal: {task.description}"]
         if task.kind != "ordinary":
             lines.append(_part(f"kind_{task.kind}"))
@@ -252,10 +254,24 @@ def render_tasks(state: DialogueState) -> str:
     return "\n\n".join(blocks)
 
 
-def _status(state: DialogueState, index: int) -> tuple[str, bool]:
+def failed_tasks(state: DialogueState, verification: Verification | None) -> set[int]:
+    """The indexes of the tasks with a check that failed: the outcomes come in the order of the tasks' checks."""
+    if verification is None:
+        return set()
+    outcomes = iter(verification.checks)
+    return {
+        index
+        for index, task in enumerate(state.tasks)
+        if not all([outcome.passed for _, outcome in zip(task.checks, outcomes, strict=False)])
+    }
+
+
+def _status(state: DialogueState, index: int, *, checks_failed: bool = False) -> tuple[str, bool]:
     """How far the task got, and whether the person brought it up (only then are its items judged)."""
     if state.mode == "task":
         return "given to the assistant as a direct request", True
+    if index < state.tasks_done and checks_failed:
+        return "the person said it was done, but its checks failed on the final state", True
     if index < state.tasks_done:
         return "completed: the person said it was done", True
     if index == state.tasks_done:

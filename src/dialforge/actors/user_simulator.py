@@ -178,7 +178,10 @@ def current_goal(state: DialogueState) -> Task:
 def simulator_messages(state: DialogueState, persona: Persona | None, *, service: str = "") -> list[Message]:
     """The request for the user's next turn: rules and goal, then the transcript and the turn's instruction."""
     goal = current_goal(state)
-    completed = "\n".join(f"- {task.description}" for task in state.tasks[: state.tasks_done])
+    completed = "\n".join(
+        f"- {task.description}" + (f" {_part('not_confirmed')}" if index in state.goals_unconfirmed else "")
+        for index, task in enumerate(state.tasks[: state.tasks_done])
+    )
     subtasks = "\n".join(f"{number}. {subtask}" for number, subtask in enumerate(goal.subtasks, start=1))
     system = render_prompt(
         "user_simulator",

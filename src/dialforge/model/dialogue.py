@@ -117,6 +117,10 @@ class DialogueState(BaseModel):
     policy: str = ""
     tasks: list[Task] = Field(default_factory=list)
     tasks_done: int = 0
+    goals_unconfirmed: list[int] = Field(
+        default_factory=list,
+        description="indexes of the goals the person said were done while their checks failed on the state then",
+    )
     tasks_dropped: list[Task] = Field(
         default_factory=list, description="goals a truncated dialogue gave up: not in the transcript, not judged"
     )

@@ -285,11 +285,14 @@ class DialogueEngine:
             state.next_actor = "agent"
             self._stop_repetition(state, "user")
             return
+        done = state.current_task
         state.tasks_done += 1
         if state.current_task is None:
             state.closing_message = turn.user_message
             state.next_actor = "judge"
         else:
+            if done.checks and not await self._holds(state, done):
+                state.goals_unconfirmed = [*state.goals_unconfirmed, state.tasks_done - 1]
             # No farewell between goals: the person's next message, asked for right away, thanks the agent and
             # opens the next goal in one go, as people do ("Great, thanks. While I have you, ..."); this
             # acknowledgement, said to nobody, is left out.
@@ -398,6 +401,11 @@ class DialogueEngine:
         state.judgment = await self.judge.judge(state, verification=verification)
         state.status, state.next_actor = "completed", "done"
         self._release(state)
+
+    async def _holds(self, state: DialogueState, task: Task) -> bool:
+        """Whether ``task``'s checks hold on the environment now (true where nothing real can be checked)."""
+        verification = (await self._environment(state)).verify(task.checks)
+        return verification is None or verification.passed
 
     async def _verification(self, state: DialogueState) -> Verification | None:
         final = await self._environment(state)
