@@ -10,6 +10,7 @@ import pytest
 from dialforge.actors.generators.sql_tools import synthesize_sql_tools
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.llm import DryRunModel, ModelUnavailable, ScriptedModel
+from dialforge.model import Domain
 from dialforge.prompts import load_prompt
 from prompt_checks import assert_in_order, filled_in, prompt_of
 
@@ -24,6 +25,9 @@ CREATE TABLE loan (
 INSERT INTO member VALUES (1, 'Ines Silva', 'Lisbon'), (2, 'Hiro Tanaka', 'Osaka');
 INSERT INTO loan VALUES (1, 1, 'Dune', NULL), (2, 1, 'Emma', '2024-02-01'), (3, 2, 'Ulysses', NULL);
 """
+LIBRARY = Domain(
+    name="public library", description="Harbour Street Library, a public lending library with two branches."
+)
 MEMBER_ID = {"type": "object", "properties": {"member_id": {"type": "integer"}}, "required": ["member_id"]}
 OPEN_LOANS = {
     "name": "list_open_loans_for_member",
@@ -53,7 +57,7 @@ def reply(*tools: dict[str, Any]) -> str:
 async def test_a_good_reply_gives_its_tools(library: SQLDatabase) -> None:
     model = ScriptedModel([reply(OPEN_LOANS, RETURN_LOAN)])
 
-    result = await synthesize_sql_tools(model, library, domain="public library", count=2, seed=7)
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY, count=2, seed=7)
 
     # get_loan comes from the scaffold: no tool of the reply returns the returned date update_loan_returned sets
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned", "get_loan"]
@@ -78,7 +82,7 @@ async def test_a_set_that_reads_back_what_it_writes_gets_nothing_added(library: 
     }
     model = ScriptedModel([reply(loans, {**RETURN_LOAN, "name": "return_loan"})])
 
-    result = await synthesize_sql_tools(model, library, domain="public library", count=2)
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY, count=2)
 
     assert [tool.name for tool in result.items] == ["list_loans_for_member", "return_loan"]
 
@@ -89,7 +93,7 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
     still_bad = {**bad_table, "sql": "SELECT titel FROM loan LIMIT 5", "parameters": {"type": "object"}}
     model = ScriptedModel([reply(OPEN_LOANS, bad_table, bad_kind), reply(still_bad, RETURN_LOAN)])
 
-    result = await synthesize_sql_tools(model, library, domain="public library", count=3)
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY, count=3)
 
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned", "get_loan"]
     assert result.repaired == 1
@@ -110,7 +114,7 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
 async def test_a_tool_the_repair_round_leaves_out_is_dropped_and_says_so(library: SQLDatabase) -> None:
     model = ScriptedModel([reply({**OPEN_LOANS, "name": "Open Loans"}), reply()])
 
-    result = await synthesize_sql_tools(model, library, domain="public library")
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY)
 
     assert result.items == []
     assert result.rejected[0].reasons[-1] == "the repair round sent no corrected version of this item"
@@ -119,7 +123,7 @@ async def test_a_tool_the_repair_round_leaves_out_is_dropped_and_says_so(library
 async def test_a_malformed_reply_is_asked_again_once(library: SQLDatabase) -> None:
     model = ScriptedModel(["Here are the tools: {tools: [", reply(OPEN_LOANS)])
 
-    result = await synthesize_sql_tools(model, library, domain="public library")
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY)
 
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
 
@@ -127,7 +131,7 @@ async def test_a_malformed_reply_is_asked_again_once(library: SQLDatabase) -> No
 async def test_a_reply_malformed_twice_gives_an_empty_result_with_the_error(library: SQLDatabase) -> None:
     model = ScriptedModel(["not json", '{"tools": "none"}'])
 
-    result = await synthesize_sql_tools(model, library, domain="public library")
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY)
 
     assert result.items == [] and result.rejected == []
     assert len(result.errors) == 1 and "unusable reply twice" in result.errors[0]
@@ -136,7 +140,7 @@ async def test_a_reply_malformed_twice_gives_an_empty_result_with_the_error(libr
 async def test_a_model_error_gives_an_empty_result_with_the_error(library: SQLDatabase) -> None:
     model = ScriptedModel([ModelUnavailable("the server is down")])
 
-    result = await synthesize_sql_tools(model, library, domain="public library")
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY)
 
     assert result.items == []
     assert result.errors == ["the request failed: the server is down"]
@@ -145,7 +149,7 @@ async def test_a_model_error_gives_an_empty_result_with_the_error(library: SQLDa
 async def test_a_failed_repair_request_keeps_what_was_valid(library: SQLDatabase) -> None:
     model = ScriptedModel([reply(OPEN_LOANS, {**RETURN_LOAN, "kind": "read"}), ModelUnavailable("timeout")])
 
-    result = await synthesize_sql_tools(model, library, domain="public library")
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY)
 
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
     assert [rejection.label for rejection in result.rejected] == ["update_loan_returned"]
@@ -155,13 +159,13 @@ async def test_a_failed_repair_request_keeps_what_was_valid(library: SQLDatabase
 async def test_at_most_count_tools_are_kept(library: SQLDatabase) -> None:
     model = ScriptedModel([reply(OPEN_LOANS, RETURN_LOAN)])
 
-    result = await synthesize_sql_tools(model, library, domain="public library", count=1)
+    result = await synthesize_sql_tools(model, library, domain=LIBRARY, count=1)
 
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member"]
 
 
 async def test_the_dry_run_model_does_not_crash_synthesis(library: SQLDatabase) -> None:
-    result = await synthesize_sql_tools(DryRunModel(seed=3), library, domain="public library", count=4)
+    result = await synthesize_sql_tools(DryRunModel(seed=3), library, domain=LIBRARY, count=4)
 
     assert result.errors == []
     assert all(verdict.reasons for verdict in result.rejected)
@@ -173,3 +177,9 @@ def test_the_prompts_are_packaged() -> None:
         assert load_prompt(name).strip()
     with pytest.raises(ValueError, match="sql_tools"):
         load_prompt("no_such_prompt")
+
+
+async def test_the_writer_is_told_what_the_application_is(library: SQLDatabase) -> None:
+    model = ScriptedModel([reply(OPEN_LOANS)])
+    await synthesize_sql_tools(model, library, domain=LIBRARY, count=1)
+    assert filled_in(prompt_of(model), "sql_tools")["description"] == LIBRARY.description

@@ -159,6 +159,12 @@ async def descriptive(model: ScriptedModel, count: int = 3) -> Any:
 # Good replies
 
 
+async def test_a_goal_may_mention_the_assistant_without_instructing_it() -> None:
+    mentioned = dict(GOAL, description=GOAL["description"] + " You have gone through your invoices with the assistant.")
+    batch = await descriptive(ScriptedModel([reply(mentioned)]), count=1)
+    assert [task.description for task in batch.items] == [mentioned["description"]], batch.rejected
+
+
 async def test_descriptive_tasks_are_kept_numbered_and_asked_for_in_the_mix() -> None:
     model = ScriptedModel([reply(GOAL, OTHER_GOAL)])
 
@@ -267,7 +273,11 @@ def changed(task: dict[str, Any], **fields: Any) -> dict[str, Any]:
         ),
         (
             changed(GOAL, description="You want the assistant to cancel your order from Tuesday, number 5521."),
-            "the task speaks of 'the assistant'",
+            "the task tells the assistant what to do ('the assistant to')",
+        ),
+        (
+            changed(GOAL, description=GOAL["description"] + " The assistant should confirm it in writing."),
+            "the task tells the assistant what to do ('The assistant should')",
         ),
         (changed(GOAL, subtasks=["Cancel the order"]), "a medium task has 2 to 5 subtasks, this one has 1"),
         (changed(GOAL, subtasks=[]), "the task lists no subtasks"),

@@ -285,13 +285,12 @@ class DialogueEngine:
             state.next_actor = "agent"
             self._stop_repetition(state, "user")
             return
-        done = state.current_task
         state.tasks_done += 1
         if state.current_task is None:
             state.closing_message = turn.user_message
             state.next_actor = "judge"
         else:
-            if done.checks and not await self._holds(state, done):
+            if task.checks and not await self._holds(state, task):
                 state.goals_unconfirmed = [*state.goals_unconfirmed, state.tasks_done - 1]
             # No farewell between goals: the person's next message, asked for right away, thanks the agent and
             # opens the next goal in one go, as people do ("Great, thanks. While I have you, ..."); this

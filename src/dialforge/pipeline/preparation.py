@@ -313,16 +313,14 @@ class Preparation:
         if config.tools is not None:
             plan.sql_tools = load_sql_tools(config.tools, plan.domain.name)
         elif config.sql_tools == "synthesize":
-            name, count = plan.domain.name, self.settings.sql_tools_per_domain
-            database = plan.database
+            domain, count = plan.domain, self.settings.sql_tools_per_domain
+            database, seed = plan.database, stage_seed(self.config.seed, plan.domain.name, "sql")
             batch = await self._stage(
                 "sql_tools",
                 plan,
                 ["sql_tools", "sql_tools_repair"],
                 TypeAdapter(list[SQLTool]),
-                lambda: synthesize_sql_tools(
-                    self.model, database, domain=name, count=count, seed=stage_seed(self.config.seed, name, "sql")
-                ),
+                lambda: synthesize_sql_tools(self.model, database, domain=domain, count=count, seed=seed),
                 count=count,
                 database=database.schema.model_dump(),
             )

@@ -14,13 +14,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from dialforge.actors.generators.item_repair import Checked, ItemBatch, describe_failures, generate_items
-from dialforge.actors.generators.tool_specs import tools_reply_format
+from dialforge.actors.generators.tool_specs import domain_description, tools_reply_format
 from dialforge.environments.sql.environment import SQLDatabase
 from dialforge.environments.sql.scaffold import read_back_tools
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.environments.sql.validation import validate_tools
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.reply_limits import LONG_TEXT_CHARS
+from dialforge.model.domain import Domain
 from dialforge.model.messages import UserMessage
 from dialforge.prompts import render_prompt
 
@@ -39,13 +40,15 @@ explains.
 
 
 async def synthesize_sql_tools(
-    model: ChatModel, database: SQLDatabase, *, domain: str, count: int = 12, seed: int = 0
+    model: ChatModel, database: SQLDatabase, *, domain: Domain, count: int = 12, seed: int = 0
 ) -> ItemBatch[SQLTool]:
-    """Ask ``model`` for ``count`` tools over ``database`` (at most ``count`` are kept), check each, repair once;
-    then add the scaffold's read tool for each table whose changes no kept read returns (``read_back_tools``)."""
+    """Ask ``model`` for ``count`` tools over ``database`` for ``domain`` (at most ``count`` are kept), check each,
+    repair once; then add the scaffold's read tool for each table whose changes no kept read returns
+    (``read_back_tools``)."""
     prompt = render_prompt(
         "sql_tools",
-        domain=domain,
+        domain=domain.name,
+        description=domain_description(domain),
         count=count,
         schema=database.schema.to_prompt(),
         data_view=database.data_view(seed=seed).text,

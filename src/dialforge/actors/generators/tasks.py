@@ -85,7 +85,13 @@ NEAR_DUPLICATE_SHINGLE = 2
 """Word pairs: goals are long, so single words would make any two goals of a domain look alike."""
 
 _PLACEHOLDER = re.compile(r"<[^<>\n]{1,60}>|\{[^{}\n]{1,60}\}")
-_ADDRESSES_ASSISTANT = re.compile(r"\b(?:the|an?|your) (?:ai |virtual )?(?:assistant|chatbot)\b", re.IGNORECASE)
+_INSTRUCTS_ASSISTANT = re.compile(
+    r"\b(?:the|an?|your) (?:ai |virtual )?(?:assistant|chatbot)"
+    r"(?: (?:to|should|must|shall|will|would|needs? to|has to|is to|ought to|can|could|may)\b|:)",
+    re.IGNORECASE,
+)
+"""Words that tell the helper what to do ("the assistant should ...", "you want the assistant to ..."); a goal may
+still mention it ("you have gone through your invoices with the assistant")."""
 _FIRST_PERSON = re.compile(r"\bI\b|\b(?i:me|my|mine|myself|we|our|ours)\b")
 """A word only a message in the user's own voice has: a request about the user ("Liam wants ...") has none."""
 _CALL = re.compile(r"\s*([A-Za-z_][\w-]*)\s*\(")
@@ -513,10 +519,10 @@ class _TaskCheck:
                     '("Hi, I\'m ... Could you ...")'
                 )
             return reasons
-        if spoken := _ADDRESSES_ASSISTANT.search(text):
+        if told := _INSTRUCTS_ASSISTANT.search(text):
             reasons.append(
-                f"the task speaks of {spoken.group(0)!r}; write the person's own goal, not instructions for "
-                "whoever helps them"
+                f"the task tells the assistant what to do ({told.group(0)!r}); write the person's own goal, not "
+                "instructions for whoever helps them"
             )
         if not subtasks:
             reasons.append("the task lists no subtasks; list the requests the person will make, in order")
