@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,14 +138,15 @@ class UserSimulator:
         goal = current_goal(state)
         messages = simulator_messages(state, persona, service=service)
         seed = state.seed + len(state.messages)
-        turn = await self._ask(messages, seed)
+        offline = _offline_turn(state, goal)
+        turn = await self._ask(messages, seed, offline)
         violations = turn_violations(turn, state, goal)
         if not violations:
             return turn
         reply = orjson.dumps({"user_message": turn.user_message, "is_task_complete": turn.is_task_complete})
         feedback = render_prompt("user_simulator_feedback", problems="\n".join(f"- {v.detail}" for v in violations))
         corrected = await self._ask(
-            [*messages, AssistantMessage(content=reply.decode()), UserMessage(content=feedback)], seed
+            [*messages, AssistantMessage(content=reply.decode()), UserMessage(content=feedback)], seed, offline
         )
         remaining = {v.kind for v in turn_violations(corrected, state, goal)}
         if "empty_message" in remaining:
@@ -157,13 +158,28 @@ class UserSimulator:
             }
         )
 
-    async def _ask(self, messages: Sequence[Message], seed: int) -> UserTurn:
-        options = RequestOptions(response_format=USER_TURN_FORMAT, seed=seed, check=copied_text("user_message"))
+    async def _ask(self, messages: Sequence[Message], seed: int, offline: dict[str, Any]) -> UserTurn:
+        options = RequestOptions(
+            response_format=USER_TURN_FORMAT,
+            seed=seed,
+            check=copied_text("user_message"),
+            offline_answer=lambda _rng: offline,
+        )
         completion = await self.model.complete(messages, options)
         return UserTurn(
             user_message=completion.parsed["user_message"].strip(),
             is_task_complete=completion.parsed["is_task_complete"],
         )
+
+
+def _offline_turn(state: DialogueState, goal: Task) -> dict[str, Any]:
+    """What the dry-run model answers for the person: the goal's requests one per turn, in order, then done once
+    the agent has answered the last; placeholders that give offline dialogues the shape of real ones."""
+    requests = goal.subtasks or [goal.description]
+    asked = sum(isinstance(message, UserMessage) for message in state.messages[state.goal_started_at :])
+    if asked < len(requests):
+        return {"user_message": requests[asked], "is_task_complete": False}
+    return {"user_message": "Thanks, that is all I needed.", "is_task_complete": True}
 
 
 def current_goal(state: DialogueState) -> Task:
