@@ -19,6 +19,7 @@ from dialforge.model import AssistantMessage, DialogueState, Task, ToolCall, Too
 from dialforge.pipeline.conversations import load_conversations
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup
 from dialforge.pipeline.preparation import python_environments
+from dialforge.prompts import render_section
 from samples import verdict, whole_goal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +107,9 @@ def test_a_continuation_goal_is_written_again_only_when_what_shapes_it_changes(t
     assert goal_requests() > first, "a changed policy shapes the goal, so it is written again"
 
 
-def brought_tools_engine(chinook: SQLDatabase, agents: list[Any], tool_replies: list[str]) -> DialogueEngine:
+def brought_tools_engine(
+    chinook: SQLDatabase, agents: list[Any], tool_replies: list[str]
+) -> tuple[DialogueEngine, dict[str, ScriptedModel]]:
     models = {
         "user": ScriptedModel([orjson.dumps({"user_message": "Thanks!", "is_task_complete": True}).decode()]),
         "agent": ScriptedModel(agents, role="agent"),
@@ -120,7 +123,7 @@ def brought_tools_engine(chinook: SQLDatabase, agents: list[Any], tool_replies: 
             name="music store", tools=[GET_INVOICE.to_spec()], environments=SQLEnvironments(chinook, [GET_INVOICE])
         )
     )
-    return engine
+    return engine, models
 
 
 async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_them_across_a_restart(
@@ -132,7 +135,7 @@ async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_the
         {"content": "Invoice 412 totals 1.99, and Bergen will be dry."},
     ]
     forecast = orjson.dumps({"result": {"forecast": "dry"}}).decode()
-    first = brought_tools_engine(chinook, agents, [forecast])
+    first, _ = brought_tools_engine(chinook, agents, [forecast])
     state = first.start(
         "music store",
         [TOTAL],
@@ -147,7 +150,7 @@ async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_the
     state = await first.step(state)  # a model plays the brought tool
     assert state.messages[-1].content == '{"forecast":"dry"}'
 
-    second = brought_tools_engine(chinook, agents[1:], [])  # a new process, from what was stored
+    second, _ = brought_tools_engine(chinook, agents[1:], [])  # a new process, from what was stored
     state = await second.run(DialogueState.model_validate_json(state.model_dump_json()))
     assert state.status == "completed", state.failure
     assert '"Total":1.99' in next(m.content for m in reversed(state.messages) if isinstance(m, ToolMessage))
@@ -211,3 +214,13 @@ def test_an_extended_run_exports_with_or_without_its_prefix(tmp_path: Path, trai
     prefix_answer = weather["messages"][2]  # system, the imported user message, its imported answer
     assert prefix_answer["role"] == "assistant"
     assert prefix_answer.get("weight", 1) == (0 if train_on == "continuation" else 1)
+
+
+async def test_the_person_of_a_continued_conversation_keeps_their_own_voice(chinook: SQLDatabase) -> None:
+    agents = [{"content": "Invoice 412 totals 1.99."}]
+    engine, models = brought_tools_engine(chinook, agents, [])
+    state = engine.start("music store", [TOTAL], dialogue_id="v1", seed=3, messages=BROUGHT_HISTORY, tools=[FORECAST])
+    assert state.persona is None, "no persona over the voice the conversation already has"
+    state = await engine.run(state)
+    brief = models["user"].requests[0].messages[0].content
+    assert render_section("user_simulator_parts", "earlier_voice") in brief

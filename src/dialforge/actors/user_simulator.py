@@ -203,7 +203,7 @@ def simulator_messages(state: DialogueState, persona: Persona | None, *, service
         "user_simulator",
         service=_service(state.domain, service),
         today=_today(state.today),
-        persona=persona.description if persona else _part("no_persona"),
+        persona=persona.description if persona else _part(_voice(state)),
         completed=completed or _part("no_completed_goals"),
         goal=goal.description,
         subtasks=subtasks or _part("no_subtasks"),
@@ -216,6 +216,13 @@ def simulator_messages(state: DialogueState, persona: Persona | None, *, service
     transcript = "\n".join(transcript_lines(conversation)) or _part("nothing_yet")
     turn = _part("turn", transcript=transcript, instruction=instruction)
     return [SystemMessage(content=system), UserMessage(content=turn)]
+
+
+def _voice(state: DialogueState) -> str:
+    """Who the person is without a persona: the one who wrote a continued conversation's user messages, whose way
+    of writing goes on, or an ordinary customer."""
+    continued = state.messages[: 1 + state.history_length]
+    return "earlier_voice" if any(isinstance(message, UserMessage) for message in continued) else "no_persona"
 
 
 def _instruction(state: DialogueState) -> str:

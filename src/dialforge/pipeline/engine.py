@@ -159,7 +159,8 @@ class DialogueEngine:
         every_tool = [*setup.tools, *(tool for tool in tools if tool.name not in own)]
         history = [m for m in messages if not isinstance(m, SystemMessage)]
         problems = conversation_problems(history, [tool.name for tool in every_tool], allow_pending=True)
-        persona = pick_persona(self.personas, seed) if self.mode != "task" else None
+        spoken = any(isinstance(message, UserMessage) for message in history)  # the person has a voice already
+        persona = pick_persona(self.personas, seed) if self.mode != "task" and not spoken else None
         state = DialogueState(
             id=dialogue_id,
             mode=self.mode,

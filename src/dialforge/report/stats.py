@@ -302,11 +302,14 @@ def _row(record: dict[str, Any] | Dialogue) -> _Row:
     stats = data.get("stats") or {}
     calls: list[str] = []
     first_user: str | None = None
-    for message in data.get("messages") or ():
+    messages = list(data.get("messages") or ())
+    system = 1 if messages and messages[0].get("role") == "system" else 0
+    generated = system + int(data.get("prefix_messages") or 0)  # an imported conversation's calls were not made here
+    for index, message in enumerate(messages):
         role = message.get("role")
         if role == "user" and first_user is None:
             first_user = message.get("content") or ""
-        elif role == "assistant":
+        elif role == "assistant" and index >= generated:
             calls.extend((call.get("function") or {}).get("name", "?") for call in message.get("tool_calls") or ())
     return _Row(
         id=str(data.get("id", "")),
