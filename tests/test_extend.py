@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +226,16 @@ async def test_the_person_of_a_continued_conversation_keeps_their_own_voice(chin
     state = await engine.run(state)
     brief = models["user"].requests[0].messages[0].content
     assert render_section("user_simulator_parts", "earlier_voice") in brief
+
+
+def test_the_report_marks_where_a_continued_conversation_ends(tmp_path: Path) -> None:
+    out = tmp_path / "extended"
+    chats = EXAMPLES / "chats.jsonl"
+    assert run_cli("extend", chats, "--config", EXAMPLES / "quickstart.yaml", "--dry-run", "--out", out).exit_code == 0
+    page = tmp_path / "report.html"
+    assert run_cli("report", out, "-o", page).exit_code == 0
+    found = re.search(r'<script type="application/json" id="dialogues-data">(.*?)</script>', page.read_text(), re.S)
+    assert found is not None
+    shown = {dialogue["id"]: dialogue["prefix_messages"] for dialogue in json.loads(found.group(1))}
+    assert shown == {record["id"]: record["prefix_messages"] for record in records(out)}
+    assert all(shown.values())

@@ -251,6 +251,7 @@ def _browser_data(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "guards": record.get("guards") or {},
                 "persona": record.get("persona"),
                 "seed": record.get("seed"),
+                "prefix_messages": int(record.get("prefix_messages") or 0),
             }
         )
     return data

@@ -172,6 +172,7 @@
         var extra = [];
         if (t.difficulty) extra.push("difficulty " + t.difficulty);
         if (t.tools && t.tools.length) extra.push("tools " + t.tools.join(", "));
+        if (t.continuation) extra.push("continuation: " + t.continuation.how + (t.continuation.why ? " (" + t.continuation.why + ")" : ""));
         if (extra.length) li.appendChild(el("div", "meta", extra.join(" · ")));
         if (t.subtasks && t.subtasks.length) {
           var ul = el("ul");
@@ -191,7 +192,12 @@
       view.appendChild(dropped);
     }
     var chat = section("Conversation");
-    d.messages.forEach(function (m) { chat.appendChild(message(m)); });
+    var system = d.messages.length && d.messages[0].role === "system" ? 1 : 0;
+    d.messages.forEach(function (m, i) {
+      if (d.prefix_messages && i === system) chat.appendChild(el("div", "hint", "the continued conversation, as given (" + d.prefix_messages + " messages):"));
+      if (d.prefix_messages && i === system + d.prefix_messages) chat.appendChild(el("div", "hint", "generated from here on:"));
+      chat.appendChild(message(m));
+    });
     view.appendChild(chat);
     var j = d.judgment;
     var judge = section("Judge");
