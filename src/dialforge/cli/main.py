@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from dialforge.config import DialforgeConfig
     from dialforge.llm.server_check import ServerCheck
     from dialforge.runner.progress import Reporter
-    from dialforge.runner.run import RunSummary
+    from dialforge.runner.run import RunOptions, RunSummary
 
 app = typer.Typer(
     name="dialforge",
@@ -73,16 +73,17 @@ def run(
     """Generate (or resume) a dataset as the config describes, once the servers do what the roles need."""
     import importlib.util
 
-    from dialforge.runner.run import RunOptions
-
     if executor is Executor.ray and importlib.util.find_spec("ray") is None:
         typer.echo("dialforge run --executor ray needs Ray: pip install 'dialforge[ray]'", err=True)
         raise typer.Exit(2)
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / config.stem
-    if not dry_run and not skip_server_check:
-        _refuse_unfit_servers(settings, config, _command_line(context, run_dir, "--skip-server-check"))
-    options = RunOptions(
+    options = _checked_run_options(
+        context,
+        settings,
+        config,
+        run_dir,
+        check_servers=not skip_server_check,
         dry_run=dry_run,
         limit=limit,
         concurrency=concurrency,
@@ -164,6 +165,25 @@ def _server_check(settings: DialforgeConfig, timeout_s: float = 60.0) -> ServerC
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+
+
+def _checked_run_options(
+    context: typer.Context,
+    settings: DialforgeConfig,
+    config: Path,
+    run_dir: Path,
+    *,
+    check_servers: bool,
+    dry_run: bool,
+    **choices: Any,
+) -> RunOptions:
+    """The options of a run (``run``, ``extend``), once the servers are found fit for the roles (a dry run uses
+    none; ``check_servers`` false skips the check)."""
+    from dialforge.runner.run import RunOptions
+
+    if not dry_run and check_servers:
+        _refuse_unfit_servers(settings, config, _command_line(context, run_dir, "--skip-server-check"))
+    return RunOptions(dry_run=dry_run, **choices)
 
 
 def _refuse_unfit_servers(settings: DialforgeConfig, config: Path, anyway: str) -> None:
@@ -325,13 +345,15 @@ def extend(
     """Continue existing conversations: each gets a goal that fits it, and the dialogue goes on from its last
     message; conversations that cannot be continued are recorded as failed, with the reason."""
     from dialforge.runner.extend import extend as extend_conversations
-    from dialforge.runner.run import RunOptions
 
     settings = _load_config(config, dry_run)
     run_dir = out or Path("runs") / f"{conversations.stem}-extended"
-    if not dry_run and not skip_server_check:
-        _refuse_unfit_servers(settings, config, _command_line(context, run_dir, "--skip-server-check"))
-    options = RunOptions(
+    options = _checked_run_options(
+        context,
+        settings,
+        config,
+        run_dir,
+        check_servers=not skip_server_check,
         dry_run=dry_run,
         limit=limit,
         concurrency=concurrency,
