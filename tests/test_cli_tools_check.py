@@ -142,7 +142,13 @@ def test_json_output_is_one_object_per_tool(db: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert lines == [
-        {"name": "get_book", "valid": True, "reasons": [], "proof": "trial 1 returned 1 row"},
+        {
+            "name": "get_book",
+            "valid": True,
+            "reasons": [],
+            "proof": "trial 1 returned 1 row",
+            "trial": {"arguments": {"book_id": 1}, "result": "1 row", "attempts": 1, "rows": 1},
+        },
         {"name": "list_books", "valid": False, "reasons": [REASON], "proof": ""},
     ]
 

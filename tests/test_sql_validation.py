@@ -269,12 +269,12 @@ def test_a_constraint_violation_is_fine_when_another_trial_succeeds(
     assert verdict.trial["result"] == "rows_affected 1, last_row_id 4"
 
 
-def test_not_found_on_a_get_tool_still_counts_as_executed(shop: SQLDatabase) -> None:
+def test_a_get_tool_that_finds_no_row_for_any_draw_proves_nothing(shop: SQLDatabase) -> None:
     parameters = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
     sql = "SELECT customer_id FROM customer WHERE name = :name || ' the second'"
     verdict = validate_tool(tool(sql, parameters, returns={"type": "object"}), shop)
 
-    assert verdict.valid, verdict.reasons
+    assert "no trial returned a row" in reasons(verdict)
     assert verdict.trial is not None and verdict.trial["result"].startswith("not_found")
 
 

@@ -254,9 +254,11 @@ def tools_check(
 ) -> None:
     """Validate and trial-execute SQL tools; exit 1 if any is invalid.
 
-    Each tool runs on throwaway forks with arguments from the data until a run returns or changes rows; the
-    output says which run proved it. Also reported, without failing: the schema's defects, and columns a write
-    tool sets that no read tool returns (read-back gaps).
+    Each tool runs on throwaway forks with arguments from the data until a run returns or changes rows; a run
+    that returns or changes none proves nothing. The output says which run proved each tool, with its arguments
+    and the errors earlier runs met, why a tool is valid without proof (the data leaves no way), or why it is
+    invalid. Also reported, without failing: the schema's defects, and columns a write tool sets that no read
+    tool returns (read-back gaps).
     """
     import orjson
     from rich.console import Console
@@ -289,6 +291,8 @@ def tools_check(
             typer.echo(f"schema defect: {note}", err=True)
         for verdict in verdicts:
             line = verdict.model_dump(include={"name", "valid", "reasons"}) | {"proof": verdict.proof}
+            if verdict.trial:
+                line["trial"] = verdict.trial
             if verdict.name in gaps:
                 line["unread_columns"] = [column_ref(*column) for column in gaps[verdict.name]]
             typer.echo(orjson.dumps(line).decode())
@@ -296,10 +300,16 @@ def tools_check(
         console = Console()
         table = Table("tool", "verdict", "trial or reason")
         for verdict in verdicts:
+            trial = verdict.trial or {}
+            evidence = [verdict.proof] if verdict.valid else verdict.reasons
+            if verdict.valid and "arguments" in trial:
+                evidence.append(f"arguments {orjson.dumps(trial['arguments'], default=str).decode()}")
+            if verdict.valid:
+                evidence.extend(f"also seen: {error}" for error in trial.get("errors", []))
             table.add_row(
                 Text(verdict.name),
                 Text("valid", style="green") if verdict.valid else Text("invalid", style="red"),
-                Text("\n".join(verdict.reasons) or verdict.proof),
+                Text("\n".join(evidence)),
             )
         console.print(table)
         for note in defects:
@@ -310,8 +320,11 @@ def tools_check(
         kinds = {tool.name: tool.kind for tool in sql_tools}
         reads = [v for v in verdicts if v.valid and kinds[v.name] == "read"]
         returned = sum(1 for v in reads if v.trial and v.trial.get("rows"))
+        writes = [v for v in verdicts if v.valid and kinds[v.name] == "write"]
+        changed = sum(1 for v in writes if v.trial and v.trial.get("rows"))
         console.print(Text(f"{sum(v.valid for v in verdicts)} of {len(verdicts)} tools valid"))
         console.print(Text(f"{returned} of {len(reads)} valid read tools returned rows in a trial"))
+        console.print(Text(f"{changed} of {len(writes)} valid write tools changed rows in a trial"))
     if not all(verdict.valid for verdict in verdicts):
         raise typer.Exit(1)
 

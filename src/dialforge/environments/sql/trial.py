@@ -1,7 +1,10 @@
 """Trial runs: a tool runs on throwaway forks, with arguments drawn from the data, until a run proves it.
 
-A run proves a read when it returns a row and a write when it changes one; a tool whose runs all work but prove
-nothing (its table is empty) is still valid, with a note saying so. Arguments come, in order of preference:
+A run proves a read when it returns a row and a write when it changes one; a run that works but returns or
+changes nothing proves nothing, so a tool no run proves is invalid, unless the data leaves no way to prove it (an
+empty table, no row a write may change, no parent row, no unused key): then it is valid, with a note saying why.
+Every error the runs meet is kept, and a write whose own literals break a CHECK is invalid whatever its runs did
+(``literals.py``). Arguments come, in order of preference:
 
 - for a read, from *witness* rows: the read's own query with each comparison to a parameter taken out and the
   compared column selected instead, which lists values that those comparisons match in rows the query returns;
@@ -33,6 +36,7 @@ from sqlglot import exp
 
 from dialforge.environments.base import ToolResult
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironment
+from dialforge.environments.sql.literals import literal_violations
 from dialforge.environments.sql.resolution import Resolver
 from dialforge.environments.sql.schema import DatabaseSchema, Table, WriteOperation, quote_identifier, spelled
 from dialforge.environments.sql.tool import SQLTool
@@ -41,8 +45,8 @@ from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 
 _FINAL_ERRORS = frozenset({"refused", "timeout"})
 """Trial errors that other arguments cannot cure: the statement itself is at fault."""
-_WRAPPERS = (exp.Paren, exp.DPipe, exp.Lower, exp.Upper, exp.Cast, exp.Trim, exp.Coalesce)
-"""Expressions that pass a value through: ``lower(:q)``, ``'%' || :q || '%'``, ``COALESCE(:x, "x")``."""
+_WRAPPERS = (exp.Paren, exp.DPipe, exp.Lower, exp.Upper, exp.Cast, exp.Trim, exp.Coalesce, exp.Date)
+"""Expressions that pass a value through: ``lower(:q)``, ``'%' || :q || '%'``, ``COALESCE(:x, "x")``, ``date(:d)``."""
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Glob, exp.NullSafeEQ)
 _PATTERNS = (exp.Like, exp.ILike, exp.Glob)
 _MATCHED_BY_ITSELF = (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ, *_PATTERNS, exp.In, exp.Between)
@@ -54,18 +58,37 @@ _PARENT_ROWS = 100
 _FRESH_TRIES = 200
 
 
+@dataclass
+class _Failure:
+    """One kind of error the trials met: the first arguments that caused it, and in which runs."""
+
+    kind: str
+    message: str
+    arguments: dict[str, Any]
+    runs: list[int]
+
+    @property
+    def text(self) -> str:
+        runs = f"run {self.runs[0]}" if len(self.runs) == 1 else f"runs {', '.join(map(str, self.runs))}"
+        return f"the trial run failed ({self.kind}): {self.message}; {runs}, arguments {_json(self.arguments)}"
+
+
 def run_trial(
     tool: SQLTool, database: SQLDatabase, resolver: Resolver, samples: int
 ) -> tuple[list[str], dict[str, Any]]:
     """Run the tool on fresh forks until a run proves it; (problems, what the deciding run did).
 
-    The record: the ``arguments``, the ``result`` in words, ``attempts`` (runs made), ``rows`` (returned by a read,
-    changed by a write) and a ``note`` when the tool is valid without proof.
+    A run that works but returns or changes no row proves nothing: the tool is valid only when a run proves it, or
+    when the data leaves no way to (``_excuse``). Every error the runs met is listed: among the problems when the
+    tool is invalid, and in the record otherwise. The record: the ``arguments``, the ``result`` in words,
+    ``attempts`` (runs made), ``rows`` (returned by a read, changed by a write), ``errors`` (the runs' errors, when
+    any) and a ``note`` when the tool is valid without proof.
     """
     root = database.environment([tool])
     try:
         sampler = _ArgumentSampler(tool, resolver, root, samples)
-        failures: dict[str, None] = {}
+        failures: dict[tuple[str, str], _Failure] = {}
+        proved: dict[str, Any] | None = None
         ran: dict[str, Any] | None = None
         trial: dict[str, Any] = {}
         for attempt in range(max(samples, 1)):
@@ -83,43 +106,68 @@ def run_trial(
                 except (TypeError, orjson.JSONEncodeError) as exc:
                     return [f"the result is not JSON-serialisable ({exc}); cast such values in the SQL"], trial
                 if trial["rows"]:
-                    return [], trial
+                    proved = trial
+                    break
                 ran = ran or trial
                 continue
-            failures.setdefault(f"the trial run failed ({error.kind}): {error.message}; arguments {_json(arguments)}")
+            failure = failures.setdefault(
+                (error.kind, error.message), _Failure(error.kind, error.message, arguments, [])
+            )
+            failure.runs.append(attempt + 1)
             if error.kind in _FINAL_ERRORS:
                 break
-        if ran is not None:
-            return [], ran | {"attempts": trial["attempts"], "note": _unproved(tool, resolver, sampler)}
-        if (note := _blameless(resolver, sampler, failures)) is not None:
-            return [], trial | {"note": note}
-        return [*failures, *_defects(resolver)], trial
+        record = (proved or ran or trial) | {"attempts": trial["attempts"]}
+        if failures:
+            record["errors"] = [failure.text for failure in failures.values()]
+        if faults := literal_violations(resolver.statement, resolver.target, root):
+            return [*faults, *record.get("errors", [])], record
+        if proved is not None:
+            return [], record
+        if (note := _excuse(resolver, sampler, failures.values(), ran is not None)) is not None:
+            return [], record | {"note": note}
+        unproved = [_unproved(tool, sampler, ran)] if ran is not None else []
+        return [*record.get("errors", []), *unproved, *_defects(resolver)], record
     finally:
         root.close()
 
 
-def _unproved(tool: SQLTool, resolver: Resolver, sampler: _ArgumentSampler) -> str:
-    """Why every run worked and none returned or changed a row."""
-    empty = [table.name for table in resolver.used_tables if table.row_count == 0]
-    what = "returned" if tool.kind == "read" else "changed"
-    if empty:
-        verb = "has" if len(empty) == 1 else "have"
-        return f"no trial {what} a row: {', '.join(map(quote_identifier, empty))} {verb} no rows"
-    return f"no trial {what} a row" + (f": {sampler.unproved}" if sampler.unproved else "")
+def _unproved(tool: SQLTool, sampler: _ArgumentSampler, ran: dict[str, Any]) -> str:
+    """Why a tool whose runs worked without returning or changing a row is not proved, and what to check."""
+    if tool.kind == "read":
+        what, must = "returned", "a read must return rows"
+    else:
+        what, must = "changed", "a write must change a row"
+    why = f": {sampler.unmatched}" if sampler.unmatched else ""
+    return (
+        f"no trial {what} a row (e.g. {ran['result']} with arguments {_json(ran['arguments'])}){why}; {must} for"
+        " arguments drawn from the data: check the conditions and the literal values against the rows"
+    )
 
 
-def _blameless(resolver: Resolver, sampler: _ArgumentSampler, failures: Iterable[str]) -> str | None:
-    """Why an INSERT that failed every trial is valid all the same: the data, not the tool, left no way to
-    succeed (an empty parent table, no unused key)."""
-    if not isinstance(resolver.statement, exp.Insert) or resolver.target is None:
+def _excuse(resolver: Resolver, sampler: _ArgumentSampler, failures: Iterable[_Failure], ran: bool) -> str | None:
+    """Why a tool that no run proved is valid all the same: the data, not the tool, left no way to return or change
+    a row (an empty table, no row a write may change, no parent row, no unused key)."""
+    statement = resolver.statement
+    what = "changed" if isinstance(statement, exp.Insert | exp.Update | exp.Delete) else "returned"
+    if ran:
+        target = resolver.target if isinstance(statement, exp.Insert) else None
+        empty = [table.name for table in resolver.used_tables if table.row_count == 0 and table != target]
+        if empty:
+            verb = "has" if len(empty) == 1 else "have"
+            return f"no trial {what} a row: {', '.join(map(quote_identifier, empty))} {verb} no rows"
+        if sampler.blocked:
+            return f"no trial {what} a row: {sampler.blocked}"
+    if not isinstance(statement, exp.Insert) or resolver.target is None:
         return None
-    failures = list(failures)
-    if all("FOREIGN KEY constraint failed" in failure for failure in failures):
+    messages = [failure.message for failure in failures]
+    if not messages:
+        return None
+    if all("FOREIGN KEY constraint failed" in message for message in messages):
         for fk in resolver.target.foreign_keys:
             parent = resolver.table(fk.table)
             if parent is not None and parent.row_count == 0:
                 return f"valid although every trial broke a foreign key: the parent table {parent.name} has no rows"
-    if sampler.keys_taken and all("UNIQUE constraint failed" in failure for failure in failures):
+    if sampler.keys_taken and all("UNIQUE constraint failed" in message for message in messages):
         return f"valid although every trial broke a UNIQUE constraint: {sampler.keys_taken}"
     return None
 
@@ -314,18 +362,19 @@ class _ArgumentSampler:
         self.samples = max(samples, 1)
         self.keys_taken = ""
         """Set when no new row could get an unused key: what is taken."""
-        self.unproved = ""
+        self.blocked = ""
         """Set when the data offers no row to change: why."""
+        self.unmatched = ""
+        """Set when the statement's own conditions match no row whatever the arguments: why."""
         self.values: dict[str, list[Any]] = {}
         self.witnesses: list[dict[str, Any]] = []
         statement = resolver.statement
         self._data_values(statement, resolver.target)
         if isinstance(statement, exp.Insert) and resolver.target is not None:
             self._new_row_values(resolver.target)
-        self.witnesses, why = _witnesses(
+        self.witnesses, self.unmatched = _witnesses(
             resolver, reader, self.arguments(0), self.samples, self.inside_text, self.bindings
         )
-        self.unproved = self.unproved or why
 
     def arguments(self, attempt: int) -> dict[str, Any]:
         witness = self.witnesses[attempt] if attempt < len(self.witnesses) else {}
@@ -373,10 +422,10 @@ class _ArgumentSampler:
             if not rows and table == target and isinstance(statement, exp.Delete | exp.Update) and table.row_count:
                 verb = "delete" if isinstance(statement, exp.Delete) else "change"
                 why = "another row refers to each" if isinstance(statement, exp.Delete) else "each breaks a foreign key"
-                self.unproved = f"no row of {quote_identifier(table.name)} to {verb}: {why}"
+                self.blocked = f"no row of {quote_identifier(table.name)} to {verb}: {why}"
             for name, binding in pairs:
                 self.values[name] = [row[columns.index(binding.column)] for row in rows]
-                if self.unproved and binding.column in {column.name for column in table.key_columns}:
+                if self.blocked and binding.column in {column.name for column in table.key_columns}:
                     self.values[name] = self._fresh(table, binding.column)  # a key no row has: nothing changes
 
     def _rows(self, table: Table, columns: Sequence[str], condition: str = "") -> list[tuple[Any, ...]]:

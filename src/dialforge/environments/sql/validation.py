@@ -7,7 +7,9 @@ one allowed statement whose kind matches the declared one; every ``:name`` is de
 declared parameter is used; every table and column resolves against the schema (CTEs and aliases
 included, case-insensitively, as SQLite resolves them). Only a tool that passes all of them is run:
 on forks of the database, with arguments taken from the data (``trial.py``), until a run returns or
-changes a row; writes land on the fork, which is then thrown away.
+changes a row; writes land on the fork, which is then thrown away. A run that returns or changes no
+row proves nothing: a tool no run proves is invalid unless the data leaves no way to (an empty table),
+and a literal in the SQL that breaks a CHECK makes a write invalid whatever its trials did.
 """
 
 from __future__ import annotations
@@ -41,13 +43,17 @@ class ToolVerdict(BaseModel):
 
     @property
     def proof(self) -> str:
-        """What the trials showed, in words: the run that returned or changed rows, or why none did."""
+        """What the trials showed, in words: the run that returned or changed rows, why the tool is valid without
+        one, or that no run did."""
         if not self.trial:
             return ""
         runs = self.trial["attempts"]
+        ran = f"ran {runs} trial{'s' if runs > 1 else ''}"
         if "note" in self.trial:
-            return f"ran {runs} trial{'s' if runs > 1 else ''}; {self.trial['note']}"
+            return f"{ran}; {self.trial['note']}"
         rows = self.trial.get("rows", 0)
+        if not rows:
+            return f"{ran}; none returned or changed a row"
         if self.trial["result"].startswith("rows_affected"):
             return f"trial {runs} changed {rows} row{'' if rows == 1 else 's'}"
         return f"trial {runs} returned {rows} row{'' if rows == 1 else 's'}"
