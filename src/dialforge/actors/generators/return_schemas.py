@@ -92,9 +92,7 @@ async def predict_return_schemas(
     def repair(failed: Sequence[Checked[ToolSpec]], accepted: Sequence[ToolSpec]) -> str:
         expected[:] = [checked.label for checked in failed]  # the repair reply is read for these tools only
         earlier.update((checked.label, checked) for checked in failed)
-        return render_prompt(
-            "return_schemas_repair", failures=describe_failures(failed), count=len(failed), names=", ".join(expected)
-        )
+        return render_prompt("return_schemas_repair", failures=describe_failures(failed), names=", ".join(expected))
 
     batch = await generate_items(
         model,
