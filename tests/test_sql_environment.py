@@ -375,7 +375,8 @@ def test_check_follows_sqlite_truth(root: SQLEnvironment) -> None:
 @pytest.mark.parametrize(
     ("script", "problem"),
     [
-        ("CREATE TABLE t (x); COMMIT; BEGIN; INSERT INTO t VALUES (1);", "not authorized"),
+        ("CREATE TABLE t (x); INSERT INTO t VALUES (1); ROLLBACK;", "not authorized"),
+        ("CREATE TABLE t (x); SAVEPOINT s; INSERT INTO t VALUES (1);", "not authorized"),
         (
             "CREATE TABLE t (x); WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)"
             " INSERT INTO t SELECT zeroblob(100000) FROM r;",

@@ -39,11 +39,11 @@ from dialforge.environments.base import (
 from dialforge.environments.sql.data_view import DEFAULT_VIEW_TOKENS, DataView, ViewPlan, draw_view, view_plan
 from dialforge.environments.sql.overlay import BaseFile, PageOverlay, connect, julian_ms, sql_clock
 from dialforge.environments.sql.sandbox import (
+    DATABASE_SCRIPT_LIMITS,
     MAX_SQL_CHARS,
     Authorizer,
     Deadline,
     SandboxLimits,
-    ScriptAuthorizer,
     harden,
     one_statement_only,
 )
@@ -52,9 +52,8 @@ from dialforge.environments.sql.schema import (
     Table,
     introspect,
     quote_identifier,
-    single_row,
-    table_names,
 )
+from dialforge.environments.sql.script import build_database
 from dialforge.environments.sql.source import DatabaseSourceError, open_readonly
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.model.messages import Message
@@ -186,35 +185,13 @@ class SQLDatabase:
     ) -> SQLDatabase:
         """A database built from DDL and INSERTs (a ``.sql`` file, or a schema a model wrote).
 
-        The script is untrusted: it runs under an authorizer that allows schema and rows but no
-        ATTACH, PRAGMA, transaction control or extension loading, within a time budget and a size cap.
+        The script is untrusted: it runs under an authorizer that allows schema and rows but no ATTACH,
+        PRAGMA (``foreign_keys`` aside), transaction control or extension loading, within a time budget and a
+        size cap; its statements and values may be as long as dumps write them (``DATABASE_SCRIPT_LIMITS``).
         """
-        limits = limits or SandboxLimits(time_budget_s=10.0)
         workdir = TemporaryDirectory(prefix="dialforge-db-")
         path = Path(workdir.name) / "database.sqlite"
-        connection = apsw.Connection(str(path))
-        (page_size,) = single_row(connection, "PRAGMA page_size")
-        assert isinstance(page_size, int)
-        connection.execute(f"PRAGMA max_page_count = {limits.max_script_bytes // page_size}").fetchall()
-        deadline = Deadline()
-        harden(connection, limits, ScriptAuthorizer(), deadline)
-        deadline.start(limits.time_budget_s)
-        try:
-            for _ in connection.execute(script):  # a batch runs only as far as its rows are read
-                pass
-            connection.set_authorizer(None)
-            created = table_names(connection)
-        except apsw.Error as exc:
-            if deadline():
-                problem = f"the SQL script ran longer than {limits.time_budget_s:g} s"
-                raise DatabaseSourceError(source, problem, "make it smaller") from None
-            raise DatabaseSourceError(
-                source, f"the SQL script does not run: {exc}", "fix that statement (only schema and rows are allowed)"
-            ) from None
-        finally:
-            connection.close()
-        if not created:
-            raise DatabaseSourceError(source, "the SQL script creates no tables", "add CREATE TABLE statements")
+        build_database(path, script, source=source, limits=limits or DATABASE_SCRIPT_LIMITS)
         return cls(path, source=source, keep_alive=workdir)
 
     @classmethod

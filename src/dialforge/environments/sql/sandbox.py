@@ -46,6 +46,20 @@ class SandboxLimits:
     max_value_bytes: int = 1 << 20
     max_script_bytes: int = 256 << 20
     """The largest database a script (a model's schema and rows) may build."""
+    max_sql_bytes: int = MAX_SQL_CHARS
+    """The longest statement SQLite prepares (``SQLITE_LIMIT_SQL_LENGTH``)."""
+
+
+SCRIPT_STATEMENT_BYTES = 100_000_000
+"""The longest statement, and value, of a database script (a ``.sql`` file the user names). Dump tools write
+long multi-row INSERTs (mysqldump up to its 16 MiB buffer); SQLite's own ceiling is 1,000,000,000 bytes, but
+compiling a statement takes about seven bytes of heap per byte of SQL, so under ``HEAP_LIMIT_BYTES`` a longer
+statement could only fail for want of memory."""
+
+DATABASE_SCRIPT_LIMITS = SandboxLimits(
+    time_budget_s=10.0, max_value_bytes=SCRIPT_STATEMENT_BYTES, max_sql_bytes=SCRIPT_STATEMENT_BYTES
+)
+"""The limits a database script runs under; model-written SQL keeps the defaults."""
 
 
 class Authorizer:
@@ -74,7 +88,8 @@ class Authorizer:
         return apsw.SQLITE_DENY
 
 
-# Transaction control is denied too: a script's COMMIT; BEGIN would leave its last rows uncommitted.
+# Transaction control is denied too (BEGIN and COMMIT aside, which are ignored): a script's COMMIT; BEGIN
+# would leave its last rows uncommitted, and its ROLLBACK or savepoints would undo rows to no purpose.
 _SCRIPT_DENIED = {
     apsw.SQLITE_ATTACH,
     apsw.SQLITE_DETACH,
@@ -85,10 +100,22 @@ _SCRIPT_DENIED = {
 }
 
 
+_SCRIPT_PRAGMAS = frozenset({"foreign_keys", "defer_foreign_keys"})
+"""The pragmas a script may run: dumps open with ``PRAGMA foreign_keys``, which only decides what the rows
+are checked against."""
+_IGNORED_TRANSACTIONS = frozenset({"BEGIN", "COMMIT"})
+"""Run as nothing (``SQLITE_IGNORE``): dumps wrap their rows in ``BEGIN TRANSACTION; ... COMMIT;``, and every
+statement of a script commits on its own anyway."""
+
+
 class ScriptAuthorizer:
     """For building a database from an untrusted script (a model's schema): schema and rows, no file access."""
 
     def __call__(self, op: int, p1: str | None, p2: str | None, database: str | None, trigger: str | None) -> int:
+        if op == apsw.SQLITE_PRAGMA and (p1 or "").lower() in _SCRIPT_PRAGMAS:
+            return apsw.SQLITE_OK
+        if op == apsw.SQLITE_TRANSACTION and p1 in _IGNORED_TRANSACTIONS:
+            return apsw.SQLITE_IGNORE
         if op in _SCRIPT_DENIED:
             return apsw.SQLITE_DENY
         # Writes to sqlite_master are how DDL records itself; explicit ones need writable_schema (a PRAGMA).
@@ -120,7 +147,7 @@ def harden(
     for limit, value in (
         (apsw.SQLITE_LIMIT_ATTACHED, 0),
         (apsw.SQLITE_LIMIT_LENGTH, limits.max_value_bytes),
-        (apsw.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_CHARS),
+        (apsw.SQLITE_LIMIT_SQL_LENGTH, limits.max_sql_bytes),
         (apsw.SQLITE_LIMIT_EXPR_DEPTH, 100),
         (apsw.SQLITE_LIMIT_COMPOUND_SELECT, 50),
         (apsw.SQLITE_LIMIT_VARIABLE_NUMBER, 100),

@@ -13,11 +13,28 @@ from typing import Literal
 import apsw
 from pydantic import BaseModel, ConfigDict
 
+from dialforge.environments.sql.sql_text import check_clauses, compact, shorten, trigger_summary
+
 Affinity = Literal["INTEGER", "TEXT", "BLOB", "REAL", "NUMERIC"]
 
 ROWID_NAMES = ("rowid", "_rowid_", "oid")
 """The names SQLite accepts for a rowid table's rowid, unless a column takes them."""
 _BARE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+MAX_LISTED_VALUES = 12
+"""A column with at most this many distinct values (status, kind, size) has them listed in prompts."""
+VALUE_SCAN_ROWS = 200_000
+"""The rows counted for a column's values: a bound on the cost for big tables (the counts then cover these)."""
+_LITERAL_DEFAULT = re.compile(
+    r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|0[xX][0-9a-fA-F]+|'(?:[^']|'')*'|[xX]'[0-9a-fA-F]*'"
+    r"|NULL|TRUE|FALSE|CURRENT_TIME|CURRENT_DATE|CURRENT_TIMESTAMP)$",
+    re.IGNORECASE,
+)
+_MAX_VALUE_COMMENT_CHARS = 200
+_MAX_RULE_CHARS = 300
+_MAX_SHOWN_VALUE_CHARS = 40
+
+SQLValue = int | float | str | None
 
 
 def quote_identifier(name: str) -> str:
@@ -50,6 +67,11 @@ class Column(BaseModel):
     """Position in the primary key, from 1; 0 when the column is not part of it."""
     generated: bool = False
     """A generated column: readable, never written."""
+    checks: tuple[str, ...] = ()
+    """The expressions of the column's CHECK constraints, as written."""
+    values: tuple[tuple[SQLValue, int], ...] = ()
+    """For a column with few distinct values (``MAX_LISTED_VALUES``, far fewer than its rows): each value with the
+    number of rows holding it, most frequent first, so that writers use the spellings the data has."""
 
     @property
     def affinity(self) -> Affinity:
@@ -73,6 +95,8 @@ class ForeignKey(BaseModel):
     table: str
     ref_columns: tuple[str, ...]
     """The parent's columns, filled with its primary key when the constraint omits them."""
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
 
 
 class Table(BaseModel):
@@ -90,6 +114,12 @@ class Table(BaseModel):
     unique_keys: tuple[tuple[str, ...], ...] = ()
     """Column sets under a UNIQUE constraint or unique index other than the primary key (partial indexes aside):
     a new row must differ from every row in each of them."""
+    other_unique_indexes: tuple[str, ...] = ()
+    """The unique indexes that are no key of plain columns (partial, or on expressions), as their SQL."""
+    checks: tuple[str, ...] = ()
+    """The expressions of the table's own CHECK constraints (those written apart from a column), as written."""
+    triggers: tuple[str, ...] = ()
+    """``name: when it fires: what it does`` for each trigger on the table, on one line."""
 
     def column(self, name: str) -> Column:
         """Case-insensitive, as SQLite resolves column names."""
@@ -121,36 +151,86 @@ class Table(BaseModel):
         return (*(() if self.primary_key else self.key_columns), *self.columns)
 
     def to_prompt(self) -> str:
-        """DDL a model can copy identifiers from, with the row count as a comment."""
-        lines = [_column_ddl(column) for column in self.columns]
+        """DDL a model can copy identifiers from, with every rule a write must keep (NOT NULL, defaults, UNIQUE,
+        CHECK, foreign keys, triggers), the row count and the values of few-valued columns as comments."""
+        unique_columns = {key[0].casefold() for key in self.unique_keys if len(key) == 1}
+        sampled = self.row_count > VALUE_SCAN_ROWS
+        lines = [
+            (_column_ddl(column, unique=column.name.casefold() in unique_columns), _values_comment(column, sampled))
+            for column in self.columns
+        ]
         if self.primary_key:
-            lines.append(f"PRIMARY KEY ({_identifier_list(self.primary_key)})")
-        lines.extend(
-            f"FOREIGN KEY ({_identifier_list(fk.columns)}) REFERENCES {_prompt_identifier(fk.table)}"
-            f" ({_identifier_list(fk.ref_columns)})"
-            for fk in self.foreign_keys
+            lines.append((f"PRIMARY KEY ({_identifier_list(self.primary_key)})", ""))
+        lines.extend((f"UNIQUE ({_identifier_list(key)})", "") for key in self.unique_keys if len(key) > 1)
+        lines.extend((_foreign_key_ddl(fk), "") for fk in self.foreign_keys)
+        lines.extend((f"CHECK ({shorten(check, _MAX_RULE_CHARS)})", "") for check in self.checks)
+        body = "\n".join(
+            f"  {ddl}{',' if index < len(lines) - 1 else ''}{f'  -- {comment}' if comment else ''}"
+            for index, (ddl, comment) in enumerate(lines)
         )
         rows = "1 row" if self.row_count == 1 else f"{self.row_count} rows"
-        body = ",\n".join(f"  {line}" for line in lines)
         suffix = " WITHOUT ROWID" if self.without_rowid else ""
-        return f"CREATE TABLE {_prompt_identifier(self.name)} (  -- {rows}\n{body}\n){suffix};"
+        notes = [f"-- {shorten(index, _MAX_RULE_CHARS)}" for index in self.other_unique_indexes]
+        notes.extend(f"-- trigger {shorten(trigger, _MAX_RULE_CHARS)}" for trigger in self.triggers)
+        return "\n".join([f"CREATE TABLE {_prompt_identifier(self.name)} (  -- {rows}\n{body}\n){suffix};", *notes])
 
 
 def _identifier_list(names: tuple[str, ...]) -> str:
     return ", ".join(_prompt_identifier(name) for name in names)
 
 
-def _column_ddl(column: Column) -> str:
+def _column_ddl(column: Column, *, unique: bool) -> str:
     parts = [_prompt_identifier(column.name)]
     if column.type:
         parts.append(column.type)
     if column.not_null:
         parts.append("NOT NULL")
+    if unique:
+        parts.append("UNIQUE")
     if column.default is not None:
-        parts.append(f"DEFAULT {column.default}")
+        # SQLite reports an expression default without the parentheses its DDL requires
+        literal = _LITERAL_DEFAULT.match(column.default)
+        parts.append(f"DEFAULT {column.default}" if literal else f"DEFAULT ({column.default})")
+    parts.extend(f"CHECK ({shorten(check, _MAX_RULE_CHARS)})" for check in column.checks)
     if column.generated:
         parts.append("GENERATED")
     return " ".join(parts)
+
+
+def _foreign_key_ddl(fk: ForeignKey) -> str:
+    actions = "".join(
+        f" ON {event} {action}"
+        for event, action in (("DELETE", fk.on_delete), ("UPDATE", fk.on_update))
+        if action != "NO ACTION"
+    )
+    return (
+        f"FOREIGN KEY ({_identifier_list(fk.columns)}) REFERENCES {_prompt_identifier(fk.table)}"
+        f" ({_identifier_list(fk.ref_columns)}){actions}"
+    )
+
+
+def _values_comment(column: Column, sampled: bool) -> str:
+    """``values: 'available' 16, 'rented' 7``, cut at a length with how many values it leaves out."""
+    if not column.values:
+        return ""
+    head = f"values (first {VALUE_SCAN_ROWS} rows): " if sampled else "values: "
+    shown: list[str] = []
+    for index, (value, count) in enumerate(column.values):
+        piece = f"{_value_literal(value)} {count}"
+        rest = len(column.values) - index
+        if len(head) + len(", ".join([*shown, piece])) > _MAX_VALUE_COMMENT_CHARS and rest > 1:
+            shown.append(f"… {rest} more")
+            break
+        shown.append(piece)
+    return head + ", ".join(shown)
+
+
+def _value_literal(value: SQLValue) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + shorten(value, _MAX_SHOWN_VALUE_CHARS).replace("'", "''") + "'"
+    return repr(value)
 
 
 WriteOperation = Literal["insert", "update", "delete"]
@@ -267,33 +347,99 @@ def _read_table(conn: apsw.Connection, name: str) -> Table:
     assert isinstance(row_count, int) and isinstance(sql, str | None)
     pk = {column.casefold() for column in primary_key}
     unique_keys = tuple(key for key, _ in _unique_indexes(conn, name) if {column.casefold() for column in key} != pk)
+    foreign_keys = _read_foreign_keys(conn, name)
+    checks = check_clauses(sql or "")
+    # Values are listed for text and untyped columns, where a status or a kind is kept as a word; keys and
+    # references identify rows one by one, and listing their values would only crowd the prompt.
+    identifying = pk | {c.casefold() for fk in foreign_keys for c in fk.columns}
+    identifying |= {key[0].casefold() for key in unique_keys if len(key) == 1}
+    columns = tuple(
+        column.model_copy(
+            update={
+                "checks": checks.columns.get(column.name.casefold(), ()),
+                "values": _listed_values(conn, name, column.name)
+                if column.name.casefold() not in identifying and (column.affinity == "TEXT" or not column.type)
+                else (),
+            }
+        )
+        for column in columns
+    )
     return Table(
         name=name,
         columns=columns,
         primary_key=primary_key,
-        foreign_keys=_read_foreign_keys(conn, name),
+        foreign_keys=foreign_keys,
         row_count=row_count,
         without_rowid=bool(without_rowid),
         sql=sql or "",
         rowid_alias=primary_key[0] if len(primary_key) == 1 and not (pk_index or without_rowid) else None,
         unique_keys=tuple(dict.fromkeys(unique_keys)),
+        other_unique_indexes=_other_unique_indexes(conn, name),
+        checks=checks.table,
+        triggers=tuple(
+            f"{trigger}: {trigger_summary(trigger_sql)}"
+            for trigger, trigger_sql in conn.execute(
+                "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ? ORDER BY name", (name,)
+            )
+        ),
+    )
+
+
+def _listed_values(conn: apsw.Connection, table: str, column: str) -> tuple[tuple[SQLValue, int], ...]:
+    """The column's values with their row counts when it has few (``Column.values``), else nothing.
+
+    A first query stops at the thirteenth distinct value, so a column of names or emails costs a few rows;
+    only few-valued columns are counted, over at most ``VALUE_SCAN_ROWS`` rows.
+    """
+    rows = f"(SELECT {quote_identifier(column)} AS v FROM main.{quote_identifier(table)} LIMIT {VALUE_SCAN_ROWS})"
+    (distinct,) = single_row(
+        conn, f"SELECT count(*) FROM (SELECT DISTINCT v FROM {rows} WHERE v IS NOT NULL LIMIT {MAX_LISTED_VALUES + 1})"
+    )
+    assert isinstance(distinct, int)
+    if not distinct or distinct > MAX_LISTED_VALUES:
+        return ()
+    counts = [
+        (value, count)
+        for value, count in conn.execute(f"SELECT v, count(*) FROM {rows} GROUP BY v ORDER BY count(*) DESC, v")
+        if not isinstance(value, bytes)
+    ]
+    filled = sum(count for value, count in counts if value is not None)
+    if distinct * 3 > filled:  # far fewer values than rows, or they are names rather than categories
+        return ()
+    return tuple(counts)
+
+
+def _other_unique_indexes(conn: apsw.Connection, table: str) -> tuple[str, ...]:
+    """The SQL of the unique indexes ``_unique_indexes`` leaves out: partial ones and those on expressions."""
+    return tuple(
+        compact(sql)
+        for (sql,) in conn.execute(
+            "SELECT s.sql FROM pragma_index_list(?, 'main') AS l JOIN sqlite_schema AS s ON s.name = l.name"
+            ' WHERE l."unique" AND s.sql IS NOT NULL AND (l.partial OR EXISTS ('
+            "SELECT 1 FROM pragma_index_xinfo(l.name, 'main') WHERE key AND name IS NULL)) ORDER BY l.name",
+            (table,),
+        )
     )
 
 
 def _read_foreign_keys(conn: apsw.Connection, table: str) -> tuple[ForeignKey, ...]:
     """One ForeignKey per constraint; ``ref_columns`` may still be empty until ``_resolve`` sees the parent."""
-    grouped: dict[int, list[tuple[str, str, str | None]]] = {}
-    for fk_id, parent, column, ref_column in conn.execute(
-        'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?, \'main\') ORDER BY id, seq', (table,)
+    grouped: dict[int, list[tuple[str, str, str | None, str, str]]] = {}
+    for fk_id, parent, column, ref_column, on_delete, on_update in conn.execute(
+        'SELECT id, "table", "from", "to", on_delete, on_update FROM pragma_foreign_key_list(?, \'main\')'
+        " ORDER BY id, seq",
+        (table,),
     ):
-        grouped.setdefault(fk_id, []).append((parent, column, ref_column))
+        grouped.setdefault(fk_id, []).append((parent, column, ref_column, on_delete, on_update))
     return tuple(
         ForeignKey(
-            columns=tuple(column for _, column, _ in pairs),
-            table=pairs[0][0],
-            ref_columns=tuple(ref for _, _, ref in pairs if ref is not None),
+            columns=tuple(row[1] for row in rows),
+            table=rows[0][0],
+            ref_columns=tuple(row[2] for row in rows if row[2] is not None),
+            on_delete=rows[0][3],
+            on_update=rows[0][4],
         )
-        for pairs in grouped.values()
+        for rows in grouped.values()
     )
 
 
@@ -306,10 +452,12 @@ def _resolve(fk: ForeignKey, child: Table, tables: dict[str, Table]) -> ForeignK
     if parent is None:
         return fk
     ref_columns = fk.ref_columns or parent.primary_key
-    return ForeignKey(
-        columns=tuple(spelled(child, name) for name in fk.columns),
-        table=parent.name,
-        ref_columns=tuple(spelled(parent, name) for name in ref_columns),
+    return fk.model_copy(
+        update={
+            "columns": tuple(spelled(child, name) for name in fk.columns),
+            "table": parent.name,
+            "ref_columns": tuple(spelled(parent, name) for name in ref_columns),
+        }
     )
 
 
