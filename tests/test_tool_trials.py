@@ -7,6 +7,7 @@ tests/data/db/bike_shop.sql, whose status columns are all CHECK-constrained.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,18 @@ def test_an_insert_with_separate_dates_is_proved_with_dates_that_keep_the_cross_
     assert verdict.trial is not None and verdict.trial["attempts"] == 1
     arguments = verdict.trial["arguments"]
     assert arguments["booking_date"] <= arguments["start_date"] < arguments["end_date"]
+
+
+def test_the_trials_read_the_dialogues_date_as_now(bike_shop: SQLDatabase) -> None:
+    booked_today = tool(
+        "book_rental_today",
+        "INSERT INTO rentals (bike_id, customer_id, booked_at, started_at, due_at)"
+        " VALUES (:bike_id, :customer_id, date('now'), :start_date, :end_date)",
+        {"bike_id": INTEGER, "customer_id": INTEGER, "start_date": DATE, "end_date": DATE},
+    )
+    assert not validate_tool(booked_today, bike_shop).valid, "today's wall clock is after every start date"
+    in_the_data = validate_tool(booked_today, bike_shop, clock=datetime(2025, 2, 28, 9, 0))
+    assert changed_rows(in_the_data), in_the_data.reasons
 
 
 def test_an_update_that_matches_no_row_for_any_draw_is_rejected(bike_shop: SQLDatabase) -> None:

@@ -251,6 +251,14 @@ def tools_check(
         str | None, typer.Option("--domain", help="the domain whose tools to check, when the file holds several")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            help="what SQL's 'now' reads in the trials, as ISO date and time: the config's dialogue.today "
+            "(default: the wall clock)",
+        ),
+    ] = None,
 ) -> None:
     """Validate and trial-execute SQL tools; exit 1 if any is invalid.
 
@@ -283,7 +291,16 @@ def tools_check(
         which = f" for the domain {domain!r}" if domain else ""
         typer.echo(f"dialforge tools check: tools file {tools}: no tools{which}", err=True)
         raise typer.Exit(2)
-    verdicts = validate_tools(sql_tools, database)
+    from datetime import datetime
+
+    try:
+        clock = None if today is None else datetime.fromisoformat(today)
+    except ValueError:
+        typer.echo(
+            f"dialforge tools check: --today {today!r} is not an ISO date and time (2025-11-21T18:00:00)", err=True
+        )
+        raise typer.Exit(2) from None
+    verdicts = validate_tools(sql_tools, database, clock=clock)
     gaps = read_back_gaps(sql_tools, database.schema)
     defects = scaffold_notes(database.schema)
     if as_json:

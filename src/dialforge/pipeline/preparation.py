@@ -160,7 +160,8 @@ class Preparation:
         self.store = store
 
     async def run(self) -> list[DomainPlan]:
-        check_supplied_tools(self.config.domains)  # every domain's, before any domain asks a model anything
+        # every domain's tools, before any domain asks a model anything
+        check_supplied_tools(self.config.domains, self.config.dialogue.today)
         plans = list(await asyncio.gather(*(self.prepare(domain) for domain in self.config.domains)))
         self._write_artifacts(plans)
         return plans
@@ -320,7 +321,9 @@ class Preparation:
                 plan,
                 ["sql_tools", "sql_tools_repair"],
                 TypeAdapter(list[SQLTool]),
-                lambda: synthesize_sql_tools(self.model, database, domain=domain, count=count, seed=seed),
+                lambda: synthesize_sql_tools(
+                    self.model, database, domain=domain, count=count, seed=seed, today=self.config.dialogue.today
+                ),
                 count=count,
                 database=database.schema.model_dump(),
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,17 +119,17 @@ def load_sql_tools(path: Path, domain: str | None = None) -> list[SQLTool]:
     return tools
 
 
-def check_supplied_tools(domains: Iterable[DomainConfig]) -> None:
+def check_supplied_tools(domains: Iterable[DomainConfig], today: datetime | None = None) -> None:
     """Refuse, before anything runs, the tools files whose tools the agent could not use: for a domain with a
     database, each tool goes through the checks of ``dialforge tools check`` (SQL, parameters, names, a trial
-    run); for a domain of tool specs, the names must be unique. One error names every bad tool of every domain,
-    why, and how to fix it."""
+    run, whose SQL 'now' is ``today``, the dialogues' date); for a domain of tool specs, the names must be unique.
+    One error names every bad tool of every domain, why, and how to fix it."""
     refusals = []
     for domain in domains:
         if domain.tools is None:
             continue
         try:
-            problems = _tool_problems(domain)
+            problems = _tool_problems(domain, today)
         except ValueError as exc:  # an unreadable file or database, a malformed entry
             problems = [str(exc)]
         if problems:
@@ -139,11 +140,11 @@ def check_supplied_tools(domains: Iterable[DomainConfig]) -> None:
         raise ValueError("\n".join([*refusals, "nothing was started and no model was called"]))
 
 
-def _tool_problems(domain: DomainConfig) -> list[str]:
+def _tool_problems(domain: DomainConfig, today: datetime | None) -> list[str]:
     assert domain.tools is not None
     if domain.database is not None:
         database = SQLDatabase.load(domain.database)
-        verdicts = validate_tools(load_sql_tools(domain.tools, domain.name), database)
+        verdicts = validate_tools(load_sql_tools(domain.tools, domain.name), database, clock=today)
         return [f"{verdict.name}: {'; '.join(verdict.reasons)}" for verdict in verdicts if not verdict.valid]
     names = [spec.name for spec in load_tool_specs(domain.tools, domain.name)]
     repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]

@@ -9,6 +9,7 @@ so one reply cannot crash a run.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,11 +41,17 @@ explains.
 
 
 async def synthesize_sql_tools(
-    model: ChatModel, database: SQLDatabase, *, domain: Domain, count: int = 12, seed: int = 0
+    model: ChatModel,
+    database: SQLDatabase,
+    *,
+    domain: Domain,
+    count: int = 12,
+    seed: int = 0,
+    today: datetime | None = None,
 ) -> ItemBatch[SQLTool]:
     """Ask ``model`` for ``count`` tools over ``database`` for ``domain`` (at most ``count`` are kept), check each,
     repair once; then add the scaffold's read tool for each table whose changes no kept read returns
-    (``read_back_tools``)."""
+    (``read_back_tools``). The trial runs read ``today`` (the dialogues' date) as SQL's 'now'."""
     prompt = render_prompt(
         "sql_tools",
         domain=domain.name,
@@ -55,7 +62,7 @@ async def synthesize_sql_tools(
     )
 
     def check(entries: Sequence[Any], accepted: Sequence[SQLTool]) -> list[Checked[SQLTool]]:
-        return _checked(entries, database, taken={tool.name for tool in accepted})
+        return _checked(entries, database, taken={tool.name for tool in accepted}, today=today)
 
     def repair(failed: Sequence[Checked[SQLTool]], accepted: Sequence[SQLTool]) -> str:
         return render_prompt(
@@ -80,7 +87,7 @@ async def synthesize_sql_tools(
 
 
 def _checked(
-    entries: Sequence[dict[str, Any]], database: SQLDatabase, taken: Collection[str]
+    entries: Sequence[dict[str, Any]], database: SQLDatabase, taken: Collection[str], today: datetime | None
 ) -> list[Checked[SQLTool]]:
     """Every entry with its verdict, in order; an entry that is not even an ``SQLTool`` is rejected as it is."""
     tools: list[SQLTool | None] = []
@@ -91,7 +98,8 @@ def _checked(
         except ValidationError as exc:
             tools.append(None)
             malformed.append([f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()])
-    verdicts = iter(validate_tools([tool for tool in tools if tool is not None], database, reserved_names=taken))
+    valid = [tool for tool in tools if tool is not None]
+    verdicts = iter(validate_tools(valid, database, reserved_names=taken, clock=today))
     unusable = iter(malformed)
     checked: list[Checked[SQLTool]] = []
     for number, (entry, tool) in enumerate(zip(entries, tools, strict=True), start=1):

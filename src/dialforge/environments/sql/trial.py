@@ -29,6 +29,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -74,9 +75,10 @@ class _Failure:
 
 
 def run_trial(
-    tool: SQLTool, database: SQLDatabase, resolver: Resolver, samples: int
+    tool: SQLTool, database: SQLDatabase, resolver: Resolver, samples: int, clock: datetime | None = None
 ) -> tuple[list[str], dict[str, Any]]:
-    """Run the tool on fresh forks until a run proves it; (problems, what the deciding run did).
+    """Run the tool on fresh forks until a run proves it; (problems, what the deciding run did). ``clock`` is what
+    SQL's 'now' reads in the runs: the dialogues' own date when the config fixes one, else the wall clock.
 
     A run that works but returns or changes no row proves nothing: the tool is valid only when a run proves it, or
     when the data leaves no way to (``_excuse``). Every error the runs met is listed: among the problems when the
@@ -93,7 +95,7 @@ def run_trial(
         trial: dict[str, Any] = {}
         for attempt in range(max(samples, 1)):
             arguments = sampler.arguments(attempt)
-            fork = root.fork()
+            fork = root.fork(clock=clock)
             try:
                 result = fork.execute(tool.name, arguments)
             finally:

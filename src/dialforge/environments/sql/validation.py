@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -60,14 +61,19 @@ class ToolVerdict(BaseModel):
 
 
 def validate_tools(
-    tools: Iterable[SQLTool], database: SQLDatabase, *, samples: int = 3, reserved_names: Collection[str] = ()
+    tools: Iterable[SQLTool],
+    database: SQLDatabase,
+    *,
+    samples: int = 3,
+    reserved_names: Collection[str] = (),
+    clock: datetime | None = None,
 ) -> list[ToolVerdict]:
     """One verdict per tool, in order; a name already used (earlier in the list, or in ``reserved_names``,
     the tools a caller has accepted before) makes the later tool invalid."""
     taken = set(reserved_names)
     verdicts = []
     for tool in tools:
-        verdict = validate_tool(tool, database, samples=samples)
+        verdict = validate_tool(tool, database, samples=samples, clock=clock)
         if tool.name in taken:
             verdict = verdict.model_copy(
                 update={
@@ -83,8 +89,11 @@ def validate_tools(
     return verdicts
 
 
-def validate_tool(tool: SQLTool, database: SQLDatabase, *, samples: int = 3) -> ToolVerdict:
-    """Every check on one tool; the trial runs only when the static checks pass (else it repeats their errors)."""
+def validate_tool(
+    tool: SQLTool, database: SQLDatabase, *, samples: int = 3, clock: datetime | None = None
+) -> ToolVerdict:
+    """Every check on one tool; the trial runs only when the static checks pass (else it repeats their errors).
+    ``clock`` is the 'now' of the trial runs (``run_trial``)."""
     reasons = [*_spec_problems(tool)]
     try:
         statement = parse_statement(tool.sql)
@@ -96,7 +105,7 @@ def validate_tool(tool: SQLTool, database: SQLDatabase, *, samples: int = 3) -> 
     reasons.extend(resolver.problems)
     if reasons:
         return ToolVerdict(name=tool.name, valid=False, reasons=list(dict.fromkeys(reasons)))
-    problems, trial = run_trial(tool, database, resolver, samples)
+    problems, trial = run_trial(tool, database, resolver, samples, clock)
     return ToolVerdict(name=tool.name, valid=not problems, reasons=problems, trial=trial)
 
 
