@@ -93,6 +93,23 @@ def tiny_tokenizer(records: list[dict[str, Any]], template: str) -> Any:
     return tokenizer
 
 
+def tiny_model(tokenizer: Any) -> Any:
+    """A randomly initialised Qwen2 with one tiny layer over ``tokenizer``'s vocabulary."""
+    transformers = need("transformers")
+    return transformers.Qwen2ForCausalLM(
+        transformers.Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+
+
 def rendered_calls(record: dict[str, Any]) -> list[str]:
     """How the xLAM-Qwen template writes each tool call of the record (arguments as an object, nulls included)."""
     calls = [call["function"] for m in record["messages"] for call in m.get("tool_calls") or []]
@@ -108,7 +125,7 @@ def test_trl_sft_trainer_tokenizes_every_record_whole_and_trains(
 ) -> None:
     datasets = need("datasets")
     need("torch")
-    transformers = need("transformers")
+    need("transformers")
     trl = need("trl")
     export_run(run_dir, "trl", tmp_path / "train.jsonl", hf_dataset=tmp_path / "hf")
     export_run(run_dir, "trl", tmp_path / "train.parquet")
@@ -122,16 +139,6 @@ def test_trl_sft_trainer_tokenizes_every_record_whole_and_trains(
     assert loaded.to_list() == records
 
     tokenizer = tiny_tokenizer(records, template_path.read_text())
-    config = transformers.Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
     arguments = trl.SFTConfig(
         output_dir=str(tmp_path / "out"),
         max_steps=1,
@@ -142,7 +149,7 @@ def test_trl_sft_trainer_tokenizes_every_record_whole_and_trains(
         save_strategy="no",
     )
     trainer = trl.SFTTrainer(
-        model=transformers.Qwen2ForCausalLM(config),
+        model=tiny_model(tokenizer),
         args=arguments,
         train_dataset=loaded,
         processing_class=tokenizer,

@@ -221,29 +221,18 @@ def test_hf_dataset_of_a_trl_continuation_has_prompt_and_completion_columns(
 
 @pytest.mark.slow
 def test_sft_trainer_computes_no_loss_on_the_imported_part(tmp_path: Path, test_data: Path) -> None:
-    from tests.test_consumers import TEMPLATE, need, tiny_tokenizer
+    from tests.test_consumers import TEMPLATE, need, tiny_model, tiny_tokenizer
 
     datasets = need("datasets")
     need("torch")
-    transformers = need("transformers")
+    need("transformers")
     trl = need("trl")
     run = write_run(tmp_path / "run", [extended(f"x-{i}") for i in range(2)])
     export_run(run, "trl", tmp_path / "whole.jsonl")
     export_run(run, "trl", tmp_path / "continuation.parquet", train_on="continuation")
     records = read_jsonl(tmp_path / "whole.jsonl")
     tokenizer = tiny_tokenizer(records, (test_data / "chat_templates" / TEMPLATE).read_text())
-    model = transformers.Qwen2ForCausalLM(
-        transformers.Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    )
+    model = tiny_model(tokenizer)
 
     def trained_texts(data_file: Path, kind: str) -> list[tuple[str, str]]:
         """Each record's whole text and the text of its tokens with a loss, as SFTTrainer prepares them."""
