@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dialforge.errors import HF_HINT
 from dialforge.export.errors import ExportError
 from dialforge.export.spool import Span, spooled_records
-
-HF_HINT = "pip install 'dialforge[hf]'"
 
 
 def require_datasets(why: str) -> None:

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from dialforge.export.hf import HF_HINT
+from dialforge.errors import HF_HINT
 from dialforge.model.conversation import conversation_problems
 from dialforge.model.messages import (
     AssistantMessage,
