@@ -48,22 +48,23 @@ def literal_violations(statement: exp.Expression, table: Table | None, reader: S
     return list(problems)
 
 
-def _substituted(check: exp.Expression, row: dict[str, exp.Expr], table: Table) -> exp.Expr:
+def _substituted(check: exp.Expr, row: dict[str, exp.Expr], table: Table) -> exp.Expr:
     """The CHECK with each column replaced by the literal the row writes into it."""
     return check.copy().transform(
         lambda node: row[spelled(table, node.name)].copy() if isinstance(node, exp.Column) else node
     )
 
 
-def _checks(table: Table) -> list[exp.Expression]:
-    """The CHECK expressions of the table's CREATE statement; none when it does not parse."""
-    try:
-        created = sqlglot.parse_one(table.sql, dialect="sqlite") if table.sql else None
-    except SqlglotError:
-        return []
-    if created is None:
-        return []
-    return [constraint.this for constraint in created.find_all(exp.CheckColumnConstraint)]
+def _checks(table: Table) -> list[exp.Expr]:
+    """The table's CHECK expressions, its columns' and its own, as the schema read them; one that does not parse
+    is left out."""
+    parsed = []
+    for text in (*table.checks, *(check for column in table.columns for check in column.checks)):
+        try:
+            parsed.append(sqlglot.parse_one(text, dialect="sqlite"))
+        except SqlglotError:
+            continue
+    return parsed
 
 
 def _literal_rows(statement: exp.Insert | exp.Update, table: Table) -> Iterator[dict[str, exp.Expr]]:
