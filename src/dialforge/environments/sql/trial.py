@@ -27,9 +27,9 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
@@ -44,6 +44,8 @@ from dialforge.environments.sql.tool import SQLTool
 from dialforge.json_schema.checks import schema_violations
 from dialforge.json_schema.sampler import SchemaSamplingError, sample_json
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+"""A date, or a date and time, as SQLite's date functions write them."""
 _FINAL_ERRORS = frozenset({"refused", "timeout"})
 """Trial errors that other arguments cannot cure: the statement itself is at fault."""
 _WRAPPERS = (exp.Paren, exp.DPipe, exp.Lower, exp.Upper, exp.Cast, exp.Trim, exp.Coalesce, exp.Date)
@@ -93,14 +95,14 @@ def run_trial(
         proved: dict[str, Any] | None = None
         ran: dict[str, Any] | None = None
         trial: dict[str, Any] = {}
-        for attempt in range(max(samples, 1)):
-            arguments = sampler.arguments(attempt)
+        for attempt, arguments in enumerate(_draws(sampler, samples, resolver.statement, clock), start=1):
             fork = root.fork(clock=clock)
             try:
                 result = fork.execute(tool.name, arguments)
+                rows = _changed_rows(fork, root) if isinstance(resolver.statement, exp.Update) else _rows(result)
             finally:
                 fork.close()
-            trial = {"arguments": arguments, "result": _summary(result), "attempts": attempt + 1, "rows": _rows(result)}
+            trial = {"arguments": arguments, "result": _summary(result), "attempts": attempt, "rows": rows}
             error = result.error
             if error is None or error.kind == "not_found":  # a get tool that found no row still ran
                 try:
@@ -115,7 +117,7 @@ def run_trial(
             failure = failures.setdefault(
                 (error.kind, error.message), _Failure(error.kind, error.message, arguments, [])
             )
-            failure.runs.append(attempt + 1)
+            failure.runs.append(attempt)
             if error.kind in _FINAL_ERRORS:
                 break
         record = (proved or ran or trial) | {"attempts": trial["attempts"]}
@@ -186,6 +188,54 @@ def _defects(resolver: Resolver) -> list[str]:
         return []
     defect = resolver.schema.blocking(resolver.target.name, operation)
     return [f"the schema's defect: {defect.message}"] if defect is not None else []
+
+
+def _draws(
+    sampler: _ArgumentSampler, samples: int, statement: exp.Expression, clock: datetime | None
+) -> Iterator[dict[str, Any]]:
+    """The arguments of each run. A statement that reads 'now' (a booking made today) is also tried with the same
+    arguments' dates moved past 'now', their order kept: the data's dates lie in its past, and a new booking
+    starts after it. An UPDATE is first tried with values its row does not hold already (``new_values``): drawn
+    from one row, its key and its new values would be that row's own, and setting them changes nothing."""
+    now = _reads_now(statement)
+    for attempt in range(max(samples, 1)):
+        arguments = sampler.arguments(attempt)
+        if isinstance(statement, exp.Update) and (other := sampler.new_values(statement, arguments, attempt)):
+            yield other
+        yield arguments
+        if now and (later := _after(arguments, clock or datetime.now())) is not None:
+            yield later
+
+
+def _reads_now(statement: exp.Expression) -> bool:
+    """Whether the statement reads the current time: ``'now'`` in a date function, or CURRENT_DATE and the like."""
+    if any(isinstance(node, exp.CurrentDate | exp.CurrentTimestamp | exp.CurrentTime) for node in statement.walk()):
+        return True
+    return any(literal.is_string and literal.this.casefold() == "now" for literal in statement.find_all(exp.Literal))
+
+
+def _after(arguments: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """``arguments`` with every ISO date in them moved by the same whole days, so that the earliest falls the day
+    after ``now``; None when none lies on or before it."""
+    dates = {name: value for name, value in arguments.items() if isinstance(value, str) and _ISO_DATE.match(value)}
+    if not dates:
+        return None
+    earliest = min(datetime.fromisoformat(value[:10]) for value in dates.values())
+    days = (now.replace(hour=0, minute=0, second=0, microsecond=0) - earliest).days + 1
+    if days <= 0:
+        return None
+    shift = timedelta(days=days)
+    moved = {
+        name: (datetime.fromisoformat(value[:10]) + shift).date().isoformat() + value[10:]
+        for name, value in dates.items()
+    }
+    return arguments | moved
+
+
+def _changed_rows(fork: SQLEnvironment, root: SQLEnvironment) -> int:
+    """Rows an UPDATE really changed: SQLite counts every row it matched, also one set to the values it had."""
+    diff = fork.diff(root)
+    return sum(len(table.inserted) + len(table.updated) + len(table.deleted) for table in diff.tables.values())
 
 
 def _rows(result: ToolResult) -> int:
@@ -408,6 +458,76 @@ class _ArgumentSampler:
             return sample_json(schema, self.rng)
         except SchemaSamplingError:
             return _OMIT  # the trial then reports the missing argument
+
+    def new_values(self, statement: exp.Update, arguments: dict[str, Any], attempt: int) -> dict[str, Any] | None:
+        """``arguments`` with other values for the parameters an UPDATE sets: taken together from another drawn row
+        (so that checks across them hold), else one by one from the values the data holds; a column under a UNIQUE
+        key gets a fresh value. None when nothing differs from ``arguments``."""
+        assigned = sorted(
+            {
+                placeholder.name
+                for assignment in statement.expressions
+                if isinstance(assignment, exp.EQ)
+                for placeholder in assignment.right.find_all(exp.Placeholder)
+            }
+            & self.properties.keys()
+        )
+        drawn = max((len(self.values.get(name, [])) for name in assigned), default=0)
+        for offset in range(1, drawn):
+            changed = dict(arguments)
+            for name in assigned:
+                values = self._fresh_if_unique(name) or self.values.get(name, [])
+                if not values or self._in_shared_key(name):
+                    continue  # another row's part of a key of several columns would repeat that row's key
+                value = values[(attempt + offset) % len(values)]
+                if value is None and name not in self.required:
+                    changed.pop(name, None)  # that row has none: the statement keeps what is there
+                else:
+                    changed[name] = self._fitted(name, value, arguments.get(name))
+            if any(name in changed and changed[name] != arguments.get(name) for name in assigned):
+                return changed  # some column gets a value it may not have: a run that can change the row
+        changed = dict(arguments)
+        for name in assigned & arguments.keys():
+            others = self._fresh_if_unique(name) or self._other_values(name, arguments[name])
+            if others:
+                changed[name] = self._fitted(name, others[attempt % len(others)], arguments[name])
+        return changed if changed != arguments else None
+
+    def _in_shared_key(self, name: str) -> bool:
+        binding = self.bindings.get(name)
+        return binding is not None and any(len(key) > 1 and binding.column in key for key in binding.table.unique_keys)
+
+    def _fresh_if_unique(self, name: str) -> list[Any]:
+        binding = self.bindings.get(name)
+        if binding is None or (binding.column,) not in binding.table.unique_keys:
+            return []
+        return self._fresh(binding.table, binding.column)
+
+    def _other_values(self, name: str, current: Any) -> list[Any]:
+        """Values of the parameter's column other than ``current``: its listed few values, else some the data
+        holds, else fresh ones."""
+        binding = self.bindings.get(name)
+        if binding is None:
+            return []
+        column = binding.table.column(binding.column)
+        if column.values:
+            return [value for value, _ in column.values if value != current]
+        quoted = quote_identifier(binding.column)
+        result = self.reader.query(
+            f"SELECT DISTINCT {quoted} AS value FROM {quote_identifier(binding.table.name)}"
+            f" WHERE {quoted} IS NOT NULL AND {quoted} IS NOT :current LIMIT {self.samples}",
+            {"current": current},
+        )
+        found = [row["value"] for row in result.content] if result.ok else []
+        return found or self._fresh(binding.table, binding.column)
+
+    def _fitted(self, name: str, value: Any, fallback: Any) -> Any:
+        fitted = _fit(value, self._schema(name))
+        return fallback if fitted is _OMIT else fitted
+
+    def _schema(self, name: str) -> dict[str, Any]:
+        schema = self.properties.get(name)
+        return schema if isinstance(schema, dict) else {}
 
     # Values of existing rows
 
