@@ -315,7 +315,8 @@ def tools_check(
             typer.echo(orjson.dumps(line).decode())
     else:
         console = Console()
-        table = Table("tool", "verdict", "trial or reason")
+        table = Table("tool", "verdict")
+        table.add_column("trial or reason", overflow="fold")  # long JSON arguments wrap, never cut
         for verdict in verdicts:
             trial = verdict.trial or {}
             evidence = [verdict.proof] if verdict.valid else verdict.reasons

@@ -482,15 +482,16 @@ class _ArgumentSampler:
                 value = values[(attempt + offset) % len(values)]
                 if value is None and name not in self.required:
                     changed.pop(name, None)  # that row has none: the statement keeps what is there
-                else:
-                    changed[name] = self._fitted(name, value, arguments.get(name))
+                elif (fitted := _fit(value, self._schema(name))) is not _OMIT:
+                    changed[name] = fitted
             if any(name in changed and changed[name] != arguments.get(name) for name in assigned):
                 return changed  # some column gets a value it may not have: a run that can change the row
         changed = dict(arguments)
         for name in assigned & arguments.keys():
             others = self._fresh_if_unique(name) or self._other_values(name, arguments[name])
-            if others:
-                changed[name] = self._fitted(name, others[attempt % len(others)], arguments[name])
+            fitted = [value for other in others if (value := _fit(other, self._schema(name))) is not _OMIT]
+            if fitted:
+                changed[name] = fitted[attempt % len(fitted)]
         return changed if changed != arguments else None
 
     def _in_shared_key(self, name: str) -> bool:
@@ -520,10 +521,6 @@ class _ArgumentSampler:
         )
         found = [row["value"] for row in result.content] if result.ok else []
         return found or self._fresh(binding.table, binding.column)
-
-    def _fitted(self, name: str, value: Any, fallback: Any) -> Any:
-        fitted = _fit(value, self._schema(name))
-        return fallback if fitted is _OMIT else fitted
 
     def _schema(self, name: str) -> dict[str, Any]:
         schema = self.properties.get(name)
