@@ -210,10 +210,11 @@ def _foreign_key_ddl(fk: ForeignKey) -> str:
 
 
 def _values_comment(column: Column, sampled: bool) -> str:
-    """``values: 'available' 16, 'rented' 7``, cut at a length with how many values it leaves out."""
+    """``values in the data: 'available' 16, 'rented' 7``, cut at a length with how many values it leaves out.
+    What the rows hold, not a rule: only a CHECK says which values are allowed."""
     if not column.values:
         return ""
-    head = f"values (first {VALUE_SCAN_ROWS} rows): " if sampled else "values: "
+    head = f"values in the data (first {VALUE_SCAN_ROWS} rows): " if sampled else "values in the data: "
     shown: list[str] = []
     for index, (value, count) in enumerate(column.values):
         piece = f"{_value_literal(value)} {count}"
