@@ -477,8 +477,8 @@ class _ArgumentSampler:
             changed = dict(arguments)
             for name in assigned:
                 values = self._fresh_if_unique(name) or self.values.get(name, [])
-                if not values or self._in_shared_key(name):
-                    continue  # another row's part of a key of several columns would repeat that row's key
+                if not values or self._keeps(name):
+                    continue
                 value = values[(attempt + offset) % len(values)]
                 if value is None and name not in self.required:
                     changed.pop(name, None)  # that row has none: the statement keeps what is there
@@ -488,15 +488,37 @@ class _ArgumentSampler:
                 return changed  # some column gets a value it may not have: a run that can change the row
         changed = dict(arguments)
         for name in assigned & arguments.keys():
+            if self._referenced(name):
+                continue
             others = self._fresh_if_unique(name) or self._other_values(name, arguments[name])
             fitted = [value for other in others if (value := _fit(other, self._schema(name))) is not _OMIT]
             if fitted:
                 changed[name] = fitted[attempt % len(fitted)]
         return changed if changed != arguments else None
 
-    def _in_shared_key(self, name: str) -> bool:
+    def _keeps(self, name: str) -> bool:
+        """Whether a variant keeps the parameter's drawn value: another row's part of a key of several columns
+        would repeat that row's key, and another row's reference may point nowhere (real data is not always
+        consistent)."""
         binding = self.bindings.get(name)
-        return binding is not None and any(len(key) > 1 and binding.column in key for key in binding.table.unique_keys)
+        if binding is None:
+            return False
+        table, column = binding.table, binding.column
+        shared_key = any(len(key) > 1 and column in key for key in table.unique_keys)
+        return shared_key or self._referenced(name) or any(column in fk.columns for fk in table.foreign_keys)
+
+    def _referenced(self, name: str) -> bool:
+        """Whether another table's foreign key points at the parameter's column: a new value would strand its
+        rows."""
+        binding = self.bindings.get(name)
+        if binding is None:
+            return False
+        parent = binding.table.name.casefold()
+        return any(
+            fk.table.casefold() == parent and binding.column in fk.ref_columns
+            for table in self.schema.tables
+            for fk in table.foreign_keys
+        )
 
     def _fresh_if_unique(self, name: str) -> list[Any]:
         binding = self.bindings.get(name)
@@ -506,16 +528,20 @@ class _ArgumentSampler:
 
     def _other_values(self, name: str, current: Any) -> list[Any]:
         """Values of the parameter's column other than ``current``: its listed few values, else some the data
-        holds, else fresh ones."""
+        holds (for a reference, keys of its parent), else fresh ones."""
         binding = self.bindings.get(name)
         if binding is None:
             return []
-        column = binding.table.column(binding.column)
-        if column.values:
-            return [value for value, _ in column.values if value != current]
-        quoted = quote_identifier(binding.column)
+        listed = [value for value, _ in binding.table.column(binding.column).values if value != current]
+        if listed:
+            return listed
+        source, column = binding.table.name, binding.column
+        reference = next((fk for fk in binding.table.foreign_keys if fk.columns == (column,)), None)
+        if reference is not None:  # another row the reference may point at: a key of the parent
+            source, column = reference.table, reference.ref_columns[0]
+        quoted = quote_identifier(column)
         result = self.reader.query(
-            f"SELECT DISTINCT {quoted} AS value FROM {quote_identifier(binding.table.name)}"
+            f"SELECT DISTINCT {quoted} AS value FROM {quote_identifier(source)}"
             f" WHERE {quoted} IS NOT NULL AND {quoted} IS NOT :current LIMIT {self.samples}",
             {"current": current},
         )
