@@ -91,3 +91,32 @@ async def test_a_chat_without_tools_gets_a_goal_that_needs_them() -> None:
     assert batch.items[0].continuation is not None and batch.items[0].continuation.how == "continues"
     conversation = filled_in(model.requests[0].messages[0].content, "tasks_continuation")["conversation"]
     assert_in_order(conversation, "I just bought a blender, I'm so excited!", "Congratulations!")
+
+
+async def test_a_continuation_may_be_a_goal_the_policy_refuses_when_there_is_a_policy() -> None:
+    refused = {
+        "tasks": [
+            {
+                "description": "You are Ana and you want the home address of the customer who ordered the last "
+                "blender, to thank them in person. You are done once you know whether you can have it.",
+                "difficulty": "easy",
+                "subtasks": ["Ask for the address of the last customer who bought a blender"],
+                "success_criteria": ["The user is told that other customers' details cannot be shared, and why"],
+                "tools": ["get_order"],
+                "asks_to_see": ["status"],
+                "continuation": {"how": "continues", "why": "She asked who else bought one."},
+                "kind": "forbidden",
+            }
+        ]
+    }
+    chat = [UserMessage(content="Who else bought that blender? I'd love to meet them.")]
+    with_policy = ScriptedModel([orjson.dumps(refused).decode()])
+    batch = await generate_continuation(
+        with_policy, Domain(name="shop"), [ORDER_TOOL], chat, policy="- Never share another customer's details."
+    )
+    assert [task.kind for task in batch.items] == ["forbidden"]
+
+    without = ScriptedModel([orjson.dumps({"tasks": []}).decode()])
+    await generate_continuation(without, Domain(name="shop"), [ORDER_TOOL], chat)
+    schema = without.requests[0].options.response_format
+    assert schema is not None and "kind" not in schema.json_schema["properties"]["tasks"]["items"]["properties"]

@@ -226,6 +226,8 @@ async def test_the_person_of_a_continued_conversation_keeps_their_own_voice(chin
     state = await engine.run(state)
     brief = models["user"].requests[0].messages[0].content
     assert render_section("user_simulator_parts", "earlier_voice") in brief
+    judged = models["judge"].requests[0].messages[0].content
+    assert render_section("judge_parts", "continued", count=len(BROUGHT_HISTORY)) in judged, "the judge knows"
 
 
 def test_the_report_marks_where_a_continued_conversation_ends(tmp_path: Path) -> None:

@@ -223,11 +223,15 @@ def _part(section: str) -> str:
 
 
 def _setting(state: DialogueState) -> str:
-    """How the conversation came about: how the person asked, and whether the tools were simulated (the
-    environment the dialogue ran in says so: the task-oriented baseline runs a domain's database too)."""
+    """How the conversation came about: how the person asked, whether the tools were simulated (the
+    environment the dialogue ran in says so: the task-oriented baseline runs a domain's database too), and
+    which messages were an existing conversation it continues."""
     asked = "direct_request" if state.mode == "task" else "step_by_step"
     tools = "simulated_tools" if state.env.get("kind", "simulated") == "simulated" else "executed_tools"
-    return f"{_part(asked)}\n\n{_part(tools)}"
+    parts = [_part(asked), _part(tools)]
+    if state.history_length:
+        parts.append(render_section("judge_parts", "continued", count=state.history_length))
+    return "\n\n".join(parts)
 
 
 def _policy(state: DialogueState) -> str:

@@ -248,10 +248,26 @@ async def generate_continuation(
     seed: int = 0,
 ) -> ItemBatch[Task]:
     """One goal that the person in ``conversation`` would plausibly pursue next and that needs the tools:
-    how an ongoing chat, perhaps one without any tool use, gets a tool-use need injected (``extend``)."""
-    values = {"conversation": render_transcript(conversation) or "(the conversation has not started)"}
+    how an ongoing chat, perhaps one without any tool use, gets a tool-use need injected (``extend``). With a
+    policy, the goal may be ``forbidden``: what the conversation asks for may be what the policy refuses."""
+    kinds: tuple[GoalKind, ...] = ("forbidden",) if policy.strip() else ()
+    data = f"\n\n{render_section('tasks_parts', 'unchanged_checks')}" if database is not None else ""
+    values = {
+        "conversation": render_transcript(conversation) or "(the conversation has not started)",
+        "kind": f"\n{render_section('tasks_parts', 'continuation_kind', data=data)}\n" if kinds else "",
+    }
     return await _generate(
-        model, domain, tools, "continuation", database, count=1, seed=seed, today=today, values=values, policy=policy
+        model,
+        domain,
+        tools,
+        "continuation",
+        database,
+        count=1,
+        seed=seed,
+        today=today,
+        values=values,
+        policy=policy,
+        goal_kinds=kinds,
     )
 
 
