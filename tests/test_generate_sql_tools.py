@@ -97,6 +97,9 @@ async def test_one_invalid_tool_is_repaired_and_the_other_dropped_with_reasons(l
 
     assert [tool.name for tool in result.items] == ["list_open_loans_for_member", "update_loan_returned", "get_loan"]
     assert result.repaired == 1
+    (saved,) = result.repairs  # what the repaired tool first got wrong, kept for the stage report
+    assert saved.label == "update_loan_returned" and saved.submitted["kind"] == "read"
+    assert any("declare kind 'write'" in reason for reason in saved.reasons)
     (dropped,) = result.rejected
     assert dropped.label == "list_loans"
     assert dropped.reasons == ['unknown column "titel": "loan" has no such column; did you mean "title"?']

@@ -73,7 +73,7 @@ def test_a_goal_repeating_one_of_an_earlier_batch_is_dropped_with_its_reason() -
             goal("You are Liam Brennan and want to know which mystery novels are in stock in paperback."),
         ],
         rejected=[Rejection(label="x", reasons=["bad"])],
-        repaired=1,
+        repairs=[Rejection(label="y", reasons=["too short"])],
     )
     second.usage = {"generator": Usage(calls=2, prompt_tokens=5)}
 
@@ -83,7 +83,7 @@ def test_a_goal_repeating_one_of_an_earlier_batch_is_dropped_with_its_reason() -
     dropped = batch.rejected[0]
     assert "near-duplicate of one written in an earlier batch" in dropped.reasons[0]
     assert "order 1043" in dropped.submitted["description"]
-    assert batch.rejected[1].label == "x" and batch.repaired == 1
+    assert batch.rejected[1].label == "x" and [r.label for r in batch.repairs] == ["y"] and batch.repaired == 1
     assert batch.usage["generator"].calls == 3 and batch.usage["generator"].prompt_tokens == 15
 
 

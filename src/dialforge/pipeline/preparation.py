@@ -192,7 +192,7 @@ class Preparation:
             return ItemBatch(
                 items=kind.validate_python(cached["items"]),
                 rejected=[Rejection.model_validate(r) for r in cached["rejected"]],
-                repaired=cached["repaired"],
+                repairs=[Rejection.model_validate(r) for r in cached.get("repairs") or ()],  # none in older stores
                 usage=USAGE_BY_ROLE.validate_python(cached.get("usage") or {}),  # none in stores of older versions
                 notes=cached.get("notes") or [],
             )
@@ -204,7 +204,7 @@ class Preparation:
             value = {
                 "items": kind.dump_python(batch.items, mode="json", exclude_none=True),
                 "rejected": [r.model_dump(mode="json") for r in batch.rejected],
-                "repaired": batch.repaired,
+                "repairs": [r.model_dump(mode="json") for r in batch.repairs],
                 "usage": USAGE_BY_ROLE.dump_python(usage, mode="json"),
                 "notes": batch.notes,
             }
@@ -372,7 +372,7 @@ class Preparation:
                 ),
             )
             proposed += specs.items
-            per_question.repaired += specs.repaired
+            per_question.repairs += specs.repairs
             per_question.rejected += specs.rejected
             per_question.errors += specs.errors
             per_question.usage = usage_sum(per_question.usage, specs.usage)

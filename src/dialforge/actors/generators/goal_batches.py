@@ -85,7 +85,7 @@ def merged(batches: Sequence[ItemBatch[Task]]) -> ItemBatch[Task]:
                 submitted = task.model_dump(mode="json", exclude_defaults=True)
                 result.rejected.append(Rejection(label=task.description[:80], reasons=[reason], submitted=submitted))
         result.rejected += batch.rejected
-        result.repaired += batch.repaired
+        result.repairs += batch.repairs
         result.errors += batch.errors
         result.usage = usage_sum(result.usage, batch.usage)
         result.notes += [note for note in batch.notes if note not in result.notes]

@@ -56,15 +56,21 @@ class Checked(Generic[T]):
 
 @dataclass
 class ItemBatch(Generic[T]):
-    """What a stage got: the accepted items, the dropped ones, how many the repair saved, model errors, the
-    usage its calls took (set by whoever booked it), and what the stage decided on its own (``notes``)."""
+    """What a stage got: the accepted items, the dropped ones, what the items the repair saved first got wrong,
+    model errors, the usage its calls took (set by whoever booked it), and what the stage decided on its own
+    (``notes``)."""
 
     items: list[T] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
-    repaired: int = 0
+    repairs: list[Rejection] = field(default_factory=list)
+    """each item the repair round saved, as first submitted, with the reasons it was sent back"""
     errors: list[str] = field(default_factory=list)
     usage: UsageByRole = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def repaired(self) -> int:
+        return len(self.repairs)
 
 
 Check = Callable[[Sequence[Any], Sequence[T]], list["Checked[T]"]]
@@ -140,12 +146,13 @@ async def generate_items(
         )
     corrections = in_own_words(check(list(entries(reply.parsed))[: len(failed)], accepted))
     fixed = [c.item for c in corrections if c.ok and c.item is not None]
+    repairs = [first.rejection() for first, c in zip(failed, corrections, strict=False) if c.ok]
     rejected = [c.rejection() for c in corrections if not c.ok]
     unanswered = "the repair round sent no corrected version of this item"
     rejected += [
         c.rejection().model_copy(update={"reasons": [*c.reasons, unanswered]}) for c in failed[len(corrections) :]
     ]
-    return ItemBatch(items=accepted + fixed, rejected=rejected, repaired=len(fixed))
+    return ItemBatch(items=accepted + fixed, rejected=rejected, repairs=repairs)
 
 
 class StageReport(BaseModel):
@@ -159,6 +166,9 @@ class StageReport(BaseModel):
     domain: str
     produced: int = 0
     repaired: int = 0
+    repairs: list[Rejection] = Field(
+        default_factory=list, description="what each repaired item first got wrong: as submitted, with the reasons"
+    )
     rejected: list[Rejection] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     usage: UsageByRole = Field(default_factory=dict)
@@ -174,6 +184,7 @@ class StageReport(BaseModel):
             domain=domain,
             produced=len(batch.items),
             repaired=batch.repaired,
+            repairs=batch.repairs,
             rejected=batch.rejected,
             errors=batch.errors,
             usage=batch.usage,

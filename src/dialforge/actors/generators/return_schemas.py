@@ -219,4 +219,4 @@ def _every_tool(tools: Sequence[ToolSpec], batch: ItemBatch[ToolSpec]) -> ItemBa
         for tool in items
         if tool.returns is None and tool.name not in named
     ]
-    return ItemBatch(items=items, rejected=rejected, repaired=batch.repaired, errors=batch.errors)
+    return ItemBatch(items=items, rejected=rejected, repairs=batch.repairs, errors=batch.errors)
