@@ -17,11 +17,14 @@ from dialforge.config import DialogueConfig, load_config
 from dialforge.environments.sql.environment import SQLDatabase, SQLEnvironments
 from dialforge.environments.sql.tool import SQLTool
 from dialforge.llm import ScriptedModel
+from dialforge.llm.completion import ROLES
+from dialforge.llm.role_models import RoleModels
 from dialforge.model import AssistantMessage, DialogueState, Task, ToolCall, ToolMessage, ToolSpec, UserMessage
 from dialforge.pipeline.conversations import load_conversations
 from dialforge.pipeline.engine import DialogueEngine, DomainSetup
 from dialforge.pipeline.preparation import python_environments
 from dialforge.prompts import render_section
+from prompt_checks import filled_in
 from samples import verdict, whole_goal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +140,7 @@ async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_the
         {"content": "Invoice 412 totals 1.99, and Bergen will be dry."},
     ]
     forecast = orjson.dumps({"result": {"forecast": "dry"}}).decode()
-    first, _ = brought_tools_engine(chinook, agents, [forecast])
+    first, first_models = brought_tools_engine(chinook, agents, [forecast])
     state = first.start(
         "music store",
         [TOTAL],
@@ -151,8 +154,10 @@ async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_the
     state = await first.step(state)  # the agent asks for the forecast again
     state = await first.step(state)  # a model plays the brought tool
     assert state.messages[-1].content == '{"forecast":"dry"}'
+    log = filled_in(first_models["tool"].requests[0].messages[0].content, "tool_simulator")["log"]
+    assert '"city":"Oslo"' in log and '"forecast":"rain"' in log, "the model playing it sees what it said before"
 
-    second, _ = brought_tools_engine(chinook, agents[1:], [])  # a new process, from what was stored
+    second, second_models = brought_tools_engine(chinook, agents[1:], [])  # a new process, from what was stored
     state = await second.run(DialogueState.model_validate_json(state.model_dump_json()))
     assert state.status == "completed", state.failure
     assert '"Total":1.99' in next(m.content for m in reversed(state.messages) if isinstance(m, ToolMessage))
@@ -162,6 +167,8 @@ async def test_tools_a_conversation_brought_stay_its_tools_and_a_model_plays_the
     assert record.messages[1 : 1 + len(BROUGHT_HISTORY)] == BROUGHT_HISTORY
     assert record.messages[0].content.endswith("\n\nAnswer in one sentence.\n")
     assert "tool_simulator" in record.generator["prompts"], "the brought tool was played by a model"
+    judged = second_models["judge"].requests[0].messages[0].content
+    assert render_section("judge_parts", "brought_tools", names="get_weather_forecast") in judged, "and the judge knows"
 
 
 async def test_the_calls_of_a_continued_conversation_are_not_run_again_when_a_dialogue_resumes() -> None:
@@ -241,3 +248,36 @@ def test_the_report_marks_where_a_continued_conversation_ends(tmp_path: Path) ->
     shown = {dialogue["id"]: dialogue["prefix_messages"] for dialogue in json.loads(found.group(1))}
     assert shown == {record["id"]: record["prefix_messages"] for record in records(out)}
     assert all(shown.values())
+
+
+def test_the_goal_writer_sees_the_tools_a_conversation_brought(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weather = load_conversations(EXAMPLES / "chats.jsonl").entries[2]
+    chats = tmp_path / "weather.jsonl"
+    chats.write_bytes((EXAMPLES / "chats.jsonl").read_bytes().splitlines()[2] + b"\n")
+    goal = {
+        "description": "You are Keiko Morita (keiko.morita@example.com). You want Sunday's forecast for Portland "
+        "and to know whether order 1106 has shipped. You are done once you know both.",
+        "difficulty": "medium",
+        "subtasks": ["Ask for Sunday's forecast in Portland", "Ask whether order 1106 has shipped"],
+        "success_criteria": ["The user is told Sunday's forecast", "The user is told whether order 1106 shipped"],
+        "tools": ["get_weather_forecast", "get_order"],
+        "asks_to_see": ["status"],
+        "continuation": {"how": "continues", "why": "She asked about the weather and her order."},
+        "kind": "ordinary",
+        "entities": [{"table": "orders", "column": "order_id", "value": 1106}],
+        "checks": [],
+    }
+    writer = ScriptedModel([orjson.dumps({"tasks": [goal]}).decode()], role="generator")
+
+    def scripted_writer(config: Any, *, dry_run: bool, ledger: Any) -> RoleModels:
+        models = RoleModels.dry_run(seed=config.seed, ledger=ledger)
+        return RoleModels({**{role: models[role] for role in ROLES}, "generator": writer}, ledger)
+
+    monkeypatch.setattr("dialforge.runner.run.open_models", scripted_writer)
+    out = tmp_path / "run"
+    result = run_cli("extend", chats, "--config", EXAMPLES / "quickstart.yaml", "--dry-run", "--out", out)
+    assert result.exit_code == 0, result.output
+    [record] = records(out)
+    assert record["tasks"][0]["tools"] == ["get_weather_forecast", "get_order"], record["failure"]
+    listed = filled_in(writer.requests[0].messages[0].content, "tasks_continuation")["tools"]
+    assert all(tool.name in listed for tool in weather.tools)

@@ -28,6 +28,7 @@ import orjson
 
 from dialforge.actors.reply_checks import copied_text
 from dialforge.environments.base import CheckOutcome, TableDiff, Verification, is_error_text
+from dialforge.environments.combined import BROUGHT
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
@@ -224,13 +225,17 @@ def _part(section: str) -> str:
 
 def _setting(state: DialogueState) -> str:
     """How the conversation came about: how the person asked, whether the tools were simulated (the
-    environment the dialogue ran in says so: the task-oriented baseline runs a domain's database too), and
-    which messages were an existing conversation it continues."""
+    environment the dialogue ran in says so: the task-oriented baseline runs a domain's database too; a model
+    played the tools a continued conversation brought), and which messages were an existing conversation it
+    continues."""
     asked = "direct_request" if state.mode == "task" else "step_by_step"
     tools = "simulated_tools" if state.env.get("kind", "simulated") == "simulated" else "executed_tools"
     parts = [_part(asked), _part(tools)]
     if state.history_length:
         parts.append(render_section("judge_parts", "continued", count=state.history_length))
+    played = sorted({entry["name"] for entry in state.env.get(BROUGHT, {}).get("log", ())})
+    if tools == "executed_tools" and played:
+        parts.append(render_section("judge_parts", "brought_tools", names=", ".join(played)))
     return "\n\n".join(parts)
 
 

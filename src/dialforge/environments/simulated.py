@@ -44,7 +44,7 @@ from dialforge.llm.errors import ModelOutputError
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.reply_limits import LONG_TEXT_CHARS, RESULT_ITEMS
 from dialforge.model.dialogue import ToolFaultKind
-from dialforge.model.messages import Message, UserMessage
+from dialforge.model.messages import AssistantMessage, Message, ToolMessage, UserMessage
 from dialforge.model.tasks import Check
 from dialforge.model.tools import ToolSpec
 from dialforge.prompts import render_prompt, render_section, service_section
@@ -200,11 +200,32 @@ class SimulatedEnvironment:
             service=service_section(self.description),
             now=f"{self._weekday}, {self.reference_time}",
             user_messages=_lines(said) or _part("nothing_said"),
-            log=_lines(self._log) or _part("no_calls"),
+            log=_lines(self._seen_calls(conversation) if conversation else self._log) or _part("no_calls"),
             tool=orjson.dumps(tool.to_openai()["function"]).decode(),
             returns=returns,
             call=orjson.dumps({"name": tool.name, "arguments": arguments}).decode(),
         )
+
+    def _seen_calls(self, conversation: Sequence[Message]) -> list[dict[str, Any]]:
+        """The calls to this service the conversation shows answered, oldest first, as the log writes them: a
+        continued conversation's own calls included, so that new results agree with what it was told before."""
+        answers = {m.tool_call_id: m.content for m in conversation if isinstance(m, ToolMessage)}
+        seen = []
+        for message in conversation:
+            for call in message.tool_calls or () if isinstance(message, AssistantMessage) else ():
+                if call.name not in self._tools or call.id not in answers:
+                    continue
+                try:
+                    arguments: Any = call.parsed_arguments()
+                except ValueError:
+                    arguments = call.function.arguments
+                try:
+                    answer = orjson.loads(answers[call.id])
+                except orjson.JSONDecodeError:
+                    answer = answers[call.id]
+                failed = isinstance(answer, dict) and set(answer) == {"error"}
+                seen.append({"name": call.name, "arguments": arguments, **(answer if failed else {"result": answer})})
+        return seen
 
     def digest(self) -> str:
         """blake2b of the log's canonical JSON: equal logs, equal digests."""

@@ -26,6 +26,7 @@ from dialforge.config import DialforgeConfig
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.tasks import Task
+from dialforge.model.tools import ToolSpec
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.pipeline.conversations import ImportedConversation, UnusableConversation, load_conversations
 from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed, write_stage_reports
@@ -127,7 +128,7 @@ async def _written_goal(
         batch = await generate_continuation(
             model,
             plan.domain,
-            plan.tools,
+            _dialogue_tools(plan, conversation),
             conversation.messages,
             policy=plan.policy,
             database=plan.database,
@@ -142,6 +143,13 @@ async def _written_goal(
     }
 
 
+def _dialogue_tools(plan: DomainPlan, conversation: ImportedConversation) -> list[ToolSpec]:
+    """The tools the dialogue's agent will have: the domain's, then those the conversation brought (the engine's
+    rule: a domain tool of the same name is the one kept), so that the goal writer sees what the agent can do."""
+    own = {tool.name for tool in plan.tools}
+    return [*plan.tools, *(tool for tool in conversation.tools if tool.name not in own)]
+
+
 def _goal_key(
     plan: DomainPlan, conversation: ImportedConversation, model: str, config: DialforgeConfig, seed: int
 ) -> str:
@@ -151,7 +159,7 @@ def _goal_key(
     shaping = {
         "conversation": [message.model_dump(mode="json") for message in conversation.messages],
         "domain": plan.domain.model_dump(mode="json"),
-        "tools": [tool.model_dump(mode="json") for tool in plan.tools],
+        "tools": [tool.model_dump(mode="json") for tool in _dialogue_tools(plan, conversation)],
         "policy": plan.policy,
         "data": None if database is None else [database.table_digest(table) for table in database.schema.tables],
         "prompts": prompt_digests(CONTINUATION_PROMPTS),
