@@ -28,7 +28,7 @@ import orjson
 
 from dialforge.actors.reply_checks import copied_text
 from dialforge.environments.base import CheckOutcome, TableDiff, Verification, is_error_text
-from dialforge.environments.combined import BROUGHT
+from dialforge.environments.combined import played_tools
 from dialforge.generation_checks.tools import describe_tools
 from dialforge.llm.completion import RequestOptions, ResponseSchema
 from dialforge.llm.protocol import ChatModel
@@ -233,7 +233,7 @@ def _setting(state: DialogueState) -> str:
     parts = [_part(asked), _part(tools)]
     if state.history_length:
         parts.append(render_section("judge_parts", "continued", count=state.history_length))
-    played = sorted({entry["name"] for entry in state.env.get(BROUGHT, {}).get("log", ())})
+    played = played_tools(state.env)
     if tools == "executed_tools" and played:
         parts.append(render_section("judge_parts", "brought_tools", names=", ".join(played)))
     return "\n\n".join(parts)

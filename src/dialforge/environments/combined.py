@@ -31,6 +31,12 @@ BROUGHT = "brought_tools"
 (where records and stores look for them, e.g. a SQL fork's ``pages``)."""
 
 
+def played_tools(snapshot: dict[str, Any]) -> list[str]:
+    """The brought tools a model played in the dialogue whose snapshot this is (none for any other snapshot)."""
+    brought = snapshot.get(BROUGHT) or {}
+    return sorted({entry["name"] for entry in brought.get("log", ())})
+
+
 class CombinedEnvironments:
     """``domain``'s environments, plus ``brought`` (a model playing the tools a conversation brought along)."""
 

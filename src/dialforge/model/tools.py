@@ -7,6 +7,7 @@ model server or the trainer: ``to_openai`` emits only what the OpenAI format def
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -74,3 +75,10 @@ class ToolSpec(BaseModel):
             returns=tool.get("returns", function.get("returns")),
             sql=tool.get("sql", function.get("sql")),
         )
+
+
+def with_brought_tools(own: Sequence[ToolSpec], brought: Sequence[ToolSpec]) -> list[ToolSpec]:
+    """A continued conversation's tools: the domain's (``own``), then those the conversation brought that the domain
+    lacks; where both have a tool of one name, the domain's is the one kept."""
+    names = {tool.name for tool in own}
+    return [*own, *(tool for tool in brought if tool.name not in names)]

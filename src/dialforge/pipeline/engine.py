@@ -44,7 +44,7 @@ from dialforge.model.conversation import conversation_problems
 from dialforge.model.dialogue import Actor, Dialogue, DialogueState, Mode, ToolFault
 from dialforge.model.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, UserMessage
 from dialforge.model.tasks import Task
-from dialforge.model.tools import ToolSpec
+from dialforge.model.tools import ToolSpec, with_brought_tools
 from dialforge.pipeline.dialogue_stats import dialogue_stats, message_turns
 from dialforge.prompts import prompt_digests
 
@@ -155,8 +155,7 @@ class DialogueEngine:
                 instructions=instructions,
             )
         )
-        own = {tool.name for tool in setup.tools}
-        every_tool = [*setup.tools, *(tool for tool in tools if tool.name not in own)]
+        every_tool = with_brought_tools(setup.tools, tools)
         history = [m for m in messages if not isinstance(m, SystemMessage)]
         problems = conversation_problems(history, [tool.name for tool in every_tool], allow_pending=True)
         spoken = any(isinstance(message, UserMessage) for message in history)  # the person has a voice already

@@ -26,7 +26,7 @@ from dialforge.config import DialforgeConfig
 from dialforge.llm.protocol import ChatModel
 from dialforge.llm.usage_scope import ScopedUsage, usage_scope
 from dialforge.model.tasks import Task
-from dialforge.model.tools import ToolSpec
+from dialforge.model.tools import ToolSpec, with_brought_tools
 from dialforge.model.usage import USAGE_BY_ROLE, UsageByRole, usage_sum
 from dialforge.pipeline.conversations import ImportedConversation, UnusableConversation, load_conversations
 from dialforge.pipeline.preparation import DomainPlan, Preparation, stage_seed, write_stage_reports
@@ -144,10 +144,8 @@ async def _written_goal(
 
 
 def _dialogue_tools(plan: DomainPlan, conversation: ImportedConversation) -> list[ToolSpec]:
-    """The tools the dialogue's agent will have: the domain's, then those the conversation brought (the engine's
-    rule: a domain tool of the same name is the one kept), so that the goal writer sees what the agent can do."""
-    own = {tool.name for tool in plan.tools}
-    return [*plan.tools, *(tool for tool in conversation.tools if tool.name not in own)]
+    """The tools the dialogue's agent will have, so that the goal writer sees what the agent can do."""
+    return with_brought_tools(plan.tools, conversation.tools)
 
 
 def _goal_key(
